@@ -1,0 +1,93 @@
+"""The cumulative markdown archive: one table per keyword, written atomically."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from .models import Paper, collapse
+
+HEADER = "| **Title** | **Date** | **Abstract** | **Comment** |\n| --- | --- | --- | --- |\n"
+# An '&' that could start a character reference ("&lt", "&#60;"); a bare "& " is left as it
+# is, as arXiv's texts (and the original archives) have it.
+_ENTITY_RE = re.compile(r"&(?=[A-Za-z0-9#])")
+_PIPE_RE = re.compile(r"(\\*)\|")
+
+
+def cell(text: str | None) -> str:
+    """Make text safe for one table cell: one line, '|' escaped, no HTML markup."""
+    text = collapse(text)
+    text = _ENTITY_RE.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
+    # Backslashes right before a pipe are doubled so that the pipe's own escape stands.
+    return _PIPE_RE.sub(lambda m: m.group(1) * 2 + "\\|", text)
+
+
+def title_cell(paper: Paper) -> str:
+    """Return the bold title linked to the paper's newest version."""
+    title = re.sub(r"\\(?=[\[\]]|$)", r"\\\\", cell(paper.title))
+    title = title.replace("[", "\\[").replace("]", "\\]")
+    return f"**[{title}]({paper.abs_url})**"
+
+
+def comment_cell(comment: str | None) -> str:
+    """Return the comment, folded into a <details> block when longer than 20 characters."""
+    comment = collapse(comment)
+    if len(comment) <= 20:
+        return cell(comment)
+    return f"<details><summary>{cell(comment[:5])}...</summary><p>{cell(comment)}</p></details>"
+
+
+def row(paper: Paper) -> str:
+    """Return the table row of one paper."""
+    abstract = f"<details><summary>Show</summary><p>{cell(paper.abstract)}</p></details>"
+    updated = paper.updated.date().isoformat()
+    return f"| {title_cell(paper)} | {updated} | {abstract} | {comment_cell(paper.comment)} |"
+
+
+def render_archive(
+    title: str, day: date, limit: int, sections: Sequence[tuple[str, Sequence[Paper]]]
+) -> str:
+    """Return the whole archive document."""
+    parts = [
+        f"# {title}\n"
+        "The project automatically fetches the latest papers from arXiv based on keywords.\n\n"
+        "The subheadings in the README file represent the search keywords.\n\n"
+        "Only the most recent articles for each keyword are retained, up to a maximum of "
+        f"{limit} papers.\n\n"
+        "You can click the 'Watch' button to receive daily email notifications.\n\n"
+        f"Last update: {day.isoformat()}\n\n"
+    ]
+    for keyword, papers in sections:
+        parts.append(f"## {keyword}\n{HEADER}")
+        parts.extend(row(p) + "\n" for p in papers)
+        parts.append("\n")
+    return "".join(parts)
+
+
+def write_atomically(path: Path, text: str) -> bool:
+    """Replace the file's contents in one step; return False when nothing changed."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temp, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return True

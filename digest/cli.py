@@ -1,0 +1,174 @@
+"""The `digest` command; the only place where errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import ConfigError, Settings, find_settings, load_settings
+from .store import StoreError
+from .subscribers import BadRow, SubscribersError, read_subscribers
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def setup_logging(verbosity: int) -> None:
+    """Log to stderr; without timestamps under systemd (journald adds its own)."""
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    for noisy in ("arxiv", "urllib3", "mail.log", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def fail(message: str, code: int) -> None:
+    """Print an error on stderr and exit with the code."""
+    click.echo(f"digest: {message}", err=True)
+    sys.exit(code)
+
+
+def handled(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the package's exceptions into clear messages and exit codes."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            fail("bad settings:\n  " + "\n  ".join(exc.problems), EXIT_CONFIG)
+        except SubscribersError as exc:
+            fail(str(exc), EXIT_CONFIG)
+        except StoreError as exc:
+            fail(f"database: {exc}", EXIT_FAILED)
+
+    return wrapper
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """Load the settings chosen by --config, DIGEST_CONFIG or ./settings.toml."""
+    return load_settings(find_settings(ctx.obj["config"]))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settings file [default: $DIGEST_CONFIG, else ./settings.toml].",
+)
+@click.option("-v", "--verbose", count=True, help="Log more (debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool) -> None:
+    """Email researchers the new arXiv papers on the topics they follow."""
+    setup_logging(-1 if quiet else verbose)
+    ctx.obj = {"config": config}
+
+
+@main.command()
+@click.pass_context
+@handled
+def once(ctx: click.Context) -> None:
+    """Run one cycle now: fetch, diff, render, send, archive."""
+    from .pipeline import run_once
+
+    report = run_once(settings_of(ctx))
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@main.command()
+@click.pass_context
+@handled
+def check(ctx: click.Context) -> None:
+    """Validate the settings and the subscribers file (no network)."""
+    path = find_settings(ctx.obj["config"])
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        problems = list(exc.problems)
+        click.echo(f"{path}: {len(problems)} problem(s)")
+        for problem in problems:
+            click.echo(f"  {problem}")
+        sys.exit(EXIT_CONFIG)
+    click.echo(f"settings: {settings.path}")
+    click.echo(
+        f"  list {settings.name!r}, sends at {settings.send_at:%H:%M} "
+        f"{settings.timezone.key}, links to {settings.base_url}"
+    )
+    target = (
+        f"SMTP {settings.smtp.host}:{settings.smtp.port}"
+        if settings.smtp
+        else f"Maildir {settings.outbox}"
+    )
+    click.echo(f"  mail goes to {target}; database {settings.database}")
+    click.echo(f"  {len(settings.keywords)} keyword(s):")
+    for keyword in settings.keywords:
+        click.echo(f"    {keyword.name}: {keyword.search_query()}")
+    good, bad = 0, []
+    for entry in read_subscribers(settings.subscribers, settings.keywords):
+        if isinstance(entry, BadRow):
+            bad.append(str(entry))
+        else:
+            good += 1
+    click.echo(f"subscribers: {settings.subscribers}: {good} valid, {len(bad)} bad row(s)")
+    for problem in bad:
+        click.echo(f"  {problem}")
+    sys.exit(EXIT_CONFIG if bad else EXIT_OK)
+
+
+@main.command()
+@click.option("--subscriber", metavar="EMAIL", help="Whose email to render [default: the first].")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to FILE: .html → HTML part, .txt → text part, else the whole .eml.",
+)
+@click.pass_context
+@handled
+def preview(ctx: click.Context, subscriber: str | None, output: Path | None) -> None:
+    """Render the email the next run would send, without recording or sending anything."""
+    from .pipeline import render_preview
+
+    message = render_preview(settings_of(ctx), subscriber)
+    if message is None:
+        click.echo("no new papers for " + (subscriber or "anyone") + ": nothing would be sent")
+        return
+    if output is None:
+        click.echo(message.get_body(("plain",)).get_content())
+        return
+    part = {".html": "html", ".txt": "plain"}.get(output.suffix.lower())
+    if part:
+        output.write_text(message.get_body((part,)).get_content(), encoding="utf-8")
+    else:
+        output.write_bytes(message.as_bytes())
+    click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.pass_context
+@handled
+def archive(ctx: click.Context) -> None:
+    """Regenerate the markdown archive from the database alone."""
+    from .pipeline import write_archive
+    from .store import Store
+
+    settings = settings_of(ctx)
+    with Store(settings.database) as store:
+        write_archive(settings, store, datetime.now(UTC))
+    click.echo(f"wrote {settings.archive}")

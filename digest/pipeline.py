@@ -1,0 +1,242 @@
+"""One cycle: fetch -> diff -> render -> send -> archive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .archive import render_archive, write_atomically
+from .config import Settings
+from .delivery import Delivery, DeliveryReport
+from .fetch import Fetcher, FetchError
+from .mail import new_message_id
+from .models import KeywordResult, Paper
+from .render import Renderer, make_environment
+from .store import Store
+from .subscribers import BadRow, Subscriber, read_subscribers
+from .tokens import token_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CycleReport:
+    """What a cycle did, for the summary line and the exit code."""
+
+    keywords: list[KeywordResult] = field(default_factory=list)
+    planned: int = 0
+    editions: int = 0
+    bad_rows: list[str] = field(default_factory=list)
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    archive_changed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether every keyword was fetched and every message delivered."""
+        failed = self.delivery.failed + self.delivery.pending
+        return not any(k.failed for k in self.keywords) and not failed
+
+    def summary(self) -> str:
+        """Return the one-line summary of the cycle."""
+        words = ", ".join(
+            f"{k.keyword}: {'FAILED (' + k.error + ')' if k.failed else f'{k.fetched} fetched, {len(k.new)} new'}"  # noqa: E501
+            for k in self.keywords
+        )
+        d = self.delivery
+        return (
+            f"summary: {words}; {d.sent} emails sent, {d.failed} failed, {d.pending} still "
+            f"queued, {d.skipped} skipped; {len(self.bad_rows)} bad subscriber rows"
+        )
+
+
+def subscribers_of(settings: Settings, report: CycleReport | None = None) -> Iterator[Subscriber]:
+    """Yield the valid subscribers, logging (and noting) each bad row."""
+    for entry in read_subscribers(settings.subscribers, settings.keywords):
+        if isinstance(entry, BadRow):
+            log.warning("skipping %s", entry)
+            if report is not None:
+                report.bad_rows.append(str(entry))
+            continue
+        yield entry
+
+
+def fetch_all(
+    settings: Settings, report: CycleReport, stop: threading.Event | None = None
+) -> dict[str, list[Paper]]:
+    """Fetch every keyword; a failing keyword is reported and left out."""
+    fetcher = Fetcher(settings.arxiv, stop)
+    found: dict[str, list[Paper]] = {}
+    for keyword in settings.keywords:
+        result = KeywordResult(keyword.name)
+        report.keywords.append(result)
+        try:
+            found[keyword.key] = fetcher.fetch(keyword)
+        except FetchError as exc:
+            result.error = str(exc)
+            log.error("fetch: %s: %s; nothing of it is marked seen", keyword.name, exc)
+            continue
+        result.fetched = len(found[keyword.key])
+    log.info(
+        "fetch: %d keywords, %d requests, %d papers",
+        len(settings.keywords),
+        fetcher.session.requests,
+        sum(len(p) for p in found.values()),
+    )
+    return found
+
+
+def plan(
+    settings: Settings,
+    store: Store,
+    found: dict[str, list[Paper]],
+    cycle_id: int,
+    now: datetime,
+    report: CycleReport,
+    secret: bytes,
+) -> None:
+    """Record what was seen and plan one message per subscriber with news (one transaction)."""
+    by_key = {k.key: k for k in settings.keywords}
+    results = dict(zip(by_key, report.keywords, strict=True))
+    for key, papers in found.items():
+        results[key].new = store.record_keyword(key, papers, cycle_id, now, settings.first_run_days)
+    new_by_key = {key: results[key].new for key in by_key if results[key].new}
+    for key, ids in new_by_key.items():
+        log.info("diff: %s: %d new", by_key[key].name, len(ids))
+    all_new = {i for ids in new_by_key.values() for i in ids}
+    papers = store.papers(all_new)
+    earlier = store.earlier_keywords(all_new, cycle_id)
+    renderer = Renderer(make_environment(settings.templates), settings.name)
+    day = now.astimezone(settings.timezone).date()
+    suppressed = store.suppressed()
+    editions: dict[tuple[str, ...], int | None] = {}
+
+    def edition_for(keys: tuple[str, ...]) -> int | None:
+        if keys not in editions:
+            sections, placed = [], set()
+            for key in keys:
+                items = []
+                for paper_id in new_by_key[key]:
+                    if paper_id in placed or earlier.get(paper_id, set()) & set(keys):
+                        continue
+                    placed.add(paper_id)
+                    tags = tuple(
+                        by_key[k].name for k in keys if k != key and paper_id in new_by_key[k]
+                    )
+                    items.append((papers[paper_id], tags))
+                if items:
+                    sections.append((by_key[key].name, items))
+            editions[keys] = None
+            if sections:
+                body = renderer.edition(sections, day)
+                editions[keys] = store.add_edition(
+                    cycle_id,
+                    keys,
+                    body.papers,
+                    body.subject,
+                    body.text,
+                    body.html,
+                    body.placeholders,
+                )
+        return editions[keys]
+
+    def rows() -> Iterator[dict[str, object]]:
+        for sub in subscribers_of(settings, report):
+            keys = tuple(k for k in sub.keywords if k in new_by_key)
+            if not keys or sub.email.casefold() in suppressed:
+                continue
+            edition_id = edition_for(keys)
+            if edition_id is None:
+                continue
+            report.planned += 1
+            yield {
+                "cycle_id": cycle_id,
+                "edition_id": edition_id,
+                "email": sub.email,
+                "name": sub.name,
+                "message_id": new_message_id(settings.sender),
+            }
+
+    recipients = []
+
+    def remembered() -> Iterator[dict[str, object]]:
+        for row in rows():
+            recipients.append((token_id(secret, str(row["email"])), str(row["email"])))
+            yield row
+
+    store.plan_messages(remembered(), now)
+    store.remember_recipients(recipients)
+    report.editions = sum(1 for e in editions.values() if e is not None)
+    log.info(
+        "render: %d messages planned from %d distinct digests", report.planned, report.editions
+    )
+
+
+def write_archive(settings: Settings, store: Store, now: datetime) -> bool:
+    """Regenerate the markdown archive from the history; return whether it changed."""
+    limit = settings.arxiv.max_results
+    sections = [(k.name, store.recent_papers(k.key, limit)) for k in settings.keywords]
+    text = render_archive(settings.name, now.astimezone(settings.timezone).date(), limit, sections)
+    changed = write_atomically(settings.archive, text)
+    log.info("archive: %s %s", settings.archive.name, "updated" if changed else "unchanged")
+    return changed
+
+
+def run_once(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    stop: threading.Event | None = None,
+) -> CycleReport:
+    """Run one whole cycle and return its report."""
+    report = CycleReport()
+    for _ in read_subscribers(settings.subscribers, settings.keywords):
+        pass  # fail early, before fetching, on an unusable subscribers file
+    with Store(settings.database) as store:
+        secret = store.secret(settings.secret)
+        now = clock()
+        cycle_id = store.begin_cycle(now)
+        try:
+            found = fetch_all(settings, report, stop)
+            with store.transaction():
+                plan(settings, store, found, cycle_id, clock(), report, secret)
+            delivery = Delivery(settings, store, secret, clock)
+            report.delivery = asyncio.run(delivery.run())
+            log.info(
+                "send: %d sent, %d failed, %d still queued",
+                report.delivery.sent,
+                report.delivery.failed,
+                report.delivery.pending,
+            )
+            report.archive_changed = write_archive(settings, store, clock())
+        except BaseException:
+            store.finish_cycle(cycle_id, "error", {}, clock())
+            raise
+        status = "ok" if report.ok else "partial"
+        store.finish_cycle(cycle_id, status, {"summary": report.summary()}, clock())
+    log.info("%s", report.summary())
+    return report
+
+
+def render_preview(
+    settings: Settings, email: str | None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+):
+    """Return the message the next run would send to email (or the first one), recording nothing."""
+    report = CycleReport()
+    with Store(settings.database) as store:
+        secret = store.secret(settings.secret)
+        found = fetch_all(settings, report)
+        with store.scratch():
+            now = clock()
+            cycle_id = store.begin_cycle(now)
+            plan(settings, store, found, cycle_id, now, report, secret)
+            delivery = Delivery(settings, store, secret, clock)
+            for item in store.pending():
+                if item.cycle_id == cycle_id and (
+                    email is None or item.email.casefold() == email.casefold()
+                ):
+                    return delivery.message(item)
+    return None

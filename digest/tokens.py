@@ -1,0 +1,49 @@
+"""Sign and verify unsubscribe tokens without showing the address they stand for."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}$")
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, altered or signed with another secret."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _mac(secret: bytes, purpose: str, email: str) -> bytes:
+    message = f"{purpose}\x00{email.casefold()}".encode()
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def token_id(secret: bytes, email: str) -> str:
+    """Return the public, opaque identifier of an address (the token's first half)."""
+    return _b64(_mac(secret, "id", email)[:12])
+
+
+def make_token(secret: bytes, email: str) -> str:
+    """Return the unsubscribe token of an address: 'id.signature'."""
+    return f"{token_id(secret, email)}.{_b64(_mac(secret, 'unsubscribe', email)[:16])}"
+
+
+def parse_token(token: str | None) -> str:
+    """Return the token's id part, or raise TokenError if it is not shaped like a token."""
+    if not token or not _TOKEN_RE.fullmatch(token):
+        raise TokenError("malformed token")
+    return token.split(".", 1)[0]
+
+
+def verify_token(secret: bytes, token: str, email: str | None) -> str:
+    """Return the address if the token is this address's genuine token; raise TokenError."""
+    parse_token(token)
+    expected = make_token(secret, email or "")
+    if not hmac.compare_digest(expected.encode(), token.encode()) or email is None:
+        raise TokenError("bad signature")
+    return email

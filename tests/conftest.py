@@ -1,0 +1,99 @@
+"""Shared fixtures: settings in a temp folder, a fake arXiv, a real SMTP server."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_arxiv import FakeArxiv, FeedPaper, load_papers  # noqa: E402
+from mailserver import MailServer  # noqa: E402
+
+from digest.config import Settings, load_settings  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+KEYWORDS = ("Diffusion Model for Recommendation", "Graph Neural Network", "Large Language Model")
+
+
+@pytest.fixture(scope="session")
+def fixture_papers() -> list[FeedPaper]:
+    """Return the fixture papers of tests/data/papers.json."""
+    return load_papers(DATA / "papers.json")
+
+
+@pytest.fixture
+def fake_arxiv(fixture_papers: list[FeedPaper]) -> Iterator[FakeArxiv]:
+    """Run a fake arXiv API serving the fixture papers."""
+    with FakeArxiv(list(fixture_papers)) as server:
+        yield server
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    """Run aiosmtpd on 127.0.0.1, recording every message."""
+    with MailServer() as server:
+        yield server
+
+
+def settings_text(
+    *,
+    api_url: str,
+    smtp_port: int | None = None,
+    keywords: tuple[str, ...] = KEYWORDS,
+    extra: str = "",
+    delay: float = 0.01,
+) -> str:
+    """Return a settings.toml for tests."""
+    text = f"""
+[digest]
+name = "Daily Papers"
+timezone = "Europe/Paris"
+base_url = "https://papers.example.org"
+first_run_days = 2
+
+[arxiv]
+api_url = "{api_url}"
+delay_seconds = {delay}
+timeout = 5.0
+max_retries = 1
+"""
+    for name in keywords:
+        text += f'\n[[keywords]]\nname = "{name}"\n'
+    if smtp_port is not None:
+        text += f"""
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+sender = "Daily Papers <papers@example.org>"
+connections = 2
+timeout = 5.0
+"""
+    return text + extra
+
+
+SUBSCRIBERS = """email,name,keywords
+ada@example.org,Ada Lovelace,
+alan@example.org,Alan Turing,Graph Neural Network
+grace@example.org,Grace Hopper,Diffusion Model for Recommendation;Large Language Model
+"""
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, fake_arxiv: FakeArxiv, mail_server: MailServer, monkeypatch
+) -> Callable[..., Settings]:
+    """Write settings.toml and subscribers.csv into tmp_path and load them."""
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+
+    def make(subscribers: str = SUBSCRIBERS, smtp: bool = True, **kwargs) -> Settings:
+        port = mail_server.port if smtp else None
+        text = settings_text(api_url=fake_arxiv.url, smtp_port=port, **kwargs)
+        (tmp_path / "settings.toml").write_text(text, encoding="utf-8")
+        (tmp_path / "subscribers.csv").write_text(subscribers, encoding="utf-8")
+        return load_settings(tmp_path / "settings.toml")
+
+    return make

@@ -1,0 +1,552 @@
+"""A real HTTP server that answers like arXiv's export API (``/api/query``) from fixture papers.
+
+Fault actions go in ``FakeArxiv.script``; each request pops the first one (FIFO), and an empty
+script means a normal answer.  Every request is logged in ``FakeArxiv.requests`` under the action's
+name (``RequestRecord.action``):
+
+* ``"ok"``: the normal answer (also what an empty script gives).
+* ``status(code, retry_after=None, body=None)`` -> ``"status"``: HTTP ``code`` with a plain-text
+  body and, if given, a ``Retry-After`` header (e.g. 503, 429, 400).
+* ``"empty"``: HTTP 200 feed with totalResults 0 and no entries, as arXiv sends for no results.
+* ``"non_xml"``: HTTP 200 ``text/html`` page of garbage.
+* ``"error_feed"``: HTTP 200 arXiv error feed (one entry titled ``Error``).
+* ``hang(seconds)`` -> ``"hang"``: wait, then answer normally; ``stop()`` cuts the wait short and
+  the connection is then closed without an answer.
+* ``"truncated"``: HTTP 200 Atom body holding the first half of the normal answer.
+* ``"drop"``: close the connection without answering.
+
+Malformed queries (bad syntax, non-integer paging, bad ids) get an HTTP 200 error feed, like arXiv.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import json
+import re
+import socket
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+from xml.sax.saxutils import escape
+
+ARXIV_NS = "http://arxiv.org/schemas/atom"
+OPENSEARCH_NS = "http://a9.com/-/spec/opensearch/1.1/"
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+SORT_KEYS = ("relevance", "lastUpdatedDate", "submittedDate")
+_EASTERN = timezone(timedelta(hours=-5))
+_NEW_ID = re.compile(r"\d\d(0[1-9]|1[0-2])\.\d{4,5}(v\d+)?")
+_OLD_ID = re.compile(r"[a-z]+(-[a-z]+)*(\.[A-Z]{2})?/\d{7}(v\d+)?")
+
+
+def _iso(dt: datetime) -> str:
+    """Format a datetime as arXiv does: ``YYYY-MM-DDTHH:MM:SSZ`` in UTC."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp that must carry a time zone (``Z`` accepted) into UTC."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp without time zone: {text!r}")
+    return dt.astimezone(UTC)
+
+
+def _collapse(text: str) -> str:
+    """Collapse runs of white space into single spaces."""
+    return " ".join(text.split())
+
+
+def _attr(value: str) -> str:
+    """Quote an XML attribute value the way arXiv does (double quotes, ``&quot;``)."""
+    return '"' + escape(value, {'"': "&quot;"}) + '"'
+
+
+@dataclass
+class FeedPaper:
+    """One paper as the fake arXiv serves it (at its newest version)."""
+
+    id: str
+    version: int
+    title: str
+    abstract: str
+    authors: list[str]
+    comment: str | None
+    published: datetime
+    updated: datetime
+    primary_category: str
+    categories: list[str]
+    doi: str | None = None
+    journal_ref: str | None = None
+
+    @property
+    def versioned_id(self) -> str:
+        """Return the id with its version suffix, e.g. ``2501.10548v3``."""
+        return f"{self.id}v{self.version}"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeedPaper:
+        """Build a paper from its JSON fixture form."""
+        dates = {k: _parse_iso(d[k]) for k in ("published", "updated")}
+        return cls(
+            **{**d, **dates, "authors": list(d["authors"]), "categories": list(d["categories"])}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON fixture form of the paper (dates as ISO 8601 with ``Z``)."""
+        d = dataclasses.asdict(self)
+        d["published"], d["updated"] = _iso(self.published), _iso(self.updated)
+        return d
+
+    def replace(self, **changes: Any) -> FeedPaper:
+        """Return a copy of the paper with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def load_papers(path: str | Path) -> list[FeedPaper]:
+    """Read a JSON fixture file holding a list of papers."""
+    return [FeedPaper.from_dict(d) for d in json.loads(Path(path).read_text(encoding="utf-8"))]
+
+
+@dataclass(frozen=True)
+class Status:
+    """Fault action: answer with an HTTP status, optional ``Retry-After`` and a text body."""
+
+    code: int
+    retry_after: int | str | None = None
+    body: str | None = None
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Fault action: wait ``seconds`` before answering (cut short by ``stop()``)."""
+
+    seconds: float
+
+
+status, hang = Status, Hang  # the spelling used in scripts: status(503), hang(30)
+Action = str | Status | Hang
+_NAMED_ACTIONS = {"ok", "empty", "non_xml", "error_feed", "truncated", "drop"}
+
+
+@dataclass
+class RequestRecord:
+    """One request the fake received: arrival time, query, answered status (0: none), action."""
+
+    time: float
+    query: dict[str, str]
+    status: int
+    action: str
+
+
+class QueryError(ValueError):
+    """A request arXiv would answer with an error feed."""
+
+
+_TOKEN = re.compile(r'\s*(?:(\()|(\))|(ANDNOT|AND|OR)(?=[\s()]|$)|([a-z]+):("[^"]*"|[^\s()"]+))')
+_TEXT_FIELDS: dict[str, Callable[[FeedPaper], list[str]]] = {
+    "ti": lambda p: [p.title],
+    "abs": lambda p: [p.abstract],
+    "all": lambda p: [p.title, p.abstract],
+    "au": lambda p: p.authors,
+    "co": lambda p: [p.comment or ""],
+    "jr": lambda p: [p.journal_ref or ""],
+}
+Predicate = Callable[[FeedPaper], bool]
+_OPERATORS: dict[str, Callable[[Predicate, Predicate], Predicate]] = {
+    "AND": lambda a, b: lambda p: a(p) and b(p),
+    "OR": lambda a, b: lambda p: a(p) or b(p),
+    "ANDNOT": lambda a, b: lambda p: a(p) and not b(p),
+}
+
+
+def _term(fld: str, value: str) -> Predicate:
+    """Build the predicate of one ``field:value`` term."""
+    needle = _collapse(value.strip('"').replace("_", " ") if fld == "au" else value.strip('"'))
+    needle = needle.casefold()
+    if not needle:
+        raise QueryError(f"empty search term for {fld}")
+    if fld == "cat":
+        return lambda p: any(c.casefold() == needle for c in p.categories)
+    if fld == "id":
+        return lambda p: p.id.casefold() == needle or p.versioned_id.casefold() == needle
+    if fld not in _TEXT_FIELDS:
+        raise QueryError(f"unknown field prefix {fld}:")
+    texts = _TEXT_FIELDS[fld]
+    return lambda p: any(needle in _collapse(t).casefold() for t in texts(p))
+
+
+def _tokenize(query: str) -> list[tuple[str, Any]]:
+    """Split a ``search_query`` into parentheses, operators and terms."""
+    tokens: list[tuple[str, Any]] = []
+    pos = 0
+    while query[pos:].strip():
+        m = _TOKEN.match(query, pos)
+        if not m:
+            raise QueryError(f"Invalid query string: '{query}'")
+        lpar, rpar, op, fld, value = m.groups()
+        if lpar or rpar:
+            tokens.append((lpar or rpar, None))
+        elif op:
+            tokens.append(("op", op))
+        else:
+            tokens.append(("term", _term(fld, value)))
+        pos = m.end()
+    return tokens
+
+
+def compile_query(query: str) -> Predicate:
+    """Compile arXiv query syntax (operators applied left to right, parentheses) to a predicate."""
+    tokens = _tokenize(query)
+
+    def operand(i: int) -> tuple[Predicate, int]:
+        kind, value = tokens[i] if i < len(tokens) else ("end", None)
+        if kind == "term":
+            return value, i + 1
+        if kind == "(":
+            pred, i = expr(i + 1)
+            if i < len(tokens) and tokens[i][0] == ")":
+                return pred, i + 1
+        raise QueryError(f"Invalid query string: '{query}'")
+
+    def expr(i: int) -> tuple[Predicate, int]:
+        left, i = operand(i)
+        while i < len(tokens) and tokens[i][0] == "op":
+            op = tokens[i][1]
+            right, i = operand(i + 1)
+            left = _OPERATORS[op](left, right)
+        return left, i
+
+    pred, end = expr(0)
+    if end != len(tokens):
+        raise QueryError(f"Invalid query string: '{query}'")
+    return pred
+
+
+def _int_param(query: dict[str, str], name: str, default: int) -> int:
+    """Read a non-negative integer parameter, failing like arXiv does."""
+    raw = query.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError(f"{name} must be an integer") from None
+    if value < 0:
+        raise QueryError(f"{name} must be >= 0")
+    return value
+
+
+def run_query(papers: list[FeedPaper], query: dict[str, str]) -> tuple[list[FeedPaper], int, int]:
+    """Select, sort and slice papers for a request; return (page, total, start)."""
+    start = _int_param(query, "start", 0)
+    max_results = _int_param(query, "max_results", 10)
+    sort_by = query.get("sortBy") or "relevance"
+    sort_order = query.get("sortOrder") or "descending"
+    if sort_by not in SORT_KEYS:
+        raise QueryError(f"sortBy must be in: {', '.join(SORT_KEYS)}")
+    if sort_order not in ("ascending", "descending"):
+        raise QueryError("sortOrder must be in: ascending, descending")
+    ids = [i.strip() for i in query.get("id_list", "").split(",") if i.strip()]
+    for i in ids:
+        if not (_NEW_ID.fullmatch(i) or _OLD_ID.fullmatch(i)):
+            raise QueryError(f"incorrect id format for {i}")
+    search = query.get("search_query", "").strip()
+    pred = compile_query(search) if search else None
+    if ids:  # relevance order of an id_list request is the id_list order
+        by_id = {key: p for p in papers for key in (p.id, p.versioned_id)}
+        chosen = list({id(p): p for i in ids if (p := by_id.get(i))}.values())
+    else:  # relevance order of a search is the fixture order
+        chosen = list(papers) if pred else []
+    matches = [p for p in chosen if pred is None or pred(p)]
+    if sort_by != "relevance":
+        attr = "updated" if sort_by == "lastUpdatedDate" else "published"
+        matches.sort(key=lambda p: (getattr(p, attr), p.id), reverse=sort_order == "descending")
+    return matches[start : start + max_results], len(matches), start
+
+
+def wrap_title(title: str) -> str:
+    """Wrap a title like arXiv: 80 columns counting a ``Title: `` prefix, then 2-space indent."""
+    lines = textwrap.wrap(
+        _collapse(title), 80, initial_indent="Title: ", subsequent_indent="  ",
+        break_long_words=False, break_on_hyphens=False,
+    )  # fmt: skip
+    return "\n".join(lines).removeprefix("Title: ")
+
+
+def wrap_summary(abstract: str) -> str:
+    """Wrap an abstract like arXiv: 2-space indent, 78-column text, trailing newline."""
+    lines = textwrap.wrap(_collapse(abstract), 78, break_long_words=False, break_on_hyphens=False)
+    return "  " + "\n  ".join(lines) + "\n"
+
+
+def _feed_head(query: dict[str, str], total: int, start: int, count: int) -> str:
+    """Render the XML declaration and the feed's own elements."""
+    shown = f"search_query={query.get('search_query', '')}"
+    if query.get("id_list"):
+        shown += f"&id_list={query['id_list']}"
+    digest = hashlib.sha1(shown.encode()).digest()
+    feed_id = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    now = datetime.now(_EASTERN).isoformat(timespec="seconds")
+    opensearch = f'xmlns:opensearch="{OPENSEARCH_NS}"'
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<feed xmlns="http://www.w3.org/2005/Atom">\n'
+        f'  <link href={_attr("http://arxiv.org/api/query?" + shown)} rel="self"'
+        ' type="application/atom+xml"/>\n'
+        f'  <title type="html">ArXiv Query: {escape(shown)}</title>\n'
+        f"  <id>http://arxiv.org/api/{feed_id}</id>\n"
+        f"  <updated>{now}</updated>\n"
+        f"  <opensearch:totalResults {opensearch}>{total}</opensearch:totalResults>\n"
+        f"  <opensearch:startIndex {opensearch}>{start}</opensearch:startIndex>\n"
+        f"  <opensearch:itemsPerPage {opensearch}>{count}</opensearch:itemsPerPage>\n"
+    )
+
+
+def render_entry(p: FeedPaper) -> str:
+    """Render one paper as an arXiv Atom ``<entry>``."""
+    abs_url = f"http://arxiv.org/abs/{p.versioned_id}"
+    arxiv = f'xmlns:arxiv="{ARXIV_NS}"'
+    lines = [
+        "  <entry>",
+        f"    <id>{abs_url}</id>",
+        f"    <updated>{_iso(p.updated)}</updated>",
+        f"    <published>{_iso(p.published)}</published>",
+        f"    <title>{escape(wrap_title(p.title))}</title>",
+        f"    <summary>{escape(wrap_summary(p.abstract))}</summary>",
+        "    " + "".join(f"<author><name>{escape(a)}</name></author>" for a in p.authors),
+    ]
+    if p.doi:
+        lines.append(f"    <arxiv:doi {arxiv}>{escape(p.doi)}</arxiv:doi>")
+        doi_url = _attr(f"http://dx.doi.org/{p.doi}")
+        lines.append(f'    <link title="doi" href={doi_url} rel="related"/>')
+    comment = f"<arxiv:comment {arxiv}>{escape(p.comment)}</arxiv:comment>" if p.comment else ""
+    lines.append("    " + comment)
+    if p.journal_ref:
+        lines.append(f"    <arxiv:journal_ref {arxiv}>{escape(p.journal_ref)}</arxiv:journal_ref>")
+    scheme = f'scheme="{ARXIV_NS}"'
+    lines += [
+        f'    <link href="{abs_url}" rel="alternate" type="text/html"/>',
+        f'    <link title="pdf" href="http://arxiv.org/pdf/{p.versioned_id}" rel="related"'
+        ' type="application/pdf"/>',
+        f"    <arxiv:primary_category {arxiv} term={_attr(p.primary_category)} {scheme}/>",
+        "    " + "".join(f"<category term={_attr(c)} {scheme}/>" for c in p.categories),
+        "  </entry>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_feed(papers: list[FeedPaper], query: dict[str, str]) -> bytes:
+    """Render the normal answer to a query (an error feed if arXiv would reject it)."""
+    try:
+        page, total, start = run_query(papers, query)
+    except QueryError as exc:
+        return render_error_feed(query, str(exc))
+    entries = "".join(render_entry(p) for p in page)
+    return (_feed_head(query, total, start, len(page)) + entries + "</feed>\n").encode()
+
+
+def render_empty_feed(query: dict[str, str]) -> bytes:
+    """Render the feed arXiv sends when nothing matches."""
+    start = query.get("start", "0")
+    return (_feed_head(query, 0, int(start) if start.isdigit() else 0, 0) + "</feed>\n").encode()
+
+
+def render_error_feed(query: dict[str, str], message: str) -> bytes:
+    """Render arXiv's error feed: one entry titled ``Error`` with the message as summary."""
+    url = "http://arxiv.org/api/errors#" + re.sub(r"\s+", "_", message)
+    updated = datetime.now(_EASTERN).replace(hour=0, minute=0, second=0).isoformat()
+    entry = (
+        "  <entry>\n"
+        f"    <id>{escape(url)}</id>\n"
+        "    <title>Error</title>\n"
+        f"    <summary>{escape(message)}</summary>\n"
+        f"    <updated>{updated}</updated>\n"
+        f'    <link href={_attr(url)} rel="alternate" type="text/html"/>\n'
+        "    <author><name>arXiv api core</name></author>\n"
+        "  </entry>\n"
+    )
+    return (_feed_head(query, 1, 0, 1) + entry + "</feed>\n").encode()
+
+
+NON_XML_BODY = b"<html><head><title>502 Proxy Error</title><body><h1>Proxy Error<p>oops & <b>"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Hand every GET to the owning ``FakeArxiv``."""
+
+    server: _Server
+    timeout = 5  # a client that connects and never sends cannot pin a thread forever
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, True)
+
+    def finish(self) -> None:
+        super().finish()
+        self.server.fake._track(self.connection, False)
+
+    def do_GET(self) -> None:
+        self.server.fake._handle(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep the test output quiet."""
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server whose handler threads are joined on close."""
+
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, fake: FakeArxiv) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore clients that went away; report anything else."""
+        if not isinstance(sys.exception(), OSError):
+            super().handle_error(request, client_address)
+
+
+class FakeArxiv:
+    """A fake arXiv export API served from a background thread on 127.0.0.1."""
+
+    def __init__(
+        self, papers: list[FeedPaper] | None = None, script: list[Action] | None = None
+    ) -> None:
+        self.papers: list[FeedPaper] = list(papers or [])
+        self.script: list[Action] = list(script or [])
+        self.requests: list[RequestRecord] = []
+        self.max_concurrent = 0
+        self.url: str = ""
+        self._active = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FakeArxiv:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> FakeArxiv:
+        """Bind a free port and start serving."""
+        if self._server is None:
+            self._stopping.clear()
+            self._server = _Server(self)
+            self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/query"
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                name="fake-arxiv", daemon=True,
+            )  # fmt: skip
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut hangs short, close every socket and join every thread."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        with self._lock:
+            open_connections = list(self._connections)
+        for conn in open_connections:
+            _cut(conn)
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        """Remember the open client connections so that stop() can cut them."""
+        with self._lock:
+            (self._connections.add if add else self._connections.discard)(conn)
+        if add and self._stopping.is_set():
+            _cut(conn)
+
+    def _handle(self, h: _Handler) -> None:
+        """Log one request, apply the next scripted action and answer."""
+        arrived = time.monotonic()
+        parts = urlsplit(h.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        with self._lock:
+            action: Action = "ok"
+            if parts.path != "/api/query":
+                action = Status(404, body="Not Found")
+            elif self.script:
+                action = self.script.pop(0)
+            name, code = _describe(action)
+            self.requests.append(RequestRecord(arrived, query, code, name))
+            self._active += 1
+            self.max_concurrent = max(self.max_concurrent, self._active)
+        try:
+            self._perform(h, action, query)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _perform(self, h: _Handler, action: Action, query: dict[str, str]) -> None:
+        """Send the answer that an action calls for."""
+        if isinstance(action, Hang):
+            if self._stopping.wait(action.seconds):
+                return  # stopping: close without an answer
+            action = "ok"
+        if isinstance(action, Status):
+            body = action.body if action.body is not None else f"HTTP {action.code}\n"
+            headers = {} if action.retry_after is None else {"Retry-After": str(action.retry_after)}
+            _send(h, action.code, "text/plain; charset=utf-8", body.encode(), headers)
+        elif action == "ok":
+            _send(h, 200, ATOM_TYPE, render_feed(list(self.papers), query))
+        elif action == "empty":
+            _send(h, 200, ATOM_TYPE, render_empty_feed(query))
+        elif action == "error_feed":
+            _send(h, 200, ATOM_TYPE, render_error_feed(query, "simulated error"))
+        elif action == "non_xml":
+            _send(h, 200, "text/html; charset=utf-8", NON_XML_BODY)
+        elif action == "truncated":
+            full = render_feed(list(self.papers), query)
+            _send(h, 200, ATOM_TYPE, full[: len(full) // 2])
+        elif action != "drop":  # "drop" sends nothing: the server just closes the connection
+            _send(h, 500, "text/plain; charset=utf-8", f"unknown action {action!r}\n".encode())
+
+
+def _describe(action: Action) -> tuple[str, int]:
+    """Return an action's log name and the status it answers with (0 for none)."""
+    if isinstance(action, Status):
+        return "status", action.code
+    if isinstance(action, Hang):
+        return "hang", 200
+    if action not in _NAMED_ACTIONS:
+        return "invalid", 500
+    return action, 0 if action == "drop" else 200
+
+
+def _cut(conn: socket.socket) -> None:
+    """Shut a connection down so that a thread blocked on it wakes up."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+def _send(h: _Handler, code: int, ctype: str, body: bytes, headers: dict[str, str] | None = None):
+    """Write a complete HTTP response."""
+    h.send_response(code)
+    h.send_header("Content-Type", ctype)
+    h.send_header("Content-Length", str(len(body)))
+    for key, value in (headers or {}).items():
+        h.send_header(key, value)
+    h.end_headers()
+    h.wfile.write(body)
