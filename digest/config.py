@@ -63,7 +63,7 @@ class ArxivSettings:
     delay_seconds: float
     timeout: float
     page_size: int
-    contact: str
+    contact: str | None
     max_retries: int
 
 
@@ -223,7 +223,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "delay_seconds": (_float, 3.0),
         "timeout": (_float, 30.0),
         "page_size": (_int(1, 2000), 100),
-        "contact": (_text, ""),
+        "contact": (_text, None),
         "max_retries": (_int(0, 10), 3),
     },
     "smtp": {
@@ -244,8 +244,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
 KEYWORD_SCHEMA: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "name": (_keyword_name, _REQUIRED),
     "query": (_text, None),
-    "categories": (_str_list, ()),
-    "exclude": (_str_list, ()),
+    "categories": (_str_list, []),
+    "exclude": (_str_list, []),
 }
 
 
@@ -304,7 +304,7 @@ def _section(
         if key not in table:
             if default is _REQUIRED:
                 problems.add(name, key, "missing; this key is required", index)
-            values[key] = default if default is not _REQUIRED else None
+            values[key] = None if default in (None, _REQUIRED) else check(default)
             continue
         try:
             values[key] = check(table[key])

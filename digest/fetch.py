@@ -123,7 +123,7 @@ def to_paper(result: arxiv.Result) -> Paper:
     )
 
 
-def user_agent(contact: str) -> str:
+def user_agent(contact: str | None) -> str:
     """Return the User-Agent that names the project and the operator's contact."""
     agent = f"digest/{__version__} (daily arXiv digest"
     return f"{agent}; {contact})" if contact else f"{agent})"

@@ -237,10 +237,11 @@ class Store:
                 ),
                 ignore=True,
             )
-            self.db["keywords"].upsert(
-                {"key": key, "last_success": iso(now), "last_count": len(papers)}
-                | ({"first_seen": iso(now)} if first_run else {}),
-                pk="key",
+            self.db.execute(
+                "INSERT INTO keywords (key, first_seen, last_success, last_count) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "last_success = excluded.last_success, last_count = excluded.last_count",
+                [key, iso(now), iso(now), len(papers)],
             )
         if first_run:
             horizon = now - timedelta(days=first_run_days)

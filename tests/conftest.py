@@ -17,6 +17,9 @@ from digest.config import Settings, load_settings  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 KEYWORDS = ("Diffusion Model for Recommendation", "Graph Neural Network", "Large Language Model")
+# arXiv's search stems words; the fake matches plain substrings, so this keyword spells out the
+# query that finds the reference archive's papers ("Diffusion Models in Recommendation ...").
+QUERIES = {"Diffusion Model for Recommendation": 'all:"diffusion model" AND all:recommend'}
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +66,8 @@ max_retries = 1
 """
     for name in keywords:
         text += f'\n[[keywords]]\nname = "{name}"\n'
+        if name in QUERIES:
+            text += f"query = '{QUERIES[name]}'\n"
     if smtp_port is not None:
         text += f"""
 [smtp]

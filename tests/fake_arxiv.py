@@ -15,18 +15,20 @@ name (``RequestRecord.action``):
 * ``"truncated"``: HTTP 200 Atom body holding the first half of the normal answer.
 * ``"drop"``: close the connection without answering.
 
-Malformed queries (bad syntax, non-integer paging, bad ids) get an HTTP 200 error feed, like arXiv.
+Queries support ``ti:``, ``abs:``, ``all:`` (title or abstract), ``au:`` and ``cat:`` terms, bare
+words or quoted phrases (case-insensitive substrings of whitespace-collapsed text; ``cat:`` is
+exact), ``AND``/``OR``/``ANDNOT`` applied left to right, and parentheses.  "relevance" order is
+the order of ``papers`` (or of ``id_list``).  Malformed requests (bad syntax, bad paging, bad ids)
+get an HTTP 200 error feed, like arXiv.  Only each paper's newest version is served.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import hashlib
 import json
 import re
-import socket
 import sys
 import textwrap
 import threading
@@ -153,14 +155,12 @@ class QueryError(ValueError):
     """A request arXiv would answer with an error feed."""
 
 
-_TOKEN = re.compile(r'\s*(?:(\()|(\))|(ANDNOT|AND|OR)(?=[\s()]|$)|([a-z]+):("[^"]*"|[^\s()"]+))')
+_TOKEN = re.compile(r'([()]|(?:ANDNOT|AND|OR)(?=[\s()]|$))|([a-z]+):("[^"]+"|[^\s()"]+)|(\S+)')
 _TEXT_FIELDS: dict[str, Callable[[FeedPaper], list[str]]] = {
     "ti": lambda p: [p.title],
     "abs": lambda p: [p.abstract],
     "all": lambda p: [p.title, p.abstract],
     "au": lambda p: p.authors,
-    "co": lambda p: [p.comment or ""],
-    "jr": lambda p: [p.journal_ref or ""],
 }
 Predicate = Callable[[FeedPaper], bool]
 _OPERATORS: dict[str, Callable[[Predicate, Predicate], Predicate]] = {
@@ -172,57 +172,40 @@ _OPERATORS: dict[str, Callable[[Predicate, Predicate], Predicate]] = {
 
 def _term(fld: str, value: str) -> Predicate:
     """Build the predicate of one ``field:value`` term."""
-    needle = _collapse(value.strip('"').replace("_", " ") if fld == "au" else value.strip('"'))
-    needle = needle.casefold()
+    text = value.strip('"')
+    needle = _collapse(text.replace("_", " ") if fld == "au" else text).casefold()
     if not needle:
         raise QueryError(f"empty search term for {fld}")
     if fld == "cat":
         return lambda p: any(c.casefold() == needle for c in p.categories)
-    if fld == "id":
-        return lambda p: p.id.casefold() == needle or p.versioned_id.casefold() == needle
     if fld not in _TEXT_FIELDS:
         raise QueryError(f"unknown field prefix {fld}:")
     texts = _TEXT_FIELDS[fld]
     return lambda p: any(needle in _collapse(t).casefold() for t in texts(p))
 
 
-def _tokenize(query: str) -> list[tuple[str, Any]]:
-    """Split a ``search_query`` into parentheses, operators and terms."""
-    tokens: list[tuple[str, Any]] = []
-    pos = 0
-    while query[pos:].strip():
-        m = _TOKEN.match(query, pos)
-        if not m:
-            raise QueryError(f"Invalid query string: '{query}'")
-        lpar, rpar, op, fld, value = m.groups()
-        if lpar or rpar:
-            tokens.append((lpar or rpar, None))
-        elif op:
-            tokens.append(("op", op))
-        else:
-            tokens.append(("term", _term(fld, value)))
-        pos = m.end()
-    return tokens
-
-
 def compile_query(query: str) -> Predicate:
     """Compile arXiv query syntax (operators applied left to right, parentheses) to a predicate."""
-    tokens = _tokenize(query)
+    tokens: list[str | Predicate] = []  # "(", ")", operator names and term predicates
+    for m in _TOKEN.finditer(query):
+        word, fld, value, junk = m.groups()
+        if junk:
+            raise QueryError(f"Invalid query string: '{query}'")
+        tokens.append(word or _term(fld, value))
 
     def operand(i: int) -> tuple[Predicate, int]:
-        kind, value = tokens[i] if i < len(tokens) else ("end", None)
-        if kind == "term":
-            return value, i + 1
-        if kind == "(":
+        token = tokens[i] if i < len(tokens) else ""
+        if callable(token):
+            return token, i + 1
+        if token == "(":
             pred, i = expr(i + 1)
-            if i < len(tokens) and tokens[i][0] == ")":
+            if i < len(tokens) and tokens[i] == ")":
                 return pred, i + 1
         raise QueryError(f"Invalid query string: '{query}'")
 
     def expr(i: int) -> tuple[Predicate, int]:
         left, i = operand(i)
-        while i < len(tokens) and tokens[i][0] == "op":
-            op = tokens[i][1]
+        while i < len(tokens) and (op := tokens[i]) in _OPERATORS:
             right, i = operand(i + 1)
             left = _OPERATORS[op](left, right)
         return left, i
@@ -235,14 +218,10 @@ def compile_query(query: str) -> Predicate:
 
 def _int_param(query: dict[str, str], name: str, default: int) -> int:
     """Read a non-negative integer parameter, failing like arXiv does."""
-    raw = query.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise QueryError(f"{name} must be an integer") from None
-    if value < 0:
+    raw = query.get(name, "").strip() or str(default)
+    if not re.fullmatch(r"-?\d+", raw):
+        raise QueryError(f"{name} must be an integer")
+    if (value := int(raw)) < 0:
         raise QueryError(f"{name} must be >= 0")
     return value
 
@@ -356,12 +335,6 @@ def render_feed(papers: list[FeedPaper], query: dict[str, str]) -> bytes:
     return (_feed_head(query, total, start, len(page)) + entries + "</feed>\n").encode()
 
 
-def render_empty_feed(query: dict[str, str]) -> bytes:
-    """Render the feed arXiv sends when nothing matches."""
-    start = query.get("start", "0")
-    return (_feed_head(query, 0, int(start) if start.isdigit() else 0, 0) + "</feed>\n").encode()
-
-
 def render_error_feed(query: dict[str, str], message: str) -> bytes:
     """Render arXiv's error feed: one entry titled ``Error`` with the message as summary."""
     url = "http://arxiv.org/api/errors#" + re.sub(r"\s+", "_", message)
@@ -386,15 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Hand every GET to the owning ``FakeArxiv``."""
 
     server: _Server
-    timeout = 5  # a client that connects and never sends cannot pin a thread forever
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, True)
-
-    def finish(self) -> None:
-        super().finish()
-        self.server.fake._track(self.connection, False)
+    timeout = 1  # a client that connects and never sends cannot hold stop() for long
 
     def do_GET(self) -> None:
         self.server.fake._handle(self)
@@ -409,9 +374,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
 
-    def __init__(self, fake: FakeArxiv) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
+    fake: FakeArxiv
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Ignore clients that went away; report anything else."""
@@ -433,7 +396,6 @@ class FakeArxiv:
         self._active = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -447,7 +409,8 @@ class FakeArxiv:
         """Bind a free port and start serving."""
         if self._server is None:
             self._stopping.clear()
-            self._server = _Server(self)
+            self._server = _Server(("127.0.0.1", 0), _Handler)
+            self._server.fake = self
             self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/query"
             self._thread = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -457,26 +420,15 @@ class FakeArxiv:
         return self
 
     def stop(self) -> None:
-        """Stop serving, cut hangs short, close every socket and join every thread."""
+        """Stop serving, cut hangs short, close the socket and join every handler thread."""
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
         self._stopping.set()
         server.shutdown()
-        with self._lock:
-            open_connections = list(self._connections)
-        for conn in open_connections:
-            _cut(conn)
         server.server_close()
         thread.join()
         self._server = self._thread = None
-
-    def _track(self, conn: socket.socket, add: bool) -> None:
-        """Remember the open client connections so that stop() can cut them."""
-        with self._lock:
-            (self._connections.add if add else self._connections.discard)(conn)
-        if add and self._stopping.is_set():
-            _cut(conn)
 
     def _handle(self, h: _Handler) -> None:
         """Log one request, apply the next scripted action and answer."""
@@ -512,7 +464,7 @@ class FakeArxiv:
         elif action == "ok":
             _send(h, 200, ATOM_TYPE, render_feed(list(self.papers), query))
         elif action == "empty":
-            _send(h, 200, ATOM_TYPE, render_empty_feed(query))
+            _send(h, 200, ATOM_TYPE, render_feed([], query))
         elif action == "error_feed":
             _send(h, 200, ATOM_TYPE, render_error_feed(query, "simulated error"))
         elif action == "non_xml":
@@ -533,12 +485,6 @@ def _describe(action: Action) -> tuple[str, int]:
     if action not in _NAMED_ACTIONS:
         return "invalid", 500
     return action, 0 if action == "drop" else 200
-
-
-def _cut(conn: socket.socket) -> None:
-    """Shut a connection down so that a thread blocked on it wakes up."""
-    with contextlib.suppress(OSError):
-        conn.shutdown(socket.SHUT_RDWR)
 
 
 def _send(h: _Handler, code: int, ctype: str, body: bytes, headers: dict[str, str] | None = None):

@@ -55,9 +55,7 @@ class MailServer:
     def __init__(self, handler: RecordingHandler | None = None, **kwargs) -> None:
         self.handler = handler or RecordingHandler()
         self.port = free_port()
-        self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, **kwargs
-        )
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def __enter__(self) -> MailServer:
         self.controller.start()

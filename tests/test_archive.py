@@ -70,8 +70,9 @@ def test_long_title_with_brackets_stays_one_link():
 
 def test_document_layout(tmp_path: Path):
     papers = [paper(id="2501.00002", title="Newer"), paper(title="Older", version=1)]
-    text = render_archive("Daily Papers", date(2025, 12, 28), 100, [("Topic A", papers),
-                                                                     ("Topic B", [])])
+    text = render_archive(
+        "Daily Papers", date(2025, 12, 28), 100, [("Topic A", papers), ("Topic B", [])]
+    )
     lines = text.split("\n")
     assert lines[:12] == [
         "# Daily Papers",
@@ -88,8 +89,10 @@ def test_document_layout(tmp_path: Path):
         "",
         "## Topic A",
     ]
-    assert lines[12:14] == ["| **Title** | **Date** | **Abstract** | **Comment** |",
-                            "| --- | --- | --- | --- |"]
+    assert lines[12:14] == [
+        "| **Title** | **Date** | **Abstract** | **Comment** |",
+        "| --- | --- | --- | --- |",
+    ]
     assert lines[14].startswith("| **[Newer](")
     assert lines[15].startswith("| **[Older](https://arxiv.org/abs/2501.00001v1)")
     assert lines[16:] == ["", "## Topic B", lines[12], lines[13], "", ""]
@@ -134,8 +137,21 @@ def gfm_cells(line: str) -> list[str]:
 text_st = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs",)).filter(lambda c: c != "\x00"),
     max_size=80,
-) | st.sampled_from(["|", "\\|", "\\\\|", "a|b\\", "<script>x</script>", "&amp;", "$|S|$",
-                     "]()[", "\\", "&#60;", "x\n|\ny"])
+) | st.sampled_from(
+    [
+        "|",
+        "\\|",
+        "\\\\|",
+        "a|b\\",
+        "<script>x</script>",
+        "&amp;",
+        "$|S|$",
+        "]()[",
+        "\\",
+        "&#60;",
+        "x\n|\ny",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -146,7 +162,8 @@ def test_any_paper_text_gives_four_cells(title, abstract, comment):
     assert len(gfm_cells(line)) == 4
     rendered = MD.render(
         "| **Title** | **Date** | **Abstract** | **Comment** |\n| --- | --- | --- | --- |\n"
-        + line + "\n"
+        + line
+        + "\n"
     )
     body_rows = re.findall(r"<tr>(.*?)</tr>", rendered, re.S)
     assert len(body_rows) == 2

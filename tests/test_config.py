@@ -36,8 +36,11 @@ def test_shipped_settings_load_with_documented_defaults():
 
 
 def test_minimal_settings_and_smtp_credentials_from_environment(tmp_path):
-    path = write(tmp_path, '[[keywords]]\nname = "Topic"\ncategories = ["cs.IR"]\n'
-                 'exclude = ["survey"]\n[smtp]\nhost = "mx"\nsender = "a@b.org"\nstarttls = true\n')
+    path = write(
+        tmp_path,
+        '[[keywords]]\nname = "Topic"\ncategories = ["cs.IR"]\n'
+        'exclude = ["survey"]\n[smtp]\nhost = "mx"\nsender = "a@b.org"\nstarttls = true\n',
+    )
     env = {"DIGEST_SMTP_USERNAME": "user", "DIGEST_SMTP_PASSWORD": "pw", "DIGEST_SECRET": "s"}
     settings = load_settings(path, env=env)
     assert settings.smtp.port == 587 and settings.smtp.username == "user"
@@ -54,7 +57,9 @@ def test_syntax_error_names_line_and_column(tmp_path):
 
 
 def test_every_problem_is_listed_with_its_line_and_a_fix(tmp_path):
-    found = problems(tmp_path, """[digest]
+    found = problems(
+        tmp_path,
+        """[digest]
 sendat = "07:00"
 timezone = "Mars/Olympus"
 send_at = "25:00"
@@ -75,7 +80,8 @@ name = "gnn"
 
 [smtpp]
 host = "x"
-""")
+""",
+    )
     text = "\n".join(found)
     assert "settings.toml:2: [digest] sendat: unknown key; did you mean 'send_at'?" in text
     assert "settings.toml:3: [digest] timezone: unknown time zone 'Mars/Olympus'" in text
@@ -90,7 +96,7 @@ host = "x"
 
 
 def test_missing_required_keys_and_keywords(tmp_path):
-    found = problems(tmp_path, '[smtp]\nport = 25\n')
+    found = problems(tmp_path, "[smtp]\nport = 25\n")
     assert any("[smtp] host: missing; this key is required" in p for p in found)
     assert any("[smtp] sender: missing" in p for p in found)
     assert any("no keywords" in p for p in found)
@@ -100,7 +106,7 @@ def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_settings(tmp_path / "nope.toml")
     path = tmp_path / "settings.toml"
-    path.write_bytes(b"name = \"\xff\"\n")
+    path.write_bytes(b'name = "\xff"\n')
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(path)
 

@@ -474,7 +474,7 @@ def test_truncated_fault(fake: FakeArxiv, make_client) -> None:
     results = run(make_client(), "cat:cs.IR")
     assert len(results) == 14
     assert [r.get_short_id() for r in results if not r.categories] == ["2409.05521v1"]
-    assert [(r.action, r.query["start"]) for r in fake.requests[1:]] == [
+    assert [(r.action, r.query["start"]) for r in fake.requests[2:]] == [
         ("truncated", "0"),
         ("ok", "6"),
     ]

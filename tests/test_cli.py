@@ -1,0 +1,166 @@
+"""The command line: exit codes, messages, and a real `digest once` subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import settings_text
+from fake_arxiv import FeedPaper
+
+from digest.cli import main
+from digest.store import Store
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_every_command_has_help():
+    for name, command in main.commands.items():
+        assert command.help, name
+        result = invoke(name, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_check_reports_what_it_found(make_settings, tmp_path):
+    make_settings()
+    result = invoke("--config", str(tmp_path / "settings.toml"), "check")
+    assert result.exit_code == 0, result.output
+    assert "3 keyword(s)" in result.output
+    assert "subscribers.csv: 3 valid, 0 bad row(s)" in result.output
+
+
+def test_check_fails_on_bad_settings_naming_every_key(tmp_path):
+    config = tmp_path / "settings.toml"
+    config.write_text('[digest]\nsend_at = "7am"\n[arxiv]\nmax_results = 0\n')
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 2
+    assert "settings.toml:2: [digest] send_at: expected a time of day as HH:MM" in result.output
+    assert "settings.toml:4: [arxiv] max_results: must be at least 1" in result.output
+    assert "no keywords" in result.output
+
+
+def test_check_fails_on_bad_csv_naming_the_line(make_settings, tmp_path):
+    make_settings(subscribers="email,name,keywords\nada@example.org,Ada,\nbroken,Bob,\n")
+    result = invoke("--config", str(tmp_path / "settings.toml"), "check")
+    assert result.exit_code == 2
+    assert "subscribers.csv:3: bad email address 'broken'" in result.output
+
+
+def test_missing_settings_is_a_usage_error(tmp_path):
+    result = invoke("--config", str(tmp_path / "none.toml"), "once")
+    assert result.exit_code == 2
+    assert "none.toml: no such file" in result.output
+
+
+def test_config_comes_from_the_environment(make_settings, tmp_path):
+    make_settings()
+    result = invoke("check", env={"DIGEST_CONFIG": str(tmp_path / "settings.toml")})
+    assert result.exit_code == 0, result.output
+
+
+def test_preview_records_and_sends_nothing(make_settings, fake_arxiv, mail_server, tmp_path):
+    settings = make_settings()
+    now = datetime.now(UTC)
+    fake_arxiv.papers.append(
+        FeedPaper(
+            id="2611.00001",
+            version=1,
+            title="Fresh Graph Neural Network Results",
+            abstract="A fresh result.",
+            authors=["Ada Lovelace"],
+            comment=None,
+            published=now,
+            updated=now,
+            primary_category="cs.LG",
+            categories=["cs.LG"],
+        )
+    )
+    out = tmp_path / "preview.html"
+    result = invoke(
+        "--config",
+        str(settings.path),
+        "preview",
+        "--subscriber",
+        "alan@example.org",
+        "--output",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    assert "Fresh Graph Neural Network Results" in out.read_text()
+    assert mail_server.received == []
+    with Store(settings.database) as store:
+        assert store.db["cycles"].count == 0 and store.db["seen"].count == 0
+    result = invoke("--config", str(settings.path), "preview")
+    assert "Hello Ada Lovelace," in result.output
+
+
+def test_archive_command_rebuilds_from_the_database(make_settings, fake_arxiv, tmp_path):
+    settings = make_settings(smtp=False)
+    assert invoke("--config", str(settings.path), "once").exit_code == 0
+    first = settings.archive.read_text()
+    settings.archive.unlink()
+    result = invoke("--config", str(settings.path), "archive")
+    assert result.exit_code == 0
+    assert settings.archive.read_text() == first
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "digest", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_digest_once_as_a_real_process(fake_arxiv, mail_server, tmp_path: Path, failing):
+    from fake_arxiv import status
+
+    (tmp_path / "settings.toml").write_text(
+        settings_text(api_url=fake_arxiv.url, smtp_port=mail_server.port)
+    )
+    (tmp_path / "subscribers.csv").write_text(
+        "email,name,keywords\nada@example.org,Ada,\nalan@example.org,Alan,Graph Neural Network\n"
+        "oops,Bad Row,\n"
+    )
+    env = {
+        **os.environ,
+        "DIGEST_CONFIG": str(tmp_path / "settings.toml"),
+        "DIGEST_SECRET": "s3cret",
+    }
+    # Day 1 (real time): every fixture paper is months old, so the first run mails nothing.
+    first = run_cli("once", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "subscribers.csv:4: bad email address 'oops'" in first.stderr
+    assert mail_server.received == []
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    fake_arxiv.papers.append(
+        FeedPaper(
+            id="2611.00002",
+            version=1,
+            title="Graph Neural Network News",
+            abstract="News.",
+            authors=["Alan Turing"],
+            comment=None,
+            published=now,
+            updated=now,
+            primary_category="cs.LG",
+            categories=["cs.LG"],
+        )
+    )
+    if failing:
+        fake_arxiv.script = [status(500), status(500)]  # the first keyword fails
+    second = run_cli("once", env=env)
+    assert second.returncode == (1 if failing else 0), second.stderr
+    assert sorted(mail_server.by_recipient()) == ["ada@example.org", "alan@example.org"]
+    assert "summary:" in second.stderr and "2 emails sent" in second.stderr
+    if failing:
+        assert "Diffusion Model for Recommendation: FAILED" in second.stderr
+    third = run_cli("once", env=env)
+    assert third.returncode == 0 and "0 emails sent" in third.stderr
+    assert len(mail_server.received) == 2
