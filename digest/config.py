@@ -82,6 +82,7 @@ class SmtpSettings:
     rate_limit: float
     hourly_limit: int
     max_attempts: int
+    ca_file: Path | None = None
     username: str | None = None
     password: str | None = None
 
@@ -238,6 +239,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "rate_limit": (_float, 0.0),
         "hourly_limit": (_int(0), 0),
         "max_attempts": (_int(1, 100), 5),
+        "ca_file": (_text, None),
     },
     "web": {"listen": (_listen, "127.0.0.1:8080")},
 }
@@ -405,6 +407,7 @@ def _build(
     smtp_settings = None
     if smtp is not None:
         port = smtp.pop("port") or (465 if smtp["tls"] else 587 if smtp["starttls"] else 25)
+        smtp["ca_file"] = root / smtp["ca_file"] if smtp["ca_file"] else None
         smtp_settings = SmtpSettings(
             port=port,
             **smtp,

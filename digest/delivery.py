@@ -115,7 +115,14 @@ class Delivery:
                 continue
             sender = parseaddr(self.settings.sender)[1]
             try:
-                await transport.send(self.message(item), sender, item.email)
+                message = self.message(item)
+            except (ValueError, TypeError) as exc:  # e.g. a header that cannot be encoded
+                self.store.mark_failed(item.id, f"cannot build the message: {exc}", True)
+                self.report.failed += 1
+                log.error("%s: cannot build the message (%s)", item.email, exc)
+                continue
+            try:
+                await transport.send(message, sender, item.email)
             except SendError as exc:
                 self.store.mark_failed(item.id, str(exc), exc.permanent)
                 self.report.failed += 1

@@ -127,7 +127,8 @@ class SmtpConnection:
             port=s.port,
             timeout=s.timeout,
             use_tls=s.tls,
-            start_tls=s.starttls if s.starttls else False,
+            start_tls=s.starttls,
+            cert_bundle=str(s.ca_file) if s.ca_file else None,
         )
         await client.connect()
         if s.username and s.password:

@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_arxiv import FakeArxiv, FeedPaper, load_papers  # noqa: E402
-from mailserver import MailServer  # noqa: E402
+from fake_arxiv import FakeArxiv, FeedPaper, load_papers
+from mailserver import MailServer
 
-from digest.config import Settings, load_settings  # noqa: E402
+from digest.config import Settings, load_settings
 
 DATA = Path(__file__).parent / "data"
 KEYWORDS = ("Diffusion Model for Recommendation", "Graph Neural Network", "Large Language Model")

@@ -25,6 +25,7 @@ get an HTTP 200 error feed, like arXiv.  Only each paper's newest version is ser
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -378,7 +379,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Ignore clients that went away; report anything else."""
-        if not isinstance(sys.exception(), OSError):
+        if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
 
 
@@ -386,8 +387,12 @@ class FakeArxiv:
     """A fake arXiv export API served from a background thread on 127.0.0.1."""
 
     def __init__(
-        self, papers: list[FeedPaper] | None = None, script: list[Action] | None = None
+        self,
+        papers: list[FeedPaper] | None = None,
+        script: list[Action] | None = None,
+        port: int = 0,
     ) -> None:
+        self.port = port
         self.papers: list[FeedPaper] = list(papers or [])
         self.script: list[Action] = list(script or [])
         self.requests: list[RequestRecord] = []
@@ -409,7 +414,7 @@ class FakeArxiv:
         """Bind a free port and start serving."""
         if self._server is None:
             self._stopping.clear()
-            self._server = _Server(("127.0.0.1", 0), _Handler)
+            self._server = _Server(("127.0.0.1", self.port), _Handler)
             self._server.fake = self
             self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/query"
             self._thread = threading.Thread(
@@ -496,3 +501,14 @@ def _send(h: _Handler, code: int, ctype: str, body: bytes, headers: dict[str, st
         h.send_header(key, value)
     h.end_headers()
     h.wfile.write(body)
+
+
+if __name__ == "__main__":  # python tests/fake_arxiv.py [PORT]: serve the fixture papers
+    fake = FakeArxiv(
+        load_papers(Path(__file__).parent / "data" / "papers.json"),
+        port=int(sys.argv[1]) if len(sys.argv) > 1 else 8089,
+    )
+    with fake:
+        print(f"fake arXiv API at {fake.url}; Ctrl-C to stop", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()

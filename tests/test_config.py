@@ -32,7 +32,7 @@ def test_shipped_settings_load_with_documented_defaults():
     assert settings.arxiv.api_url == "https://export.arxiv.org/api/query"
     assert settings.arxiv.delay_seconds == 3.0 and settings.arxiv.max_results == 100
     assert settings.send_at == time(7, 0) and settings.timezone.key == "UTC"
-    assert [k.name for k in settings.keywords][0] == "Diffusion Model for Recommendation"
+    assert next(k.name for k in settings.keywords) == "Diffusion Model for Recommendation"
 
 
 def test_minimal_settings_and_smtp_credentials_from_environment(tmp_path):

@@ -50,14 +50,14 @@ def test_bad_rows_are_named_by_line_and_good_rows_survive(tmp_path):
     rows = read(
         tmp_path,
         (
-            "email,name,keywords\n"
-            "not-an-address,X,\n"
-            "ada@example.org,Ada,\n"
-            "ADA@example.org,Ada again,\n"
-            "bob@example.org,Bob,Graph Neural Netwrk\n"
-            "carl@example.org,Carl\n"
-            'dan@example.org,"Dan\nInjected: yes",\n'
-        ).encode()
+            b"email,name,keywords\n"
+            b"not-an-address,X,\n"
+            b"ada@example.org,Ada,\n"
+            b"ADA@example.org,Ada again,\n"
+            b"bob@example.org,Bob,Graph Neural Netwrk\n"
+            b"carl@example.org,Carl\n"
+            b'dan@example.org,"Dan\nInjected: yes",\n'
+        )
         + b"eve@example.org,\xff\xfe,\n"
         + b"fay@example.org,Fay,\n",
     )

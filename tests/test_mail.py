@@ -1,0 +1,143 @@
+"""Sending over real SMTP servers: plain, STARTTLS, implicit TLS, with a login."""
+
+from __future__ import annotations
+
+import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import trustme
+from aiosmtpd.smtp import AuthResult
+from mailserver import MailServer, RecordingHandler
+
+from digest.mail import SendError, SmtpConnection, build_message
+from digest.pipeline import run_once
+
+DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory) -> tuple[ssl.SSLContext, Path]:
+    """Return a server TLS context for 127.0.0.1 and the CA file that trusts it."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    ca_file = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return context, ca_file
+
+
+class Logins:
+    """An aiosmtpd authenticator that accepts one user and remembers every attempt."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bytes]] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        self.seen.append((auth_data.login.decode(), auth_data.password))
+        ok = auth_data.login == b"digest" and auth_data.password == b"pa55"
+        return AuthResult(success=ok)
+
+
+def smtp_extra(ca_file: Path, mode: str) -> str:
+    return f'ca_file = "{ca_file}"\n{mode} = true\n'
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_delivery_over_tls_with_login_from_environment(
+    make_settings, fake_arxiv, tls, monkeypatch, mode
+):
+    context, ca_file = tls
+    logins = Logins()
+    options = dict(authenticator=logins, auth_required=True)
+    if mode == "starttls":
+        options |= dict(tls_context=context, require_starttls=True)
+    else:
+        # aiosmtpd only counts STARTTLS as TLS for AUTH; the socket here is TLS from the start.
+        options |= dict(ssl_context=context, auth_require_tls=False)
+    with MailServer(RecordingHandler(), **options) as server:
+        monkeypatch.setenv("DIGEST_SMTP_USERNAME", "digest")
+        monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "pa55")
+        settings = make_settings()
+        smtp = settings.smtp.__class__(
+            **{**settings.smtp.__dict__, "port": server.port, "ca_file": ca_file, mode: True}
+        )
+        settings = type(settings)(**{**settings.__dict__, "smtp": smtp})
+        report = run_once(settings, clock=lambda: DAY1)
+        assert report.delivery.sent == 2, report.summary()
+        assert sorted(server.by_recipient()) == ["ada@example.org", "grace@example.org"]
+        assert logins.seen and set(logins.seen) == {("digest", b"pa55")}
+
+
+def test_wrong_password_is_reported_not_crashed(make_settings, fake_arxiv, tls, monkeypatch):
+    context, ca_file = tls
+    with MailServer(
+        RecordingHandler(),
+        authenticator=Logins(),
+        auth_required=True,
+        tls_context=context,
+        require_starttls=True,
+    ) as server:
+        monkeypatch.setenv("DIGEST_SMTP_USERNAME", "digest")
+        monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "wrong")
+        settings = make_settings()
+        smtp = settings.smtp.__class__(
+            **{**settings.smtp.__dict__, "port": server.port, "ca_file": ca_file, "starttls": True}
+        )
+        settings = type(settings)(**{**settings.__dict__, "smtp": smtp})
+        report = run_once(settings, clock=lambda: DAY1)
+        assert report.delivery.sent == 0 and not report.ok
+        assert server.received == []
+
+
+def test_untrusted_certificate_is_refused(make_settings, fake_arxiv, tls):
+    context, _ = tls
+    with MailServer(RecordingHandler(), tls_context=context, require_starttls=True) as server:
+        settings = make_settings()
+        smtp = settings.smtp.__class__(
+            **{**settings.smtp.__dict__, "port": server.port, "starttls": True}
+        )
+        settings = type(settings)(**{**settings.__dict__, "smtp": smtp})
+        report = run_once(settings, clock=lambda: DAY1)
+        assert report.delivery.sent == 0 and report.delivery.pending == 2
+        assert server.received == []
+
+
+def test_headers_refuse_injection():
+    with pytest.raises(ValueError):
+        build_message(
+            sender="Daily Papers <papers@example.org>",
+            list_name="Daily Papers",
+            to_email="ada@example.org",
+            to_name="Ada\r\nBcc: eve@example.org",
+            subject="s",
+            text="t",
+            html_body="<p>h</p>",
+            message_id="<1@example.org>",
+            unsubscribe_url="https://x/unsubscribe?token=t",
+            date=DAY1,
+        )
+
+
+async def test_closed_port_is_a_transient_error(make_settings):
+    settings = make_settings()
+    smtp = settings.smtp.__class__(**{**settings.smtp.__dict__, "port": 1, "timeout": 2.0})
+    connection = SmtpConnection(smtp)
+    message = build_message(
+        sender="papers@example.org",
+        list_name="L",
+        to_email="a@example.org",
+        to_name="",
+        subject="s",
+        text="t",
+        html_body="<p>h</p>",
+        message_id="<1@example.org>",
+        unsubscribe_url="https://x/u",
+        date=DAY1 + timedelta(0),
+    )
+    with pytest.raises(SendError) as info:
+        await connection.send(message, "papers@example.org", "a@example.org")
+    assert info.value.permanent is False

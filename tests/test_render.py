@@ -1,0 +1,64 @@
+"""Digest rendering: escaping, size limit, and what each part shows."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from digest.models import Paper
+from digest.render import MAX_HTML_BYTES, Renderer, make_environment
+
+DAY = date(2025, 11, 16)
+
+
+def paper(n: int, **changes) -> Paper:
+    fields = dict(
+        id=f"2511.{n:05d}",
+        version=1,
+        title=f"Paper number {n} on diffusion",
+        authors=tuple(f"Author {i}" for i in range(8)),
+        abstract="word " * 350,
+        comment="12 pages",
+        published=datetime(2025, 11, 15, tzinfo=UTC),
+        updated=datetime(2025, 11, 15, tzinfo=UTC),
+        primary_category="cs.IR",
+        categories=("cs.IR",),
+    )
+    return Paper(**(fields | changes))
+
+
+def renderer() -> Renderer:
+    return Renderer(make_environment(), "Daily Papers")
+
+
+def test_paper_text_cannot_inject_markup():
+    evil = paper(
+        1,
+        title='<script>alert("x")</script> & <b>bold</b>',
+        abstract="a <img src=x onerror=alert(1)> b",
+        comment="<i>c</i>",
+        authors=("<a href='x'>Eve</a>",),
+    )
+    body = renderer().edition([("Topic <one>", [(evil, ("Tag <two>",))])], DAY)
+    assert "<script" not in body.html and "<img" not in body.html and "<i>" not in body.html
+    assert "&lt;script&gt;" in body.html and "&lt;img src=x" in body.html
+    assert "<a href='x'>" not in body.html and "Topic &lt;one&gt;" in body.html
+    assert '<script>alert("x")</script>' in body.text  # the text part shows it as it is
+
+
+def test_small_digest_is_complete():
+    body = renderer().edition([("Topic", [(paper(1), ())])], DAY)
+    assert body.subject == "Daily Papers: 1 new paper on 2025-11-16"
+    assert "word " * 20 in body.html and "shortened" not in body.html
+    assert "Author 0, Author 1, Author 2, Author 3, Author 4 et al. (8 authors)" in body.html
+    assert set(body.placeholders) == {"greeting", "unsubscribe_url", "email"}
+    assert all(marker in body.html for marker in body.placeholders.values())
+
+
+def test_large_digest_stays_under_the_clipping_limit_and_says_so():
+    sections = [(f"Topic {k}", [(paper(k * 1000 + i), ()) for i in range(100)]) for k in range(3)]
+    body = renderer().edition(sections, DAY)
+    assert len(body.html.encode()) <= MAX_HTML_BYTES
+    assert body.papers == 300 and "300 new papers" in body.subject
+    assert "Abstracts are " in body.html or "newest papers of each topic" in body.html
+    assert "Only the" in body.html and "more in the archive" in body.html
+    assert "… and" in body.text
