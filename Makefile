@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SOURCES := digest tests $(wildcard bench)
 
 .PHONY: install run test lint format bench clean
 
@@ -18,15 +19,15 @@ run: $(STAMP)
 	$(BIN)/digest once
 
 lint: $(STAMP)
-	$(BIN)/ruff check digest tests bench
-	$(BIN)/ruff format --check digest tests bench
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
 test: lint
 	$(BIN)/python -m pytest
 
 format: $(STAMP)
-	$(BIN)/ruff format digest tests bench
-	$(BIN)/ruff check --fix digest tests bench
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
