@@ -361,6 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
     timeout = 1  # a client that connects and never sends cannot hold stop() for long
+    released = False  # set by FakeArxiv.release once the answer starts going out
 
     def do_GET(self) -> None:
         self.server.fake._handle(self)
@@ -450,10 +451,21 @@ class FakeArxiv:
             self.requests.append(RequestRecord(arrived, query, code, name))
             self._active += 1
             self.max_concurrent = max(self.max_concurrent, self._active)
+        h.released = False
         try:
             self._perform(h, action, query)
         finally:
-            with self._lock:
+            self.release(h)
+
+    def release(self, h: _Handler) -> None:
+        """Count a request as finished once its answer starts going out (or it is dropped).
+
+        Released before the body is written: a client that sends its next request as soon as it
+        has read an answer must never be counted as overlapping with that answer.
+        """
+        with self._lock:
+            if not h.released:
+                h.released = True
                 self._active -= 1
 
     def _perform(self, h: _Handler, action: Action, query: dict[str, str]) -> None:
@@ -500,6 +512,7 @@ def _send(h: _Handler, code: int, ctype: str, body: bytes, headers: dict[str, st
     for key, value in (headers or {}).items():
         h.send_header(key, value)
     h.end_headers()
+    h.server.fake.release(h)
     h.wfile.write(body)
 
 
