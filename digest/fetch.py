@@ -190,5 +190,8 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, requests.Timeout):
         return "arXiv did not answer in time"
     if isinstance(exc, requests.ConnectionError):
-        return "cannot connect to arXiv"
+        cause = exc.args[0] if exc.args else exc
+        cause = getattr(cause, "reason", cause)  # urllib3 wraps the socket error
+        detail = str(cause).split(": ", 1)[-1] if ">: " in str(cause) else str(cause)
+        return f"cannot connect to arXiv ({detail[:200]})"
     return str(exc)

@@ -104,8 +104,14 @@ def plan(
     for key, papers in found.items():
         results[key].new = store.record_keyword(key, papers, cycle_id, now, settings.first_run_days)
     new_by_key = {key: results[key].new for key in by_key if results[key].new}
-    for key, ids in new_by_key.items():
-        log.info("diff: %s: %d new", by_key[key].name, len(ids))
+    log.info(
+        "diff: %s",
+        "; ".join(
+            f"{r.keyword}: {len(r.new)} new" if r.new else f"{r.keyword}: no new papers"
+            for key, r in results.items()
+            if key in found
+        ),
+    )
     all_new = {i for ids in new_by_key.values() for i in ids}
     papers = store.papers(all_new)
     earlier = store.earlier_keywords(all_new, cycle_id)
