@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,6 +79,15 @@ connections = 2
 timeout = 5.0
 """
     return text + extra
+
+
+def changed(settings: Settings, **changes) -> Settings:
+    """Return settings with some fields changed; `smtp_x=` changes field x of [smtp]."""
+    smtp = {k.removeprefix("smtp_"): v for k, v in changes.items() if k.startswith("smtp_")}
+    rest = {k: v for k, v in changes.items() if not k.startswith("smtp_")}
+    if smtp:
+        rest["smtp"] = dataclasses.replace(settings.smtp, **smtp)
+    return dataclasses.replace(settings, **rest)
 
 
 SUBSCRIBERS = """email,name,keywords

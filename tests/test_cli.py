@@ -17,6 +17,23 @@ from digest.cli import main
 from digest.store import Store
 
 
+def fresh_paper(paper_id: str, title: str, minutes_ago: int = 0) -> FeedPaper:
+    """Return a paper updated just now, so that even a first run mails it."""
+    now = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return FeedPaper(
+        id=paper_id,
+        version=1,
+        title=title,
+        abstract="News.",
+        authors=["Ada Lovelace"],
+        comment=None,
+        published=now,
+        updated=now,
+        primary_category="cs.LG",
+        categories=["cs.LG"],
+    )
+
+
 def invoke(*args: str, env: dict[str, str] | None = None):
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
@@ -67,21 +84,7 @@ def test_config_comes_from_the_environment(make_settings, tmp_path):
 
 def test_preview_records_and_sends_nothing(make_settings, fake_arxiv, mail_server, tmp_path):
     settings = make_settings()
-    now = datetime.now(UTC)
-    fake_arxiv.papers.append(
-        FeedPaper(
-            id="2611.00001",
-            version=1,
-            title="Fresh Graph Neural Network Results",
-            abstract="A fresh result.",
-            authors=["Ada Lovelace"],
-            comment=None,
-            published=now,
-            updated=now,
-            primary_category="cs.LG",
-            categories=["cs.LG"],
-        )
-    )
+    fake_arxiv.papers.append(fresh_paper("2611.00001", "Fresh Graph Neural Network Results"))
     out = tmp_path / "preview.html"
     result = invoke(
         "--config",
@@ -138,21 +141,7 @@ def test_digest_once_as_a_real_process(fake_arxiv, mail_server, tmp_path: Path, 
     assert first.returncode == 0, first.stderr
     assert "subscribers.csv:4: bad email address 'oops'" in first.stderr
     assert mail_server.received == []
-    now = datetime.now(UTC) - timedelta(minutes=5)
-    fake_arxiv.papers.append(
-        FeedPaper(
-            id="2611.00002",
-            version=1,
-            title="Graph Neural Network News",
-            abstract="News.",
-            authors=["Alan Turing"],
-            comment=None,
-            published=now,
-            updated=now,
-            primary_category="cs.LG",
-            categories=["cs.LG"],
-        )
-    )
+    fake_arxiv.papers.append(fresh_paper("2611.00002", "Graph Neural Network News", 5))
     if failing:
         fake_arxiv.script = [status(500), status(500)]  # the first keyword fails
     second = run_cli("once", env=env)

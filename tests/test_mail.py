@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult
+from conftest import changed
 from mailserver import MailServer, RecordingHandler
 
 from digest.mail import SendError, SmtpConnection, build_message
@@ -62,10 +63,9 @@ def test_delivery_over_tls_with_login_from_environment(
         monkeypatch.setenv("DIGEST_SMTP_USERNAME", "digest")
         monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "pa55")
         settings = make_settings()
-        smtp = settings.smtp.__class__(
-            **{**settings.smtp.__dict__, "port": server.port, "ca_file": ca_file, mode: True}
+        settings = changed(
+            settings, smtp_port=server.port, smtp_ca_file=ca_file, **{f"smtp_{mode}": True}
         )
-        settings = type(settings)(**{**settings.__dict__, "smtp": smtp})
         report = run_once(settings, clock=lambda: DAY1)
         assert report.delivery.sent == 2, report.summary()
         assert sorted(server.by_recipient()) == ["ada@example.org", "grace@example.org"]
@@ -84,10 +84,9 @@ def test_wrong_password_is_reported_not_crashed(make_settings, fake_arxiv, tls, 
         monkeypatch.setenv("DIGEST_SMTP_USERNAME", "digest")
         monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "wrong")
         settings = make_settings()
-        smtp = settings.smtp.__class__(
-            **{**settings.smtp.__dict__, "port": server.port, "ca_file": ca_file, "starttls": True}
+        settings = changed(
+            settings, smtp_port=server.port, smtp_ca_file=ca_file, smtp_starttls=True
         )
-        settings = type(settings)(**{**settings.__dict__, "smtp": smtp})
         report = run_once(settings, clock=lambda: DAY1)
         assert report.delivery.sent == 0 and not report.ok
         assert server.received == []
@@ -97,10 +96,7 @@ def test_untrusted_certificate_is_refused(make_settings, fake_arxiv, tls):
     context, _ = tls
     with MailServer(RecordingHandler(), tls_context=context, require_starttls=True) as server:
         settings = make_settings()
-        smtp = settings.smtp.__class__(
-            **{**settings.smtp.__dict__, "port": server.port, "starttls": True}
-        )
-        settings = type(settings)(**{**settings.__dict__, "smtp": smtp})
+        settings = changed(settings, smtp_port=server.port, smtp_starttls=True)
         report = run_once(settings, clock=lambda: DAY1)
         assert report.delivery.sent == 0 and report.delivery.pending == 2
         assert server.received == []
@@ -124,8 +120,7 @@ def test_headers_refuse_injection():
 
 async def test_closed_port_is_a_transient_error(make_settings):
     settings = make_settings()
-    smtp = settings.smtp.__class__(**{**settings.smtp.__dict__, "port": 1, "timeout": 2.0})
-    connection = SmtpConnection(smtp)
+    connection = SmtpConnection(changed(settings, smtp_port=1, smtp_timeout=2.0).smtp)
     message = build_message(
         sender="papers@example.org",
         list_name="L",

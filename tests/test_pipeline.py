@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from conftest import DATA, changed
 from fake_arxiv import FeedPaper
 
 from digest.pipeline import run_once
@@ -193,7 +193,7 @@ def test_first_run_days_bounds_the_first_digest(
     make_settings, fake_arxiv, mail_server, first_run_days
 ):
     settings = make_settings(extra="", keywords=("Graph Neural Network",))
-    settings = type(settings)(**{**settings.__dict__, "first_run_days": first_run_days})
+    settings = changed(settings, first_run_days=first_run_days)
     report = run_once(settings, clock=clock(DAY1))
     (result,) = report.keywords
     assert (len(result.new) > 0) is (first_run_days == 600)
