@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +18,7 @@ import click
 
 from . import __version__
 from .config import ConfigError, Settings, find_settings, load_settings
+from .lock import CycleRunning
 from .store import StoreError
 from .subscribers import BadRow, SubscribersError, read_subscribers
 
@@ -53,6 +57,8 @@ def handled(command: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), EXIT_CONFIG)
         except StoreError as exc:
             fail(f"database: {exc}", EXIT_FAILED)
+        except CycleRunning as exc:
+            fail(str(exc), EXIT_FAILED)
 
     return wrapper
 
@@ -80,6 +86,31 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool) -> N
     ctx.obj = {"config": config}
 
 
+def stop_on_signals() -> threading.Event:
+    """Return an event set by SIGTERM or SIGINT, so a cycle can stop cleanly."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        log.warning(
+            "%s: finishing the message in flight, then stopping", signal.Signals(signum).name
+        )
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+    return stop
+
+
+def warn_plain_http(settings: Settings) -> None:
+    """Warn when unsubscribe links are not https (RFC 8058 one-click requires it)."""
+    if not settings.base_url.startswith("https://"):
+        log.warning(
+            "[digest] base_url %s is not https: one-click unsubscribe (RFC 8058) needs https "
+            "in production; put the web endpoint behind an HTTPS proxy",
+            settings.base_url,
+        )
+
+
 @main.command()
 @click.pass_context
 @handled
@@ -87,8 +118,77 @@ def once(ctx: click.Context) -> None:
     """Run one cycle now: fetch, diff, render, send, archive."""
     from .pipeline import run_once
 
-    report = run_once(settings_of(ctx))
-    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+    report = run_once(settings_of(ctx), stop=stop_on_signals())
+    # A cycle stopped by a signal is not a failure: its outbox resumes at the next start.
+    sys.exit(EXIT_OK if report.ok or report.interrupted else EXIT_FAILED)
+
+
+@main.command()
+@click.pass_context
+@handled
+def run(ctx: click.Context) -> None:
+    """Run as a service: the daily cycle at send_at, and the unsubscribe endpoint."""
+    from .daemon import Daemon, serve
+    from .store import Store
+
+    settings = settings_of(ctx)
+    warn_plain_http(settings)
+    Store(settings.database).close()  # fail now on a bad database, not at the first cycle
+    daemon = Daemon(settings)
+    log.info(
+        "daemon: cycles daily at %s %s; %s",
+        f"{settings.send_at:%H:%M}",
+        settings.timezone.key,
+        daemon.status_line(),
+    )
+    asyncio.run(serve(settings, daemon))
+
+
+@main.command()
+@click.pass_context
+@handled
+def serve(ctx: click.Context) -> None:
+    """Serve only the unsubscribe endpoint (run `digest once` from a timer)."""
+    from .daemon import serve as serve_web
+    from .store import Store
+
+    settings = settings_of(ctx)
+    warn_plain_http(settings)
+    Store(settings.database).close()
+    asyncio.run(serve_web(settings))
+
+
+@main.command()
+@click.option("--resubscribe", metavar="EMAIL", help="Undo an unsubscribe (or a bounce).")
+@click.pass_context
+@handled
+def subscribers(ctx: click.Context, resubscribe: str | None) -> None:
+    """List everyone with their status: active, unsubscribed, bounced, invalid row."""
+    from .store import Store
+
+    settings = settings_of(ctx)
+    with Store(settings.database) as store:
+        if resubscribe:
+            if not store.unsuppress(resubscribe):
+                fail(f"{resubscribe} is not unsubscribed", EXIT_FAILED)
+            click.echo(f"{resubscribe} is subscribed again")
+            return
+        suppressed = store.suppressions()
+    listed = set()
+    for entry in read_subscribers(settings.subscribers, settings.keywords):
+        if isinstance(entry, BadRow):
+            click.echo(f"invalid row    {entry}")
+            continue
+        listed.add(entry.email.casefold())
+        state = suppressed.get(entry.email.casefold())
+        status = f"{state[0]} since {state[1]:%Y-%m-%d %H:%M}" if state else "active"
+        click.echo(f"{status:<30} {entry.email}  ({', '.join(entry.keywords)})")
+    for email, (reason, since) in suppressed.items():
+        if email not in listed:
+            click.echo(
+                f"{reason + ' since ' + f'{since:%Y-%m-%d %H:%M}':<30} {email}  "
+                "(not in the subscribers file)"
+            )
 
 
 @main.command()

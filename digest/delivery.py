@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +50,9 @@ class Delivery:
         store: Store,
         secret: bytes,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop: threading.Event | None = None,
     ):
+        self.stop = stop or threading.Event()
         self.settings = settings
         self.store = store
         self.secret = secret
@@ -95,6 +98,9 @@ class Delivery:
         workers = [asyncio.create_task(self._worker(t, queue)) for t in transports]
         try:
             for item in self.store.pending():
+                if self.stop.is_set():
+                    log.info("send: stopping; the rest stays in the outbox for the next start")
+                    break
                 await queue.put(item)
             for _ in workers:
                 await queue.put(None)

@@ -13,6 +13,7 @@ from .archive import render_archive, write_atomically
 from .config import Settings
 from .delivery import Delivery, DeliveryReport
 from .fetch import Fetcher, FetchError
+from .lock import lock_for
 from .mail import new_message_id
 from .models import KeywordResult, Paper
 from .render import Renderer, make_environment
@@ -33,12 +34,24 @@ class CycleReport:
     bad_rows: list[str] = field(default_factory=list)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     archive_changed: bool = False
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
         """Tell whether every keyword was fetched and every message delivered."""
         failed = self.delivery.failed + self.delivery.pending
         return not any(k.failed for k in self.keywords) and not failed
+
+    def record(self) -> dict[str, object]:
+        """Return what the database keeps of the cycle (for /healthz and the logs)."""
+        d = self.delivery
+        return {
+            "summary": self.summary(),
+            "failed_keywords": [k.keyword for k in self.keywords if k.failed],
+            "sent": d.sent,
+            "failed": d.failed,
+            "pending": d.pending,
+        }
 
     def summary(self) -> str:
         """Return the one-line summary of the cycle."""
@@ -73,6 +86,9 @@ def fetch_all(
     for keyword in settings.keywords:
         result = KeywordResult(keyword.name)
         report.keywords.append(result)
+        if stop is not None and stop.is_set():
+            result.error = "not fetched: stopping"
+            continue
         try:
             found[keyword.key] = fetcher.fetch(keyword)
         except FetchError as exc:
@@ -197,32 +213,30 @@ def run_once(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     stop: threading.Event | None = None,
 ) -> CycleReport:
-    """Run one whole cycle and return its report."""
+    """Run one whole cycle and return its report; raise CycleRunning if one already runs."""
+    stop = stop or threading.Event()
     report = CycleReport()
     for _ in read_subscribers(settings.subscribers, settings.keywords):
         pass  # fail early, before fetching, on an unusable subscribers file
-    with Store(settings.database) as store:
+    with lock_for(settings.database), Store(settings.database) as store:
         secret = store.secret(settings.secret)
-        now = clock()
-        cycle_id = store.begin_cycle(now)
+        cycle_id = store.begin_cycle(clock())
         try:
             found = fetch_all(settings, report, stop)
-            with store.transaction():
-                plan(settings, store, found, cycle_id, clock(), report, secret)
-            delivery = Delivery(settings, store, secret, clock)
-            report.delivery = asyncio.run(delivery.run())
-            log.info(
-                "send: %d sent, %d failed, %d still queued",
-                report.delivery.sent,
-                report.delivery.failed,
-                report.delivery.pending,
-            )
+            if not stop.is_set():
+                with store.transaction():
+                    plan(settings, store, found, cycle_id, clock(), report, secret)
+                delivery = Delivery(settings, store, secret, clock, stop)
+                report.delivery = asyncio.run(delivery.run())
+                d = report.delivery
+                log.info("send: %d sent, %d failed, %d still queued", d.sent, d.failed, d.pending)
             report.archive_changed = write_archive(settings, store, clock())
         except BaseException:
-            store.finish_cycle(cycle_id, "error", {}, clock())
+            store.finish_cycle(cycle_id, "error", report.record(), clock())
             raise
-        status = "ok" if report.ok else "partial"
-        store.finish_cycle(cycle_id, status, {"summary": report.summary()}, clock())
+        report.interrupted = stop.is_set()
+        status = "interrupted" if report.interrupted else "ok" if report.ok else "partial"
+        store.finish_cycle(cycle_id, status, report.record(), clock())
     log.info("%s", report.summary())
     return report
 

@@ -139,6 +139,8 @@ class Store:
                 f"{self.path} was written by a newer digest (schema {version}, this "
                 f"one knows {VERSION}); upgrade digest or use another database"
             )
+        if version == VERSION:
+            return
         with self.transaction():
             for number in range(version, VERSION):
                 log.info("migrating %s to schema %d", self.path, number + 1)
@@ -213,6 +215,28 @@ class Store:
             )
             if status in ("ok", "partial"):
                 self.set_meta("last_cycle_at", iso(now))
+
+    def last_success(self) -> datetime | None:
+        """Return when the last cycle that ran to its end (ok or partial) finished."""
+        value = self.get_meta("last_cycle_at")
+        return datetime.fromisoformat(value) if value else None
+
+    def last_cycle(self) -> dict[str, Any] | None:
+        """Return the newest finished cycle: when, how it ended, its summary."""
+        row = self.db.execute(
+            "SELECT id, started_at, finished_at, status, summary FROM cycles "
+            "WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        summary = json.loads(row[4]) if row[4] else {}
+        return {
+            "id": row[0],
+            "started_at": row[1],
+            "finished_at": row[2],
+            "status": row[3],
+            **summary,
+        }
 
     # --- history -----------------------------------------------------------------------------
 
@@ -406,6 +430,30 @@ class Store:
             )
 
     # --- suppressions ------------------------------------------------------------------------
+
+    def suppress(self, email: str, reason: str, now: datetime) -> bool:
+        """Put an address on the suppression list; return False if it already was."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO suppressions (email, reason, created_at) VALUES (?, ?, ?)",
+                [email.casefold(), reason, iso(now)],
+            )
+        return cursor.rowcount > 0
+
+    def unsuppress(self, email: str) -> bool:
+        """Take an address off the suppression list; return False if it was not on it."""
+        with self.transaction():
+            cursor = self.db.execute("DELETE FROM suppressions WHERE email = ?", [email.casefold()])
+        return cursor.rowcount > 0
+
+    def suppressions(self) -> dict[str, tuple[str, datetime]]:
+        """Return every suppressed address with its reason and since when."""
+        return {
+            email: (reason, datetime.fromisoformat(since))
+            for email, reason, since in self.db.execute(
+                "SELECT email, reason, created_at FROM suppressions ORDER BY email"
+            )
+        }
 
     def suppressed(self) -> set[str]:
         """Return the case-folded addresses that must get no mail."""

@@ -1,0 +1,281 @@
+"""The daemon: schedule with frozen time, catch-up, DST, failures, and a real `digest run`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from conftest import settings_text
+from fake_arxiv import FeedPaper
+from mailserver import free_port
+
+from digest.daemon import Clockwork, Daemon, previous_slot
+from digest.lock import CycleRunning, lock_for
+from digest.pipeline import CycleReport
+
+
+@pytest.fixture
+def paris(make_settings):
+    """Settings that send at 07:00 Europe/Paris."""
+    return make_settings()  # conftest's settings use Europe/Paris and the default 07:00
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_previous_slot_follows_the_local_clock_across_dst(paris):
+    # 2026-03-29: Paris moves from UTC+1 to UTC+2 at 02:00 local time.
+    assert previous_slot(utc(2026, 3, 28, 6, 30), paris) == utc(2026, 3, 28, 6, 0)
+    assert previous_slot(utc(2026, 3, 29, 4, 59), paris) == utc(2026, 3, 28, 6, 0)
+    assert previous_slot(utc(2026, 3, 29, 5, 0), paris) == utc(2026, 3, 29, 5, 0)
+    # 2026-10-25: back to UTC+1.
+    assert previous_slot(utc(2026, 10, 25, 6, 30), paris) == utc(2026, 10, 25, 6, 0)
+    assert previous_slot(utc(2026, 10, 25, 5, 30), paris) == utc(2026, 10, 24, 5, 0)
+
+
+class History:
+    """A stand-in for the database's 'last successful cycle'."""
+
+    def __init__(self, last: datetime | None = None):
+        self.last = last
+
+    def __call__(self) -> datetime | None:
+        return self.last
+
+
+def test_catch_up_once_at_start_then_daily_at_send_at(paris):
+    history = History(utc(2026, 1, 9, 6, 1))  # yesterday's cycle ran
+    with time_machine.travel(utc(2026, 1, 10, 9, 0), tick=False) as traveller:
+        clockwork = Clockwork(paris, history)
+        assert clockwork.due(datetime.now(UTC))  # today's 07:00 slot was missed: catch up
+        history.last = datetime.now(UTC)
+        assert not clockwork.due(datetime.now(UTC))
+        assert clockwork.next_run() == utc(2026, 1, 11, 6, 0)
+        traveller.move_to(utc(2026, 1, 11, 5, 59, 59))
+        assert not clockwork.due(datetime.now(UTC))
+        traveller.move_to(utc(2026, 1, 11, 6, 0, 1))
+        assert clockwork.due(datetime.now(UTC))
+        assert clockwork.next_run() == utc(2026, 1, 12, 6, 0)
+
+
+def test_no_catch_up_when_todays_cycle_already_ran(paris):
+    with time_machine.travel(utc(2026, 1, 10, 9, 0), tick=False):
+        clockwork = Clockwork(paris, History(utc(2026, 1, 10, 6, 2)))
+        assert not clockwork.due(datetime.now(UTC))
+
+
+def test_a_fresh_install_runs_its_first_cycle_at_once(paris):
+    with time_machine.travel(utc(2026, 1, 10, 9, 0), tick=False):
+        assert Clockwork(paris, History(None)).due(datetime.now(UTC))
+
+
+def test_schedule_is_right_on_dst_days(paris):
+    history = History()
+    with time_machine.travel(utc(2026, 3, 28, 6, 0, 30), tick=False) as traveller:
+        history.last = datetime.now(UTC)
+        clockwork = Clockwork(paris, history)
+        assert not clockwork.due(datetime.now(UTC))
+        assert clockwork.next_run() == utc(2026, 3, 29, 5, 0)  # 07:00 CEST, 23 hours later
+        traveller.move_to(utc(2026, 3, 29, 4, 59, 30))
+        assert not clockwork.due(datetime.now(UTC))
+        traveller.move_to(utc(2026, 3, 29, 5, 0, 30))
+        assert clockwork.due(datetime.now(UTC))
+        history.last = datetime.now(UTC)
+        traveller.move_to(utc(2026, 10, 24, 5, 0, 30))
+        clockwork.due(datetime.now(UTC))
+        history.last = datetime.now(UTC)
+        assert clockwork.next_run() == utc(2026, 10, 25, 6, 0)  # 07:00 CET, 25 hours later
+
+
+def test_a_raising_cycle_is_logged_and_the_schedule_goes_on(paris, caplog):
+    calls: list[datetime] = []
+    history = History()
+
+    def broken_cycle(settings, stop) -> CycleReport:
+        calls.append(datetime.now(UTC))
+        raise RuntimeError("disk full")
+
+    async def scenario() -> None:
+        with time_machine.travel(utc(2026, 1, 10, 9, 0), tick=False) as traveller:
+            daemon = Daemon(paris, cycle=broken_cycle)
+            daemon.clockwork.last_success = history
+            assert daemon.tick()
+            await daemon.wait_for_cycle()
+            assert daemon.status_line().startswith("idle; next cycle 2026-01-11 07:00")
+            assert not daemon.tick()  # no retry loop after a failure
+            traveller.move_to(utc(2026, 1, 11, 6, 0, 1))
+            assert daemon.tick()  # the next day's slot still rings
+            await daemon.wait_for_cycle()
+            assert daemon.last_error == "RuntimeError: disk full"
+
+    asyncio.run(scenario())
+    assert len(calls) == 2
+    assert "cycle: failed; the daemon goes on" in caplog.text
+
+
+def test_a_locked_cycle_is_retried_later(paris):
+    def locked(settings, stop) -> CycleReport:
+        raise CycleRunning("another cycle is running")
+
+    async def scenario() -> None:
+        with time_machine.travel(utc(2026, 1, 10, 9, 0), tick=False) as traveller:
+            daemon = Daemon(paris, cycle=locked)
+            daemon.clockwork.last_success = History()
+            assert daemon.tick()
+            await daemon.wait_for_cycle()
+            assert not daemon.tick()
+            traveller.shift(timedelta(minutes=5, seconds=1))
+            assert daemon.tick()
+            await daemon.wait_for_cycle()
+
+    asyncio.run(scenario())
+
+
+# --- the real process ---------------------------------------------------------------------------
+
+
+def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def get_json(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return json.loads(answer.read())
+    except OSError:
+        return None
+
+
+def test_digest_run_as_a_real_service(fake_arxiv, mail_server, tmp_path: Path):
+    port = free_port()
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    fake_arxiv.papers.append(
+        FeedPaper(
+            id="2611.00003",
+            version=1,
+            title="Graph Neural Network Today",
+            abstract="Today.",
+            authors=["Alan Turing"],
+            comment=None,
+            published=now,
+            updated=now,
+            primary_category="cs.LG",
+            categories=["cs.LG"],
+        )
+    )
+    config = tmp_path / "settings.toml"
+    config.write_text(
+        settings_text(
+            api_url=fake_arxiv.url,
+            smtp_port=mail_server.port,
+            extra=f'\n[web]\nlisten = "127.0.0.1:{port}"\n',
+        )
+    )
+    (tmp_path / "subscribers.csv").write_text("email,name,keywords\nalan@example.org,Alan,\n")
+    sock_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    listener.settimeout(0.2)
+    env = {
+        **os.environ,
+        "DIGEST_CONFIG": str(config),
+        "DIGEST_SECRET": "s",
+        "NOTIFY_SOCKET": str(sock_path),
+        "WATCHDOG_USEC": "400000",
+        "JOURNAL_STREAM": "8:1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "run"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    messages: list[str] = []
+
+    def received(text: str) -> bool:
+        with contextlib.suppress(TimeoutError):
+            messages.append(listener.recv(4096).decode())
+        return any(text in m for m in messages)
+
+    try:
+        wait_until(lambda: received("READY=1"), what="READY=1")
+        wait_until(lambda: received("WATCHDOG=1"), what="WATCHDOG=1")
+        health = wait_until(lambda: get_json(f"http://127.0.0.1:{port}/healthz"), what="healthz")
+        assert health["status"] == "ok" and health["next_cycle"]
+        # A fresh database: the start-up catch-up cycle runs at once and mails the new paper.
+        wait_until(lambda: mail_server.received, what="the catch-up cycle's mail")
+        done = wait_until(
+            lambda: (get_json(f"http://127.0.0.1:{port}/healthz") or {}).get("last_cycle"),
+            what="a finished cycle",
+        )
+        assert done["status"] == "ok" and done["sent"] == 1
+        assert any(m.startswith("READY=1\nSTATUS=") for m in messages)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        wait_until(lambda: received("STOPPING=1"), timeout=2, what="STOPPING=1")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        stderr = process.communicate()[1]
+        listener.close()
+    assert "stopped" in stderr
+    assert not stderr.startswith("20")  # under journald (JOURNAL_STREAM) lines carry no time
+
+
+def test_once_refuses_while_a_cycle_holds_the_lock(make_settings, tmp_path):
+    settings = make_settings()
+    env = {**os.environ, "DIGEST_CONFIG": str(settings.path)}
+    with lock_for(settings.database):
+        result = subprocess.run(
+            [sys.executable, "-m", "digest", "once"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"another cycle is running (process {os.getpid()}" in result.stderr
+
+
+def test_a_killed_cycle_does_not_leave_the_lock_stuck(make_settings):
+    settings = make_settings()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from digest.lock import lock_for\n"
+                "with lock_for(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)"
+            ),
+            str(settings.database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(CycleRunning), lock_for(settings.database):
+        pass
+    holder.kill()
+    holder.wait()
+    holder.stdout.close()
+    with lock_for(settings.database):
+        pass  # the kernel dropped the dead process's lock
