@@ -1,0 +1,124 @@
+"""A real browser (Debian's headless chromium) unsubscribes from a delivered email."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import settings_text
+from mailserver import free_port
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from digest.config import load_settings
+from digest.pipeline import run_once
+from digest.store import Store
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
+
+
+def chromium_paths() -> tuple[str, str]:
+    """Return Debian's chromium and chromedriver; fail clearly when they are missing."""
+    browser = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (os.path.exists(browser) and os.path.exists(driver)):
+        pytest.fail("install Debian's chromium and chromium-driver (.ci/run does)")
+    return browser, driver
+
+
+@pytest.fixture
+def browser(tmp_path):
+    binary, driver_path = chromium_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=800,1000",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def served(fake_arxiv, mail_server, tmp_path):
+    """Run a cycle, then `digest serve` as a real process on a free port."""
+    port = free_port()
+    config = tmp_path / "settings.toml"
+    text = settings_text(api_url=fake_arxiv.url, smtp_port=mail_server.port)
+    text = text.replace("https://papers.example.org", f"http://127.0.0.1:{port}")
+    config.write_text(text + f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
+    (tmp_path / "subscribers.csv").write_text("email,name,keywords\nada@example.org,Ada,\n")
+    env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": "browser-secret"}
+    settings = load_settings(config, env={"DIGEST_SECRET": "browser-secret"})
+    run_once(settings, clock=lambda: DAY1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "serve"], env=env, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "digest serve did not start"
+            time.sleep(0.05)
+    try:
+        yield settings
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_click_unsubscribe_in_the_email_then_confirm(served, mail_server, browser, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    (message,) = mail_server.by_recipient()["ada@example.org"]
+    email_file = tmp_path / "email.html"
+    email_file.write_text(message.get_body(("html",)).get_content(), encoding="utf-8")
+
+    browser.get(email_file.as_uri())
+    browser.save_screenshot(str(ARTIFACTS / "1-email.png"))
+    browser.find_element(By.LINK_TEXT, "Unsubscribe with one click").click()
+    wait = WebDriverWait(browser, 10)
+    button = wait.until(expected_conditions.element_to_be_clickable((By.ID, "unsubscribe")))
+    assert "a•••@example.org" in browser.page_source
+    browser.save_screenshot(str(ARTIFACTS / "2-confirm.png"))
+    with Store(served.database) as store:
+        assert not store.is_suppressed("ada@example.org")  # opening the link changed nothing
+    button.click()
+    heading = wait.until(expected_conditions.presence_of_element_located((By.ID, "confirmation")))
+    assert heading.text == "You are unsubscribed"
+    browser.save_screenshot(str(ARTIFACTS / "3-unsubscribed.png"))
+    with Store(served.database) as store:
+        assert store.is_suppressed("ada@example.org")
+    browser.find_element(By.ID, "resubscribe").click()
+    heading = wait.until(
+        expected_conditions.text_to_be_present_in_element(
+            (By.ID, "confirmation"), "You are subscribed again"
+        )
+    )
+    browser.save_screenshot(str(ARTIFACTS / "4-resubscribed.png"))
+    with Store(served.database) as store:
+        assert not store.is_suppressed("ada@example.org")
