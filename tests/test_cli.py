@@ -153,3 +153,51 @@ def test_digest_once_as_a_real_process(fake_arxiv, mail_server, tmp_path: Path, 
     third = run_cli("once", env=env)
     assert third.returncode == 0 and "0 emails sent" in third.stderr
     assert len(mail_server.received) == 2
+
+
+def test_subscribers_lists_status_and_resubscribes(make_settings, tmp_path):
+    settings = make_settings(subscribers=SUBSCRIBERS_WITH_BAD_ROW)
+    with Store(settings.database) as store:
+        store.suppress("grace@example.org", "unsubscribed", datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+        store.suppress("gone@example.org", "bounced", datetime(2026, 1, 5, tzinfo=UTC))
+    result = invoke("--config", str(settings.path), "subscribers")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("active") and "ada@example.org" in line for line in lines)
+    assert any(
+        "unsubscribed since 2026-01-02 03:04" in line and "grace@example.org" in line
+        for line in lines
+    )
+    assert "invalid row    subscribers.csv:5: bad email address 'nope'" in result.output
+    assert any(
+        "bounced since 2026-01-05" in line and "not in the subscribers file" in line
+        for line in lines
+    )
+    result = invoke(
+        "--config", str(settings.path), "subscribers", "--resubscribe", "Grace@Example.org"
+    )
+    assert result.exit_code == 0 and "subscribed again" in result.output
+    with Store(settings.database) as store:
+        assert not store.is_suppressed("grace@example.org")
+    result = invoke(
+        "--config", str(settings.path), "subscribers", "--resubscribe", "ada@example.org"
+    )
+    assert result.exit_code == 1 and "is not unsubscribed" in result.output
+
+
+def test_plain_http_base_url_is_warned_about(make_settings, caplog):
+    from conftest import changed
+
+    from digest.cli import warn_plain_http
+
+    settings = make_settings()
+    warn_plain_http(settings)
+    assert "not https" not in caplog.text
+    warn_plain_http(changed(settings, base_url="http://papers.example.org"))
+    assert "is not https: one-click unsubscribe (RFC 8058) needs https" in caplog.text
+
+
+SUBSCRIBERS_WITH_BAD_ROW = (
+    "email,name,keywords\nada@example.org,Ada,\nalan@example.org,Alan,\n"
+    "grace@example.org,Grace,\nnope,Bad,\n"
+)
