@@ -28,7 +28,8 @@ def cell(text: str | None) -> str:
 
 def title_cell(paper: Paper) -> str:
     """Return the bold title linked to the paper's newest version."""
-    title = re.sub(r"\\(?=[\[\]]|$)", r"\\\\", cell(paper.title))
+    # A run of backslashes before a bracket or the end is doubled, so none escapes the link.
+    title = re.sub(r"(\\+)(?=[\[\]]|$)", lambda m: m.group(1) * 2, cell(paper.title))
     title = title.replace("[", "\\[").replace("]", "\\]")
     return f"**[{title}]({paper.abs_url})**"
 

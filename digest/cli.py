@@ -19,6 +19,7 @@ import click
 from . import __version__
 from .config import ConfigError, Settings, find_settings, load_settings
 from .lock import CycleRunning
+from .progress import LogProgress, Progress
 from .store import StoreError
 from .subscribers import BadRow, SubscribersError, read_subscribers
 
@@ -101,6 +102,34 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+class TerminalProgress(Progress):
+    """Progress bars on a terminal: fetch per keyword, send n/N."""
+
+    bar: Any = None
+
+    def start(self, phase: str, total: int) -> None:
+        """Open a bar for the phase."""
+        self.bar = click.progressbar(
+            length=total,
+            label=f"{phase:>5}",
+            file=sys.stderr,
+            show_pos=True,
+            show_eta=phase == "send",
+        )
+        self.bar.__enter__()
+
+    def advance(self, steps: int = 1) -> None:
+        """Move the bar."""
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def finish(self) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
 def warn_plain_http(settings: Settings) -> None:
     """Warn when unsubscribe links are not https (RFC 8058 one-click requires it)."""
     if not settings.base_url.startswith("https://"):
@@ -118,7 +147,8 @@ def once(ctx: click.Context) -> None:
     """Run one cycle now: fetch, diff, render, send, archive."""
     from .pipeline import run_once
 
-    report = run_once(settings_of(ctx), stop=stop_on_signals())
+    progress = TerminalProgress() if sys.stderr.isatty() else LogProgress()
+    report = run_once(settings_of(ctx), stop=stop_on_signals(), progress=progress)
     # A cycle stopped by a signal is not a failure: its outbox resumes at the next start.
     sys.exit(EXIT_OK if report.ok or report.interrupted else EXIT_FAILED)
 

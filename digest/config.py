@@ -82,6 +82,7 @@ class SmtpSettings:
     rate_limit: float
     hourly_limit: int
     max_attempts: int
+    retry_seconds: float
     ca_file: Path | None = None
     username: str | None = None
     password: str | None = None
@@ -239,6 +240,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "rate_limit": (_float, 0.0),
         "hourly_limit": (_int(0), 0),
         "max_attempts": (_int(1, 100), 5),
+        "retry_seconds": (_float, 2.0),
         "ca_file": (_text, None),
     },
     "web": {"listen": (_listen, "127.0.0.1:8080")},

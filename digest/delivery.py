@@ -1,29 +1,25 @@
-"""The send phase: stream the outbox to a pool of connections, recording each delivery."""
+"""The send phase: stream the outbox through a pool of connections, under rate limits."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parseaddr
+from datetime import UTC, datetime, timedelta
 
 from .config import Settings
-from .mail import (
-    MaildirTransport,
-    SendError,
-    SmtpConnection,
-    Transport,
-    build_message,
-    greeting,
-    personalise,
-)
-from .store import Edition, Message, Store
+from .mail import Composer, Failure, MaildirTransport, SendError, SmtpConnection, Transport
+from .progress import Progress
+from .store import Message, Store
 from .tokens import make_token
 
 log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 60.0
 
 
 @dataclass(slots=True)
@@ -33,7 +29,10 @@ class DeliveryReport:
     sent: int = 0
     failed: int = 0
     skipped: int = 0
+    retried: int = 0
     pending: int = 0
+    bounced: int = 0
+    aborted: str | None = None
 
 
 def unsubscribe_url(settings: Settings, secret: bytes, email: str) -> str:
@@ -41,8 +40,32 @@ def unsubscribe_url(settings: Settings, secret: bytes, email: str) -> str:
     return f"{settings.base_url}/unsubscribe?token={make_token(secret, email)}"
 
 
+class RateLimiter:
+    """Space sends to `rate` per second and at most `hourly` per rolling hour, pool-wide."""
+
+    def __init__(self, rate: float, hourly: int, recent: list[float], clock=None):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.hourly = hourly
+        self.clock = clock or asyncio.get_running_loop().time
+        self.next_slot = 0.0
+        self.window: collections.deque[float] = collections.deque(recent)
+
+    def reserve(self) -> float:
+        """Reserve the next sending slot and return how long to wait for it."""
+        now = self.clock()
+        slot = max(now, self.next_slot)
+        if self.hourly:
+            while self.window and self.window[0] <= slot - 3600:
+                self.window.popleft()
+            if len(self.window) >= self.hourly:
+                slot = max(slot, self.window[-self.hourly] + 3600)
+            self.window.append(slot)
+        self.next_slot = slot + self.interval
+        return slot - now
+
+
 class Delivery:
-    """Send every pending outbox message once, through one transport per worker."""
+    """Send every pending outbox message once, through a pool of reused connections."""
 
     def __init__(
         self,
@@ -51,88 +74,173 @@ class Delivery:
         secret: bytes,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: threading.Event | None = None,
+        progress: Progress | None = None,
     ):
-        self.stop = stop or threading.Event()
         self.settings = settings
         self.store = store
         self.secret = secret
         self.clock = clock
+        self.stop = stop or threading.Event()
+        self.progress = progress or Progress()
         self.report = DeliveryReport()
-        self._editions: dict[int, Edition] = {}
+        smtp = settings.smtp
+        self.pool = smtp.connections if smtp else 1
+        self.max_attempts = smtp.max_attempts if smtp else 1
+        self.retry_base = smtp.retry_seconds if smtp else 1.0
+        self._composers: dict[int, Composer] = {}
+        self._tries: collections.Counter[int] = collections.Counter()
+        self._in_play = 0  # queued, being sent, or waiting to be retried
+        self._settled = asyncio.Event()
+        self._transient_run = 0  # transient failures in a row, pool-wide
+        self.retry_budget = 0
+        self.limiter = RateLimiter(0, 0, [], clock=lambda: 0.0)
 
     def _transports(self) -> list[Transport]:
-        smtp = self.settings.smtp
-        if smtp is None:
+        if self.settings.smtp is None:
             return [MaildirTransport(self.settings.outbox)]
-        return [SmtpConnection(smtp) for _ in range(smtp.connections)]
+        return [SmtpConnection(self.settings.smtp) for _ in range(self.pool)]
 
-    def _edition(self, edition_id: int) -> Edition:
-        if edition_id not in self._editions:
-            if len(self._editions) > 64:
-                self._editions.clear()
-            self._editions[edition_id] = self.store.edition(edition_id)
-        return self._editions[edition_id]
+    def composer(self, edition_id: int) -> Composer:
+        """Return the composer of an edition (a few are kept; editions come in runs)."""
+        if edition_id not in self._composers:
+            if len(self._composers) >= 16:
+                self._composers.pop(next(iter(self._composers)))
+            edition = self.store.edition(edition_id)
+            self._composers[edition_id] = Composer(
+                edition, self.settings.sender, self.settings.name
+            )
+        return self._composers[edition_id]
 
-    def message(self, item: Message):
-        """Build the personalised message of an outbox entry."""
-        edition = self._edition(item.edition_id)
-        url = unsubscribe_url(self.settings, self.secret, item.email)
-        values = {"greeting": greeting(item.name), "unsubscribe_url": url, "email": item.email}
-        return build_message(
-            sender=self.settings.sender,
-            list_name=self.settings.name,
-            to_email=item.email,
-            to_name=item.name,
-            subject=edition.subject,
-            text=personalise(edition.text, edition.placeholders, values, escape=False),
-            html_body=personalise(edition.html, edition.placeholders, values, escape=True),
+    def message(self, item: Message) -> bytes:
+        """Compose the personalised message of an outbox entry."""
+        return self.composer(item.edition_id).compose(
+            email=item.email,
+            name=item.name,
             message_id=item.message_id,
-            unsubscribe_url=url,
+            unsubscribe_url=unsubscribe_url(self.settings, self.secret, item.email),
             date=self.clock(),
         )
 
+    def _abort(self, reason: str) -> None:
+        if self.report.aborted is None:
+            self.report.aborted = reason
+            log.error("send: stopping this cycle's sending: %s; unsent mail stays queued", reason)
+        self._settled.set()  # wake run(): it stops feeding and lets in-flight messages finish
+
+    async def _watch_stop(self) -> None:
+        while not self.stop.is_set():
+            await asyncio.sleep(0.1)
+        self._abort("asked to stop")
+
     async def run(self) -> DeliveryReport:
         """Send the whole outbox and return the counts."""
+        total = self.store.count_pending()
+        self.progress.start("send", total)
+        self.retry_budget = max(100, total)
+        hour_ago = self.clock() - timedelta(hours=1)
+        loop_now, wall_now = asyncio.get_running_loop().time(), self.clock()
+        recent = [
+            loop_now - (wall_now - t).total_seconds() for t in self.store.sent_since(hour_ago)
+        ]
+        smtp = self.settings.smtp
+        self.limiter = RateLimiter(
+            smtp.rate_limit if smtp else 0, smtp.hourly_limit if smtp else 0, recent
+        )
         transports = self._transports()
         queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=2 * len(transports))
+        watcher = asyncio.create_task(self._watch_stop())
         workers = [asyncio.create_task(self._worker(t, queue)) for t in transports]
         try:
             for item in self.store.pending():
-                if self.stop.is_set():
-                    log.info("send: stopping; the rest stays in the outbox for the next start")
+                if self.report.aborted:
                     break
+                self._in_play += 1
+                self._settled.clear()
                 await queue.put(item)
+            while self._in_play and not self.report.aborted:
+                await self._settled.wait()
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
         finally:
-            for task in workers:
+            for task in (*workers, watcher):
                 task.cancel()
             for transport in transports:
                 await transport.close()
+            self.progress.finish()
         self.report.pending = self.store.count_pending()
         return self.report
 
+    def _done(self) -> None:
+        self._in_play -= 1
+        self.progress.advance()
+        if self._in_play == 0:
+            self._settled.set()
+
     async def _worker(self, transport: Transport, queue: asyncio.Queue[Message | None]) -> None:
         while (item := await queue.get()) is not None:
-            if self.store.is_suppressed(item.email):
-                self.store.mark_skipped(item.id, "unsubscribed")
-                self.report.skipped += 1
+            if self.report.aborted:
+                self._done()  # left in the outbox for the next cycle
                 continue
-            sender = parseaddr(self.settings.sender)[1]
-            try:
-                message = self.message(item)
-            except (ValueError, TypeError) as exc:  # e.g. a header that cannot be encoded
-                self.store.mark_failed(item.id, f"cannot build the message: {exc}", True)
-                self.report.failed += 1
-                log.error("%s: cannot build the message (%s)", item.email, exc)
-                continue
-            try:
-                await transport.send(message, sender, item.email)
-            except SendError as exc:
-                self.store.mark_failed(item.id, str(exc), exc.permanent)
-                self.report.failed += 1
-                log.warning("%s: not delivered (%s)", item.email, exc)
-                continue
-            self.store.mark_sent(item.id, self.clock())
-            self.report.sent += 1
+            await self._deliver(transport, item, queue)
+
+    async def _deliver(
+        self, transport: Transport, item: Message, queue: asyncio.Queue[Message | None]
+    ) -> None:
+        if self.store.is_suppressed(item.email):
+            self.store.mark_skipped(item.id, "unsubscribed")
+            self.report.skipped += 1
+            return self._done()
+        try:
+            message = self.message(item)
+        except (ValueError, TypeError, UnicodeError) as exc:  # a header that cannot be written
+            self.store.mark_failed(item.id, f"cannot compose the message: {exc}", True)
+            self.report.failed += 1
+            log.error("%s: cannot compose the message (%s)", item.email, exc)
+            return self._done()
+        wait = self.limiter.reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        try:
+            await transport.send(message, self.composer(item.edition_id).envelope_from, item.email)
+        except SendError as exc:
+            return self._failed(item, exc, queue)
+        self._transient_run = 0
+        self.store.mark_sent(item.id, item.email, self.clock())
+        self.report.sent += 1
+        self._done()
+
+    def _failed(self, item: Message, exc: SendError, queue: asyncio.Queue[Message | None]) -> None:
+        permanent = exc.failure is Failure.PERMANENT
+        self.store.mark_failed(item.id, str(exc), permanent)
+        if exc.failure is Failure.FATAL:
+            self._abort(f"the server refuses every message ({exc})")
+            return self._done()
+        if permanent:
+            self.report.failed += 1
+            log.warning("%s: refused (%s)", item.email, exc)
+            if self.store.record_bounce(item.email, str(exc), self.clock()):
+                self.report.bounced += 1
+                log.warning("%s: suppressed after repeated permanent failures", item.email)
+            return self._done()
+        self._transient_run += 1
+        self._tries[item.id] += 1
+        if self._transient_run >= 3 * self.pool + 2:
+            self._abort(f"{self._transient_run} failures in a row, the last: {exc}")
+        if (
+            self.report.aborted
+            or self._tries[item.id] >= self.max_attempts
+            or self.retry_budget <= 0
+        ):
+            log.warning("%s: not delivered yet (%s); stays queued", item.email, exc)
+            return self._done()
+        self.retry_budget -= 1
+        self.report.retried += 1
+        delay = min(MAX_BACKOFF, self.retry_base * 2 ** (self._tries[item.id] - 1))
+        delay *= 0.5 + random.random()  # jitter spreads retries apart
+        asyncio.get_running_loop().call_later(delay, self._requeue, item, queue)
+
+    def _requeue(self, item: Message, queue: asyncio.Queue[Message | None]) -> None:
+        if self.report.aborted:
+            return self._done()
+        asyncio.get_running_loop().create_task(queue.put(item))

@@ -1,31 +1,44 @@
-"""Build digest messages and hand them to an SMTP server or a Maildir outbox."""
+"""Compose digest messages and hand them to an SMTP server or a Maildir outbox."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import logging
 import mailbox
 import re
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, make_msgid, parseaddr
+import secrets
+import ssl
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
 
 from .config import SmtpSettings
+from .store import Edition
 
 log = logging.getLogger(__name__)
 
 
-class SendError(Exception):
-    """A message was not accepted; `permanent` tells whether retrying can help."""
+class Failure(Enum):
+    """How a failed delivery attempt should be treated."""
 
-    def __init__(self, message: str, permanent: bool, code: int | None = None):
+    TRANSIENT = "transient"  # connection, timeout, 4xx: try again later
+    PERMANENT = "permanent"  # 5xx to RCPT or DATA: this message to this address is refused
+    FATAL = "fatal"  # login refused, sender refused: stop sending this cycle, fix the settings
+
+
+class SendError(Exception):
+    """A message was not accepted, with how to treat the failure."""
+
+    def __init__(self, message: str, failure: Failure, code: int | None = None):
         super().__init__(message)
-        self.permanent = permanent
+        self.failure = failure
         self.code = code
 
 
@@ -41,54 +54,79 @@ def new_message_id(sender: str) -> str:
     return make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or "localhost")
 
 
-def personalise(
-    body: str, placeholders: dict[str, str], values: dict[str, str], escape: bool
-) -> str:
-    """Put one subscriber's details in place of an edition's placeholders."""
-    for key, marker in placeholders.items():
-        body = body.replace(marker, html.escape(values[key]) if escape else values[key])
-    return body
-
-
 def greeting(name: str) -> str:
     """Return the greeting line for a subscriber."""
     return f"Hello {name}," if name else "Hello,"
 
 
-def build_message(
-    *,
-    sender: str,
-    list_name: str,
-    to_email: str,
-    to_name: str,
-    subject: str,
-    text: str,
-    html_body: str,
-    message_id: str,
-    unsubscribe_url: str,
-    date: object,
-) -> EmailMessage:
-    """Build the multipart/alternative message with list and one-click unsubscribe headers."""
-    display, address = parseaddr(sender)
-    message = EmailMessage(policy=SMTP)
-    message["From"] = Address(display_name=display or list_name, addr_spec=address)
-    message["To"] = Address(display_name=to_name, addr_spec=to_email)
-    message["Subject"] = subject
-    message["Date"] = format_datetime(date)  # type: ignore[arg-type]
-    message["Message-ID"] = message_id
-    message["List-Id"] = list_id(list_name, sender)
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text)
-    message.add_alternative(html_body, subtype="html")
-    return message
+def _header(name: str, value: str) -> str:
+    """Return one header line, RFC 2047-encoded when not ASCII; refuse line breaks.
+
+    Messages are built with LF line ends, as Maildir stores them; aiosmtplib sends CRLF.
+    """
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{name} header value contains a line break")
+    if not value.isascii():
+        value = Header(value, "utf-8", header_name=name).encode()
+    return f"{name}: {value}\n"
+
+
+class Composer:
+    """Compose one edition's messages: shared headers once, personal details per message."""
+
+    def __init__(self, edition: Edition, sender: str, list_name: str):
+        self.edition = edition
+        display, address = parseaddr(sender)
+        self.envelope_from = address
+        self.shared = (
+            _header("From", formataddr((display or list_name, address), "utf-8"))
+            + _header("Subject", edition.subject)
+            + _header("List-Id", list_id(list_name, sender))
+            + "List-Unsubscribe-Post: List-Unsubscribe=One-Click\n"
+            + "Auto-Submitted: auto-generated\n"
+            + "Precedence: bulk\n"
+            + "MIME-Version: 1.0\n"
+        )
+
+    def _personal(self, body: str, values: dict[str, str], escape: bool) -> str:
+        for key, marker in self.edition.placeholders.items():
+            body = body.replace(marker, html.escape(values[key]) if escape else values[key])
+        return body
+
+    def compose(
+        self, *, email: str, name: str, message_id: str, unsubscribe_url: str, date: datetime
+    ) -> bytes:
+        """Return the message bytes: multipart/alternative, text (QP) and HTML (base64)."""
+        values = {"greeting": greeting(name), "unsubscribe_url": unsubscribe_url, "email": email}
+        text = self._personal(self.edition.text, values, escape=False)
+        page = self._personal(self.edition.html, values, escape=True)
+        boundary = f"=_digest_{secrets.token_hex(12)}"
+        head = (
+            self.shared
+            + _header("To", formataddr((name, email), "utf-8"))
+            + _header("Date", format_datetime(date))
+            + _header("Message-ID", message_id)
+            + _header("List-Unsubscribe", f"<{unsubscribe_url}>")
+            + f'Content-Type: multipart/alternative; boundary="{boundary}"\n\n'
+        )
+        return b"".join(
+            (
+                head.encode(),
+                f'--{boundary}\nContent-Type: text/plain; charset="utf-8"\n'
+                "Content-Transfer-Encoding: quoted-printable\n\n".encode(),
+                binascii.b2a_qp(text.encode(), istext=True),
+                f'\n--{boundary}\nContent-Type: text/html; charset="utf-8"\n'
+                "Content-Transfer-Encoding: base64\n\n".encode(),
+                base64.encodebytes(page.encode()),
+                f"--{boundary}--\n".encode(),
+            )
+        )
 
 
 class Transport(Protocol):
     """Something that delivers one message at a time."""
 
-    async def send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+    async def send(self, message: bytes, sender: str, recipient: str) -> None:
         """Deliver a message or raise SendError."""
 
     async def close(self) -> None:
@@ -101,15 +139,36 @@ class MaildirTransport:
     def __init__(self, path: Path):
         self.box = mailbox.Maildir(path, create=True)
 
-    async def send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+    async def send(self, message: bytes, sender: str, recipient: str) -> None:
         """Add the message to the Maildir's new/ folder."""
         try:
             self.box.add(message)
         except OSError as exc:
-            raise SendError(f"cannot write to the Maildir: {exc}", permanent=False) from None
+            raise SendError(f"cannot write to the Maildir: {exc}", Failure.FATAL) from None
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+def classify(exc: Exception) -> SendError:
+    """Turn an aiosmtplib or socket error into a SendError saying what to do about it."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        exc = exc.recipients[0] if exc.recipients else aiosmtplib.SMTPResponseException(554, "")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        text = f"{exc.code} {exc.message}".strip()
+        if exc.code < 500:
+            return SendError(text, Failure.TRANSIENT, exc.code)
+        if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
+            return SendError(text, Failure.PERMANENT, exc.code)
+        # A refused login, sender or greeting is the same for every message.
+        return SendError(f"{type(exc).__name__}: {text}", Failure.FATAL, exc.code)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return SendError(
+            f"the server's certificate is not trusted ({exc.verify_message}); set "
+            "[smtp] ca_file to the CA that signed it",
+            Failure.FATAL,
+        )
+    return SendError(f"{type(exc).__name__}: {exc}".rstrip(": "), Failure.TRANSIENT)
 
 
 class SmtpConnection:
@@ -132,28 +191,22 @@ class SmtpConnection:
         )
         await client.connect()
         if s.username and s.password:
-            await client.login(s.username, s.password)
+            try:
+                await client.login(s.username, s.password)
+            except BaseException:
+                client.close()
+                raise
         return client
 
-    async def send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+    async def send(self, message: bytes, sender: str, recipient: str) -> None:
         """Send over this connection, opening it first if needed."""
         try:
             if self.client is None or not self.client.is_connected:
                 self.client, self.sent = await self._connect(), 0
-            errors, _ = await self.client.send_message(
-                message, sender=sender, recipients=[recipient]
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            await self.close()
-            raise SendError(
-                f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600, code=exc.code
-            ) from None
+            await self.client.sendmail(sender, [recipient], message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self.close()
-            raise SendError(f"{type(exc).__name__}: {exc}", permanent=False) from None
-        if errors:
-            code, text = next(iter(errors.values()))
-            raise SendError(f"{code} {text}", permanent=500 <= code < 600, code=code)
+            raise classify(exc) from None
         self.sent += 1
         if self.sent >= self.settings.messages_per_connection:
             await self.close()
@@ -163,6 +216,6 @@ class SmtpConnection:
         client, self.client = self.client, None
         if client is not None and client.is_connected:
             try:
-                await client.quit()
+                await client.quit(timeout=2)
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 client.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email as email_package
+import email.policy as email_policy
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -16,6 +18,7 @@ from .fetch import Fetcher, FetchError
 from .lock import lock_for
 from .mail import new_message_id
 from .models import KeywordResult, Paper
+from .progress import LogProgress, Progress
 from .render import Renderer, make_environment
 from .store import Store
 from .subscribers import BadRow, Subscriber, read_subscribers
@@ -78,11 +81,16 @@ def subscribers_of(settings: Settings, report: CycleReport | None = None) -> Ite
 
 
 def fetch_all(
-    settings: Settings, report: CycleReport, stop: threading.Event | None = None
+    settings: Settings,
+    report: CycleReport,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, list[Paper]]:
     """Fetch every keyword; a failing keyword is reported and left out."""
+    progress = progress or Progress()
     fetcher = Fetcher(settings.arxiv, stop)
     found: dict[str, list[Paper]] = {}
+    progress.start("fetch", len(settings.keywords))
     for keyword in settings.keywords:
         result = KeywordResult(keyword.name)
         report.keywords.append(result)
@@ -94,8 +102,11 @@ def fetch_all(
         except FetchError as exc:
             result.error = str(exc)
             log.error("fetch: %s: %s; nothing of it is marked seen", keyword.name, exc)
-            continue
-        result.fetched = len(found[keyword.key])
+        else:
+            result.fetched = len(found[keyword.key])
+        finally:
+            progress.advance()
+    progress.finish()
     log.info(
         "fetch: %d keywords, %d requests, %d papers",
         len(settings.keywords),
@@ -182,11 +193,14 @@ def plan(
                 "message_id": new_message_id(settings.sender),
             }
 
-    recipients = []
+    recipients: list[tuple[str, str]] = []
 
     def remembered() -> Iterator[dict[str, object]]:
         for row in rows():
             recipients.append((token_id(secret, str(row["email"])), str(row["email"])))
+            if len(recipients) >= 1000:  # keep memory flat however long the list
+                store.remember_recipients(recipients)
+                recipients.clear()
             yield row
 
     store.plan_messages(remembered(), now)
@@ -212,8 +226,10 @@ def run_once(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     stop: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> CycleReport:
     """Run one whole cycle and return its report; raise CycleRunning if one already runs."""
+    progress = progress or LogProgress()
     stop = stop or threading.Event()
     report = CycleReport()
     for _ in read_subscribers(settings.subscribers, settings.keywords):
@@ -222,14 +238,22 @@ def run_once(
         secret = store.secret(settings.secret)
         cycle_id = store.begin_cycle(clock())
         try:
-            found = fetch_all(settings, report, stop)
+            found = fetch_all(settings, report, stop, progress)
             if not stop.is_set():
                 with store.transaction():
                     plan(settings, store, found, cycle_id, clock(), report, secret)
-                delivery = Delivery(settings, store, secret, clock, stop)
+                delivery = Delivery(settings, store, secret, clock, stop, progress)
                 report.delivery = asyncio.run(delivery.run())
                 d = report.delivery
-                log.info("send: %d sent, %d failed, %d still queued", d.sent, d.failed, d.pending)
+                log.info(
+                    "send: %d sent, %d refused, %d retried, %d still queued, %d bounced%s",
+                    d.sent,
+                    d.failed,
+                    d.retried,
+                    d.pending,
+                    d.bounced,
+                    f"; stopped early: {d.aborted}" if d.aborted else "",
+                )
             report.archive_changed = write_archive(settings, store, clock())
         except BaseException:
             store.finish_cycle(cycle_id, "error", report.record(), clock())
@@ -258,5 +282,7 @@ def render_preview(
                 if item.cycle_id == cycle_id and (
                     email is None or item.email.casefold() == email.casefold()
                 ):
-                    return delivery.message(item)
+                    return email_package.message_from_bytes(
+                        delivery.message(item), policy=email_policy.default
+                    )
     return None

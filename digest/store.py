@@ -52,8 +52,15 @@ SCHEMA = [
     CREATE TABLE suppressions (
         email TEXT PRIMARY KEY, reason TEXT NOT NULL, created_at TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE bounces (
+        email TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_error TEXT NOT NULL,
+        updated_at TEXT NOT NULL);
+    CREATE INDEX outbox_sent_at ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+    """,
 ]
 VERSION = len(SCHEMA)
+BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list
 
 
 class StoreError(Exception):
@@ -118,6 +125,7 @@ class Store:
             with self.db.ensure_autocommit_on():
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a killed process loses nothing
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: {exc}") from None
@@ -199,8 +207,10 @@ class Store:
     # --- cycles ------------------------------------------------------------------------------
 
     def begin_cycle(self, now: datetime) -> int:
-        """Record the start of a cycle and return its id."""
+        """Record the start of a cycle and return its id (the caller holds the cycle lock)."""
         with self.transaction():
+            # Only one cycle runs at a time, so a cycle still 'running' died with its process.
+            self.db.execute("UPDATE cycles SET status = 'crashed' WHERE status = 'running'")
             table = self.db["cycles"].insert({"started_at": iso(now), "status": "running"})
         return int(table.last_pk)
 
@@ -403,14 +413,15 @@ class Store:
         """Return how many messages wait in the outbox."""
         return self.db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
 
-    def mark_sent(self, message_id: int, now: datetime) -> None:
-        """Record that the server accepted a message."""
+    def mark_sent(self, message_id: int, email: str, now: datetime) -> None:
+        """Record that the server accepted a message (after its 250 to DATA)."""
         with self.transaction():
             self.db.execute(
                 "UPDATE outbox SET status = 'sent', sent_at = ?, "
                 "attempts = attempts + 1 WHERE id = ?",
                 [iso(now), message_id],
             )
+            self.clear_bounces(email)
 
     def mark_failed(self, message_id: int, error: str, permanent: bool) -> None:
         """Record a failed attempt; a permanent failure takes the message out of the outbox."""
@@ -420,6 +431,36 @@ class Store:
                 "status = ? WHERE id = ?",
                 [error, "failed" if permanent else "pending", message_id],
             )
+
+    def record_bounce(self, email: str, error: str, now: datetime) -> bool:
+        """Count a permanent failure in a row; suppress the address at the limit (say True)."""
+        key = email.casefold()
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO bounces (email, failures, last_error, updated_at) VALUES (?, 1, ?, ?) "
+                "ON CONFLICT (email) DO UPDATE SET failures = failures + 1, "
+                "last_error = excluded.last_error, updated_at = excluded.updated_at",
+                [key, error, iso(now)],
+            )
+            (failures,) = self.db.execute(
+                "SELECT failures FROM bounces WHERE email = ?", [key]
+            ).fetchone()
+            if failures >= BOUNCE_LIMIT:
+                return self.suppress(email, "bounced", now)
+        return False
+
+    def clear_bounces(self, email: str) -> None:
+        """Forget an address's failures once a message to it is accepted."""
+        self.db.execute("DELETE FROM bounces WHERE email = ?", [email.casefold()])
+
+    def sent_since(self, moment: datetime) -> list[datetime]:
+        """Return when each message sent after moment was accepted (for the hourly limit)."""
+        return [
+            datetime.fromisoformat(row[0])
+            for row in self.db.execute(
+                "SELECT sent_at FROM outbox WHERE sent_at > ? ORDER BY sent_at", [iso(moment)]
+            )
+        ]
 
     def mark_skipped(self, message_id: int, reason: str) -> None:
         """Take a message out of the outbox without sending it."""

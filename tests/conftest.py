@@ -77,6 +77,7 @@ port = {smtp_port}
 sender = "Daily Papers <papers@example.org>"
 connections = 2
 timeout = 5.0
+retry_seconds = 0.02
 """
     return text + extra
 
