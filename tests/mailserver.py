@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import email
 import email.policy
+import random
 import socket
 import threading
 import time
@@ -86,3 +89,71 @@ class MailServer:
                 raise AssertionError(f"expected {count} messages, got {len(self.received)}")
             time.sleep(0.01)
         return self.received
+
+
+class FaultyHandler(RecordingHandler):
+    """Accept mail like a real relay, with injected faults (as Mailman 3's tests do).
+
+    On `rate` of MAIL, RCPT and DATA commands (seeded), answer 421, 451 or 452, or drop the
+    connection without answering; refuse `refused` addresses with 550 at RCPT; wait `delay`
+    seconds before every reply; or, with `stall` set, never answer DATA.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        rate: float = 0.0,
+        delay: float = 0.0,
+        refused: frozenset[str] = frozenset(),
+        stall: bool = False,
+    ) -> None:
+        super().__init__()
+        self.random = random.Random(seed)
+        self.rate, self.delay, self.refused, self.stall = rate, delay, refused, stall
+        self.faults: collections.Counter[str] = collections.Counter()
+        self.release = asyncio.Event()
+
+    async def _fault(self, server, command: str) -> str | None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.random.random() >= self.rate:
+            return None
+        fault = self.random.choice(["421", "451", "452", "drop"])
+        self.faults[f"{command} {fault}"] += 1
+        if fault == "drop":
+            server.transport.abort()
+            return "421 4.3.0 dropped"  # never reaches the client: the connection is gone
+        text = {
+            "421": "4.3.2 Service shutting down",
+            "451": "4.3.0 Try again later",
+            "452": "4.3.1 Insufficient storage",
+        }[fault]
+        return f"{fault} {text}"
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        if fault := await self._fault(server, "MAIL"):
+            return fault
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if fault := await self._fault(server, "RCPT"):
+            return fault
+        if address in self.refused:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.stall:
+            await self.release.wait()
+            return "451 4.3.0 Stalled"
+        if fault := await self._fault(server, "DATA"):
+            return fault
+        return await super().handle_DATA(server, session, envelope)
+
+    def counts(self) -> collections.Counter[str]:
+        """Return how many messages each recipient received."""
+        return collections.Counter(r for item in self.received for r in item.rcpt_tos)

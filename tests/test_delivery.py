@@ -1,0 +1,171 @@
+"""Delivery under faults: injected SMTP errors, refusals, a stalled server, a killed process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from conftest import changed, settings_text
+from mailserver import FaultyHandler, MailServer
+
+from digest.pipeline import run_once
+from digest.store import Store
+
+DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
+KEYSETS = ["", "Graph Neural Network", "Diffusion Model for Recommendation;Large Language Model"]
+
+
+def subscribers(count: int) -> str:
+    """Return a CSV of `count` subscribers spread over a few keyword sets."""
+    rows = [f"user{i:05d}@example.org,User {i},{KEYSETS[i % len(KEYSETS)]}" for i in range(count)]
+    return "email,name,keywords\n" + "\n".join(rows) + "\n"
+
+
+def wide_first_run(settings):
+    """Mail every fixture paper on the first run, so each subscriber gets a digest."""
+    return changed(settings, first_run_days=10_000)
+
+
+def outbox_status(settings) -> dict[str, int]:
+    with Store(settings.database) as store:
+        return dict(store.db.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
+
+
+def test_random_transient_faults_deliver_every_digest_exactly_once(make_settings, fake_arxiv):
+    handler = FaultyHandler(seed=1234, rate=0.10)
+    with MailServer(handler) as server:
+        settings = wide_first_run(make_settings(subscribers=subscribers(1000)))
+        settings = changed(settings, smtp_port=server.port, smtp_connections=8)
+        first = run_once(settings, clock=lambda: DAY1)
+        assert first.delivery.retried > 100  # the faults really happened and were retried
+        assert sum(handler.faults.values()) > 200
+        assert {k.split()[1] for k in handler.faults} == {"421", "451", "452", "drop"}
+        if first.delivery.pending:  # a few may have used all their attempts: next cycle
+            run_once(settings, clock=lambda: DAY1 + timedelta(minutes=5))
+        counts = handler.counts()
+    assert len(counts) == 1000 and set(counts.values()) == {1}
+    assert outbox_status(settings) == {"sent": 1000}
+
+
+def test_refused_addresses_fail_and_are_suppressed_after_three_cycles(make_settings, fake_arxiv):
+    from test_web import news
+
+    refused = frozenset({"user00001@example.org", "user00002@example.org"})
+    handler = FaultyHandler(refused=refused)
+    with MailServer(handler) as server:
+        settings = wide_first_run(make_settings(subscribers=subscribers(6)))
+        settings = changed(settings, smtp_port=server.port)
+        for day in range(3):
+            news(fake_arxiv, DAY1 + timedelta(days=day), day)
+            report = run_once(settings, clock=lambda d=day: DAY1 + timedelta(days=d))
+            assert report.delivery.failed == 2 and report.delivery.sent == 4
+            assert not report.ok
+        assert report.delivery.bounced == 2
+        with Store(settings.database) as store:
+            assert {e: r for e, (r, _) in store.suppressions().items()} == dict.fromkeys(
+                refused, "bounced"
+            )
+            failed = store.db.execute(
+                "SELECT DISTINCT last_error FROM outbox WHERE status = 'failed'"
+            ).fetchall()
+        assert failed == [("550 5.1.1 No such user here",)]
+        news(fake_arxiv, DAY1 + timedelta(days=3), 3)
+        report = run_once(settings, clock=lambda: DAY1 + timedelta(days=3))
+        assert report.ok and report.delivery.sent == 4 and report.planned == 4
+        assert set(handler.counts()) & refused == set()
+
+
+def test_a_stalled_server_times_out_and_nothing_is_marked_sent(make_settings, fake_arxiv):
+    handler = FaultyHandler(stall=True)
+    with MailServer(handler) as server:
+        settings = wide_first_run(make_settings(subscribers=subscribers(40)))
+        settings = changed(settings, smtp_port=server.port, smtp_timeout=0.3, smtp_connections=4)
+        started = time.monotonic()
+        report = run_once(settings, clock=lambda: DAY1)
+        elapsed = time.monotonic() - started
+        server.controller.loop.call_soon_threadsafe(handler.release.set)
+    assert elapsed < 15, elapsed  # 4 connections x a few 0.3 s timeouts, not 40 x 5 x 0.3 s
+    assert report.delivery.sent == 0 and report.delivery.pending == 40
+    assert "failures in a row" in report.delivery.aborted
+    assert handler.received == []
+    assert outbox_status(settings) == {"pending": 40}
+    with MailServer(FaultyHandler()) as healthy:  # the relay is back: the outbox goes out
+        settings = changed(settings, smtp_port=healthy.port, smtp_timeout=5.0)
+        report = run_once(settings, clock=lambda: DAY1 + timedelta(hours=1))
+        assert report.ok and report.delivery.sent == 40
+        assert set(healthy.handler.counts().values()) == {1}
+
+
+def test_rate_limit_spaces_messages(make_settings, fake_arxiv):
+    handler = FaultyHandler()
+    with MailServer(handler) as server:
+        settings = wide_first_run(make_settings(subscribers=subscribers(11)))
+        settings = changed(
+            settings, smtp_port=server.port, smtp_rate_limit=20.0, smtp_connections=4
+        )
+        started = time.monotonic()
+        report = run_once(settings, clock=lambda: DAY1)
+        assert report.delivery.sent == 11
+        # 11 messages at 20 per second: the last may start 0.5 s after the first.
+        assert time.monotonic() - started >= 0.5
+
+
+def test_hourly_limit_counts_earlier_cycles(make_settings, fake_arxiv, monkeypatch):
+    from digest import delivery
+
+    waits: list[float] = []
+    real = delivery.RateLimiter.reserve
+
+    def record(self):
+        wait = real(self)
+        waits.append(wait)
+        return 0.0 if wait > 60 else wait  # do not really wait an hour in a test
+
+    monkeypatch.setattr(delivery.RateLimiter, "reserve", record)
+    with MailServer(FaultyHandler()) as server:
+        settings = wide_first_run(make_settings(subscribers=subscribers(5)))
+        settings = changed(settings, smtp_port=server.port, smtp_hourly_limit=3, smtp_connections=1)
+        run_once(settings, clock=lambda: datetime.now(UTC))
+    assert [w > 3000 for w in waits] == [False, False, False, True, True]
+
+
+def test_kill_9_mid_send_then_restart_delivers_everything(fake_arxiv, tmp_path):
+    handler = FaultyHandler(delay=0.01)  # ~30 ms a message, like a real relay
+    total, pool = 400, 8
+    with MailServer(handler) as server:
+        config = tmp_path / "settings.toml"
+        text = settings_text(api_url=fake_arxiv.url, smtp_port=server.port)
+        config.write_text(
+            text.replace("first_run_days = 2", "first_run_days = 10000").replace(
+                "connections = 2", f"connections = {pool}"
+            )
+        )
+        (tmp_path / "subscribers.csv").write_text(subscribers(total))
+        env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": "k"}
+        command = [sys.executable, "-m", "digest", "once"]
+        victim = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(handler.received) < total // 3:
+            assert victim.poll() is None, "the cycle ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        at_kill = len(handler.received)
+        assert at_kill < total
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        counts = handler.counts()
+    assert len(counts) == total  # every planned message was delivered
+    duplicates = sum(counts.values()) - total
+    assert duplicates <= pool  # only messages in flight at the kill can arrive twice
+    with Store(tmp_path / "digest.db") as store:
+        statuses = dict(store.db.execute("SELECT status, count(*) FROM cycles GROUP BY status"))
+        assert statuses == {"crashed": 1, "ok": 1}
+        assert dict(store.db.execute("SELECT status, count(*) FROM outbox GROUP BY status")) == {
+            "sent": total
+        }
