@@ -103,7 +103,7 @@ class Delivery:
     def composer(self, edition_id: int) -> Composer:
         """Return the composer of an edition (a few are kept; editions come in runs)."""
         if edition_id not in self._composers:
-            if len(self._composers) >= 16:
+            if len(self._composers) >= 64:
                 self._composers.pop(next(iter(self._composers)))
             edition = self.store.edition(edition_id)
             self._composers[edition_id] = Composer(

@@ -201,3 +201,38 @@ SUBSCRIBERS_WITH_BAD_ROW = (
     "email,name,keywords\nada@example.org,Ada,\nalan@example.org,Alan,\n"
     "grace@example.org,Grace,\nnope,Bad,\n"
 )
+
+
+def test_once_on_a_terminal_shows_progress_bars(fake_arxiv, mail_server, tmp_path):
+    import pty
+
+    (tmp_path / "settings.toml").write_text(
+        settings_text(api_url=fake_arxiv.url, smtp_port=mail_server.port).replace(
+            "first_run_days = 2", "first_run_days = 10000"
+        )
+    )
+    (tmp_path / "subscribers.csv").write_text(SUBSCRIBERS_WITH_BAD_ROW)
+    env = {**os.environ, "DIGEST_CONFIG": str(tmp_path / "settings.toml"), "COLUMNS": "100"}
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "-q", "once"],
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert process.wait(timeout=30) == 0
+    text = output.decode(errors="replace")
+    assert "fetch  [####" in text and "3/3" in text
+    assert "send  [####" in text and "3/3" in text

@@ -1,0 +1,340 @@
+"""Benchmark the send and fetch phases against baselines, in one run (make bench).
+
+Starts aiosmtpd in its own process on 127.0.0.1, answering every command after a small delay
+(like a real relay, not like loopback), then measures against that same server:
+  1. digest's own send phase (a planned outbox of N subscribers over a few keyword sets);
+  2. a raw aiosmtplib pool of the same size sending pre-built messages of the same size;
+  3. the standard library's smtplib, one connection per message, one after the other;
+and the fetch phase's wall time against the arXiv floor, delay_seconds x (requests - 1).
+The digest part runs in a child process so that its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import resource
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the fake arXiv API lives with the tests
+
+KEYWORDS = ["Diffusion Model for Recommendation", "Graph Neural Network", "Large Language Model"]
+KEYSETS = ["", KEYWORDS[1], f"{KEYWORDS[0]};{KEYWORDS[2]}", f"{KEYWORDS[1]};{KEYWORDS[2]}"]
+
+
+# --- the SMTP server, in its own process -------------------------------------------------------
+
+
+def serve_smtp(port: int, delay: float, ready) -> None:
+    """Run aiosmtpd, replying to MAIL, RCPT and DATA after `delay` seconds; count messages."""
+    from aiosmtpd.controller import Controller
+
+    class SlowRelay:
+        async def handle_MAIL(self, server, session, envelope, address, options):
+            await asyncio.sleep(delay)
+            envelope.mail_from = address
+            return "250 OK"
+
+        async def handle_RCPT(self, server, session, envelope, address, options):
+            await asyncio.sleep(delay)
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):
+            await asyncio.sleep(delay)
+            return "250 OK"
+
+    controller = Controller(SlowRelay(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+def free_port() -> int:
+    """Return a port free on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- 1. digest's send phase, in a child process ----------------------------------------------
+
+
+def synthetic_papers(count: int, day: datetime):
+    """Return `count` papers per keyword, updated within the last day."""
+    from digest.models import Paper
+
+    abstract = (
+        "We propose a method that improves the state of the art on several benchmarks "
+        "while using fewer parameters and less training data than previous work. "
+    ) * 8
+    found = {}
+    for k, keyword in enumerate(KEYWORDS):
+        found[keyword.casefold()] = [
+            Paper(
+                id=f"2611.{k}{i:04d}",
+                version=1,
+                title=f"{keyword}: study number {i}",
+                authors=("Ada Lovelace", "Alan Turing", "Grace Hopper"),
+                abstract=abstract.strip(),
+                comment="12 pages, 4 figures",
+                published=day - timedelta(hours=i + 1),
+                updated=day - timedelta(hours=i + 1),
+                primary_category="cs.IR",
+                categories=("cs.IR", "cs.LG"),
+            )
+            for i in range(count)
+        ]
+    return found
+
+
+def digest_child(folder: Path) -> None:
+    """Plan a cycle for the subscribers in `folder` and time the send phase; print JSON."""
+    from digest.config import load_settings
+    from digest.delivery import Delivery
+    from digest.models import KeywordResult
+    from digest.pipeline import CycleReport, plan
+    from digest.store import Store
+
+    settings = load_settings(folder / "settings.toml", env={"DIGEST_SECRET": "bench"})
+    now = datetime.now(UTC)
+    report = CycleReport(keywords=[KeywordResult(k.name) for k in settings.keywords])
+    with Store(settings.database) as store:
+        secret = store.secret(settings.secret)
+        cycle_id = store.begin_cycle(now)
+        for keyword in settings.keywords:  # known keywords: today's papers are news, no first run
+            store.record_keyword(keyword.key, [], cycle_id, now, 2)
+        started = time.perf_counter()
+        with store.transaction():
+            plan(settings, store, synthetic_papers(8, now), cycle_id, now, report, secret)
+        planned = time.perf_counter() - started
+        sample = Delivery(settings, store, secret).message(next(store.pending()))
+        started = time.perf_counter()
+        delivery = asyncio.run(Delivery(settings, store, secret).run())
+        sent_in = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "planned": report.planned,
+                "plan_seconds": planned,
+                "sent": delivery.sent,
+                "send_seconds": sent_in,
+                "message_bytes": len(sample),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "sample_path": str(folder / "sample.eml"),
+            }
+        )
+    )
+    (folder / "sample.eml").write_bytes(sample)
+
+
+# --- 2. the raw aiosmtplib pool and 3. naive smtplib --------------------------------------------
+
+
+async def raw_pool(port: int, message: bytes, count: int, pool: int) -> float:
+    """Send `count` copies of a pre-built message over `pool` reused connections; return s."""
+    import aiosmtplib
+
+    queue: asyncio.Queue[int | None] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+    for _ in range(pool):
+        queue.put_nowait(None)
+
+    async def worker() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
+        await client.connect()
+        while (i := await queue.get()) is not None:
+            await client.sendmail("papers@example.org", [f"user{i:06d}@example.org"], message)
+        await client.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(pool)))
+    return time.perf_counter() - started
+
+
+def naive(port: int, message: bytes, count: int) -> float:
+    """Send `count` messages with smtplib, a new connection for each; return seconds."""
+    started = time.perf_counter()
+    for i in range(count):
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail("papers@example.org", [f"user{i:06d}@example.org"], message)
+    return time.perf_counter() - started
+
+
+# --- the fetch phase ---------------------------------------------------------------------------
+
+
+def fetch_phase(keywords: int, delay: float) -> tuple[float, int]:
+    """Fetch `keywords` keywords from the fake arXiv; return (seconds, requests)."""
+    from fake_arxiv import FakeArxiv, load_papers
+
+    from digest.config import ArxivSettings, Keyword
+    from digest.pipeline import CycleReport, fetch_all
+
+    names = [
+        "Diffusion",
+        "Graph Neural Network",
+        "Large Language Model",
+        "Recommend",
+        "Transformer",
+        "Retrieval",
+        "Benchmark",
+        "Learning",
+    ][:keywords]
+    with FakeArxiv(load_papers(ROOT / "tests" / "data" / "papers.json")) as fake:
+        arxiv = ArxivSettings(
+            api_url=fake.url,
+            max_results=100,
+            delay_seconds=delay,
+            timeout=10,
+            page_size=100,
+            contact=None,
+            max_retries=1,
+        )
+
+        settings = SimpleNamespace(arxiv=arxiv, keywords=tuple(Keyword(n) for n in names))
+        report = CycleReport()
+        started = time.perf_counter()
+        fetch_all(settings, report)
+        return time.perf_counter() - started, len(fake.requests)
+
+
+# --- orchestration -----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--delay-ms", type=float, default=10.0, help="per SMTP reply")
+    parser.add_argument("--naive", type=int, default=200, help="messages for smtplib")
+    parser.add_argument("--keywords", type=int, default=5)
+    parser.add_argument("--fetch-delay", type=float, default=3.0, help="delay_seconds")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the send measures")
+    parser.add_argument(
+        "--digest-only",
+        action="store_true",
+        help="skip the two baselines and the fetch phase (for the memory check)",
+    )
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return digest_child(args.child)
+
+    port = free_port()
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(
+        target=serve_smtp, args=(port, args.delay_ms / 1000, ready), daemon=True
+    )
+    server.start()
+    ready.wait(30)
+    runs: dict[str, list[float]] = {"digest": [], "raw": [], "naive": [], "rss": []}
+    try:
+        for run in range(1, args.repeat + 1):
+            print(
+                f"run {run}/{args.repeat}: digest's send phase ({args.subscribers} subscribers, "
+                f"{args.connections} connections, {args.delay_ms:g} ms a reply) ...",
+                flush=True,
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                write_setup(folder, port, args)
+                child = subprocess.run(
+                    [sys.executable, __file__, "--child", str(folder)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                result = json.loads(child.stdout.strip().splitlines()[-1])
+                # Pre-built, in SMTP's canonical CRLF form (smtplib sends bytes as they are).
+                message = (folder / "sample.eml").read_bytes().replace(b"\n", b"\r\n")
+            runs["digest"].append(result["sent"] / result["send_seconds"])
+            runs["rss"].append(result["peak_rss_mb"])
+            if args.digest_only:
+                runs["raw"].append(float("nan"))
+                runs["naive"].append(float("nan"))
+                continue
+            print(f"run {run}/{args.repeat}: raw aiosmtplib pool, naive smtplib ...", flush=True)
+            raw = asyncio.run(raw_pool(port, message, args.subscribers, args.connections))
+            runs["raw"].append(args.subscribers / raw)
+            runs["naive"].append(args.naive / naive(port, message, args.naive))
+    finally:
+        server.terminate()
+        server.join()
+    fetch_seconds, requests = float("nan"), 2
+    if not args.digest_only:
+        print(
+            f"fetch phase: {args.keywords} keywords, delay {args.fetch_delay:g} s ...", flush=True
+        )
+        fetch_seconds, requests = fetch_phase(args.keywords, args.fetch_delay)
+    report(args, result, runs, fetch_seconds, requests)
+
+
+def write_setup(folder: Path, port: int, args: argparse.Namespace) -> None:
+    """Write settings.toml and a subscribers.csv of N rows spread over a few keyword sets."""
+    keywords = "".join(f'[[keywords]]\nname = "{k}"\n' for k in KEYWORDS)
+    (folder / "settings.toml").write_text(
+        '[digest]\nbase_url = "https://papers.example.org"\n'
+        f"{keywords}"
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsender = "Papers <papers@example.org>"\n'
+        f"connections = {args.connections}\ntimeout = 30\n"
+    )
+    with open(folder / "subscribers.csv", "w") as csv:
+        csv.write("email,name,keywords\n")
+        for i in range(args.subscribers):
+            csv.write(f"user{i:06d}@example.org,User {i},{KEYSETS[i % len(KEYSETS)]}\n")
+
+
+def report(args, result, runs, fetch_seconds, requests):
+    """Print the medians, the ratios and the targets."""
+    med = {name: statistics.median(values) for name, values in runs.items()}
+    floor = args.fetch_delay * (requests - 1)
+    spread = {k: f"{min(v):.0f}-{max(v):.0f}" for k, v in runs.items() if k != "rss"}
+    print()
+    print(
+        f"message size {result['message_bytes'] / 1024:.1f} KB; planning "
+        f"{result['planned']} messages took {result['plan_seconds']:.1f} s; medians of "
+        f"{args.repeat} run(s) (range in brackets)"
+    )
+    print(f"  digest send phase     {med['digest']:8.1f} msg/s  [{spread['digest']}]")
+    print(f"  raw aiosmtplib pool   {med['raw']:8.1f} msg/s  [{spread['raw']}]")
+    print(
+        f"  naive smtplib         {med['naive']:8.1f} msg/s  [{spread['naive']}] "
+        f"({args.naive} messages)"
+    )
+    print(
+        f"  fetch phase           {fetch_seconds:8.2f} s for {requests} requests; floor "
+        f"{args.fetch_delay:g} s x {requests - 1} = {floor:.2f} s"
+    )
+    checks = [
+        ("digest / raw pool", med["digest"] / med["raw"], ">= 0.8", lambda v: v >= 0.8),
+        ("digest / naive", med["digest"] / med["naive"], ">= 5", lambda v: v >= 5),
+        ("peak RSS of digest, MB", max(runs["rss"]), "<= 150 (100,000 subs)", lambda v: v <= 150),
+        ("fetch wall / floor", fetch_seconds / floor, "<= 1.05", lambda v: v <= 1.05),
+    ]
+    for name, value, target, ok in checks:
+        if value != value:  # NaN: not measured in this run (--digest-only)
+            continue
+        print(f"  {name:<24}{value:8.2f}   target {target:<22} {'ok' if ok(value) else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
