@@ -66,6 +66,7 @@ class PoliteSession(requests.Session):
         }
         kwargs["headers"] = {**headers, "User-Agent": self.user_agent}
         self.requests += 1
+        self.retry_after = None
         try:
             response = super().request(method, url, *args, **kwargs)
         finally:
@@ -142,10 +143,15 @@ class Fetcher:
         )
         self.client.query_url_format = settings.api_url + "?{}"
         self.client._session = self.session  # the library offers no other way to set timeouts
-        self.retries_left = settings.max_retries * 4
+        # Retries for the whole run: a dead API must not cost every keyword all its retries.
+        self.retries_left = settings.max_retries * 3
 
-    def fetch(self, keyword: Keyword) -> list[Paper]:
-        """Return the keyword's newest papers; raise FetchError once retries are spent."""
+    def fetch(self, keyword: Keyword, had_papers: bool = False) -> list[Paper]:
+        """Return the keyword's newest papers; raise FetchError once retries are spent.
+
+        arXiv sometimes answers an empty page that looks exactly like "no results"; when the
+        keyword had papers before, an empty answer is retried, then the keyword is skipped.
+        """
         search = arxiv.Search(
             query=keyword.search_query(),
             max_results=self.settings.max_results,
@@ -155,14 +161,21 @@ class Fetcher:
         attempt = 0
         while True:
             try:
-                return [to_paper(r) for r in self.client.results(search)]
+                papers = [to_paper(r) for r in self.client.results(search)]
+                if papers or not had_papers:
+                    return papers
+                raise BadAnswer(
+                    "arXiv answered no papers for a keyword that had papers "
+                    "before (an empty page is a known arXiv fault)",
+                    True,
+                )
             except (arxiv.ArxivError, BadAnswer, requests.RequestException) as exc:
                 reason = _describe(exc)
                 if not _transient(exc):
                     raise FetchError(reason) from None
                 attempt += 1
                 if attempt > self.settings.max_retries or self.retries_left <= 0:
-                    raise FetchError(f"{reason} (gave up after {attempt} tries)") from None
+                    raise FetchError(f"{reason}; gave up after {attempt} tries") from None
                 self.retries_left -= 1
                 wait = self._backoff(attempt)
                 if wait > MAX_WAIT:

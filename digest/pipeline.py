@@ -80,13 +80,24 @@ def subscribers_of(settings: Settings, report: CycleReport | None = None) -> Ite
         yield entry
 
 
+def queries(settings: Settings) -> dict[str, str]:
+    """Return each keyword's arXiv query by its key."""
+    return {k.key: k.search_query() for k in settings.keywords}
+
+
 def fetch_all(
     settings: Settings,
     report: CycleReport,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
+    previous: dict[str, int] | None = None,
 ) -> dict[str, list[Paper]]:
-    """Fetch every keyword; a failing keyword is reported and left out."""
+    """Fetch every keyword; a failing keyword is reported and left out.
+
+    `previous` holds each keyword's paper count at its last fetch: an empty answer for a
+    keyword that had papers is suspect (a known arXiv fault) and retried, then skipped.
+    """
+    previous = previous or {}
     progress = progress or Progress()
     fetcher = Fetcher(settings.arxiv, stop)
     found: dict[str, list[Paper]] = {}
@@ -98,7 +109,7 @@ def fetch_all(
             result.error = "not fetched: stopping"
             continue
         try:
-            found[keyword.key] = fetcher.fetch(keyword)
+            found[keyword.key] = fetcher.fetch(keyword, previous.get(keyword.key, 0) > 0)
         except FetchError as exc:
             result.error = str(exc)
             log.error("fetch: %s: %s; nothing of it is marked seen", keyword.name, exc)
@@ -129,7 +140,9 @@ def plan(
     by_key = {k.key: k for k in settings.keywords}
     results = dict(zip(by_key, report.keywords, strict=True))
     for key, papers in found.items():
-        results[key].new = store.record_keyword(key, papers, cycle_id, now, settings.first_run_days)
+        results[key].new = store.record_keyword(
+            key, papers, cycle_id, now, settings.first_run_days, by_key[key].search_query()
+        )
     new_by_key = {key: results[key].new for key in by_key if results[key].new}
     log.info(
         "diff: %s",
@@ -238,7 +251,8 @@ def run_once(
         secret = store.secret(settings.secret)
         cycle_id = store.begin_cycle(clock())
         try:
-            found = fetch_all(settings, report, stop, progress)
+            previous = store.keyword_counts(queries(settings))
+            found = fetch_all(settings, report, stop, progress, previous)
             if not stop.is_set():
                 with store.transaction():
                     plan(settings, store, found, cycle_id, clock(), report, secret)
@@ -272,7 +286,7 @@ def render_preview(
     report = CycleReport()
     with Store(settings.database) as store:
         secret = store.secret(settings.secret)
-        found = fetch_all(settings, report)
+        found = fetch_all(settings, report, previous=store.keyword_counts(queries(settings)))
         with store.scratch():
             now = clock()
             cycle_id = store.begin_cycle(now)

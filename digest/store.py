@@ -58,6 +58,9 @@ SCHEMA = [
         updated_at TEXT NOT NULL);
     CREATE INDEX outbox_sent_at ON outbox (sent_at) WHERE sent_at IS NOT NULL;
     """,
+    """
+    ALTER TABLE keywords ADD COLUMN query TEXT;
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list
@@ -118,6 +121,7 @@ class Store:
 
     def __init__(self, path: Path, *, timeout: float = 30.0):
         self.path = path
+        self.timeout = timeout
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=timeout)
@@ -164,13 +168,28 @@ class Store:
             with self.db.atomic():
                 yield
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._locked(exc) from None
         try:
             yield
         except BaseException:
             self.db.rollback()
             raise
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self.db.rollback()
+            raise self._locked(exc) from None
+
+    def _locked(self, exc: sqlite3.OperationalError) -> StoreError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return StoreError(
+                f"{self.path}: still locked by another process after waiting {self.timeout:g} s "
+                "(is another digest writing, or a tool holding it open?); try again later"
+            )
+        return StoreError(f"{self.path}: {exc}")
 
     @contextmanager
     def scratch(self) -> Iterator[None]:
@@ -251,7 +270,13 @@ class Store:
     # --- history -----------------------------------------------------------------------------
 
     def record_keyword(
-        self, key: str, papers: list[Paper], cycle_id: int, now: datetime, first_run_days: int
+        self,
+        key: str,
+        papers: list[Paper],
+        cycle_id: int,
+        now: datetime,
+        first_run_days: int,
+        query: str | None = None,
     ) -> list[str]:
         """Store a keyword's fetched papers and return the ids to announce, newest first."""
         with self.transaction():
@@ -272,10 +297,11 @@ class Store:
                 ignore=True,
             )
             self.db.execute(
-                "INSERT INTO keywords (key, first_seen, last_success, last_count) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-                "last_success = excluded.last_success, last_count = excluded.last_count",
-                [key, iso(now), iso(now), len(papers)],
+                "INSERT INTO keywords (key, first_seen, last_success, last_count, query) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "last_success = excluded.last_success, last_count = excluded.last_count, "
+                "query = excluded.query",
+                [key, iso(now), iso(now), len(papers), query],
             )
         if first_run:
             horizon = now - timedelta(days=first_run_days)
@@ -307,6 +333,14 @@ class Store:
                 },
                 pk="id",
             )
+
+    def keyword_counts(self, queries: dict[str, str]) -> dict[str, int]:
+        """Return how many papers each keyword's last fetch returned, if its query is the same."""
+        return {
+            key: count
+            for key, count, query in self.db.execute("SELECT key, last_count, query FROM keywords")
+            if query is None or queries.get(key) == query
+        }
 
     def earlier_keywords(self, paper_ids: Iterable[str], cycle_id: int) -> dict[str, set[str]]:
         """Return, per paper, the keyword keys it was already seen under before this cycle."""

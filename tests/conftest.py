@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -17,6 +19,12 @@ from mailserver import MailServer
 from digest.config import Settings, load_settings
 
 DATA = Path(__file__).parent / "data"
+
+# Property tests use the same examples every run, so CI is reproducible; set
+# HYPOTHESIS_PROFILE=explore to search new ones.
+hypothesis_settings.register_profile("default", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False, max_examples=2000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 KEYWORDS = ("Diffusion Model for Recommendation", "Graph Neural Network", "Large Language Model")
 # arXiv's search stems words; the fake matches plain substrings, so this keyword spells out the
 # query that finds the reference archive's papers ("Diffusion Models in Recommendation ...").
@@ -83,12 +91,15 @@ retry_seconds = 0.02
 
 
 def changed(settings: Settings, **changes) -> Settings:
-    """Return settings with some fields changed; `smtp_x=` changes field x of [smtp]."""
-    smtp = {k.removeprefix("smtp_"): v for k, v in changes.items() if k.startswith("smtp_")}
-    rest = {k: v for k, v in changes.items() if not k.startswith("smtp_")}
-    if smtp:
-        rest["smtp"] = dataclasses.replace(settings.smtp, **smtp)
-    return dataclasses.replace(settings, **rest)
+    """Return settings with some fields changed; `smtp_x=` / `arxiv_x=` change a section's x."""
+    fields = {}
+    for section in ("smtp", "arxiv"):
+        prefix = section + "_"
+        parts = {k.removeprefix(prefix): v for k, v in changes.items() if k.startswith(prefix)}
+        if parts:
+            fields[section] = dataclasses.replace(getattr(settings, section), **parts)
+    fields |= {k: v for k, v in changes.items() if not k.startswith(("smtp_", "arxiv_"))}
+    return dataclasses.replace(settings, **fields)
 
 
 SUBSCRIBERS = """email,name,keywords

@@ -150,6 +150,7 @@ class RequestRecord:
     query: dict[str, str]
     status: int
     action: str
+    user_agent: str = ""
 
 
 class QueryError(ValueError):
@@ -448,7 +449,8 @@ class FakeArxiv:
             elif self.script:
                 action = self.script.pop(0)
             name, code = _describe(action)
-            self.requests.append(RequestRecord(arrived, query, code, name))
+            agent = h.headers.get("User-Agent", "")
+            self.requests.append(RequestRecord(arrived, query, code, name, agent))
             self._active += 1
             self.max_concurrent = max(self.max_concurrent, self._active)
         h.released = False

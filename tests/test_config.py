@@ -115,3 +115,59 @@ def test_find_settings_order(tmp_path):
     assert find_settings("a.toml", {"DIGEST_CONFIG": "b.toml"}) == Path("a.toml")
     assert find_settings(None, {"DIGEST_CONFIG": "b.toml"}) == Path("b.toml")
     assert find_settings(None, {}) == Path("settings.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[digest]\nname = 3\n", "[digest] name: expected a string, got int 3"),
+        ("[digest]\nfirst_run_days = -1\n", "[digest] first_run_days: must be at least 0"),
+        ("[digest]\nfirst_run_days = true\n", "[digest] first_run_days: expected a whole number"),
+        ('[arxiv]\ndelay_seconds = "3"\n', "[arxiv] delay_seconds: expected a number"),
+        ('[arxiv]\napi_url = "ftp://x"\n', "[arxiv] api_url: expected an http(s) URL"),
+        ("[arxiv]\nmax_results = 5000\n", "[arxiv] max_results: must be at least 1 and 2000"),
+        (
+            '[smtp]\nhost = "h"\nsender = "s@x.org"\nstarttls = "yes"\n',
+            "[smtp] starttls: expected true or false, got str 'yes'",
+        ),
+        (
+            '[smtp]\nhost = "h"\nsender = "s@x.org"\ntls = true\nstarttls = true\n',
+            "[smtp] tls: set either tls (implicit TLS, port 465) or starttls, not both",
+        ),
+        ('[web]\nlisten = "8080"\n', "[web] listen: expected HOST:PORT"),
+        ('[web]\nlisten = "127.0.0.1:99999"\n', "[web] listen: expected HOST:PORT"),
+        ("digest = 1\n", "[digest]: expected a table, got int 1"),
+        (
+            '[[keywords]]\nname = "A"\ncategories = "cs.IR"\n',
+            "[[keywords]] #1 categories: expected a list of strings",
+        ),
+        ('[[keywords]]\nname = "Line\\nbreak"\n', "must not contain a newline"),
+        ('[[keywords]]\nnmae = "A"\n', "[[keywords]] #1 nmae: unknown key; did you mean 'name'?"),
+        ('[[keywords]]\nquery = "ti:x"\n', "[[keywords]] #1 name: missing; this key is required"),
+        ('keywords = "A"\n', "write keywords as [[keywords]] tables"),
+    ],
+)
+def test_wrong_values_each_get_one_clear_message(tmp_path, text, expected):
+    text = text if "keywords" in text else text + '[[keywords]]\nname = "Topic"\n'
+    found = problems(tmp_path, text)
+    assert any(expected in p for p in found), found
+
+
+def test_a_folder_instead_of_a_file_is_unreadable(tmp_path):
+    (tmp_path / "settings.toml").mkdir()
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_settings(tmp_path / "settings.toml")
+
+
+def test_commands_exit_2_on_bad_settings(tmp_path):
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    path = write(tmp_path, '[digest]\ntimezone = "Nowhere/Land"\n[[keywords]]\nname = "A"\n')
+    for command in ("once", "run", "serve", "archive", "preview", "subscribers"):
+        result = CliRunner().invoke(main, ["--config", str(path), command])
+        assert result.exit_code == 2, command
+        assert (
+            "settings.toml:2: [digest] timezone: unknown time zone 'Nowhere/Land'" in result.output
+        )

@@ -12,6 +12,8 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult
 from conftest import changed
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mailserver import MailServer, RecordingHandler
 
 from digest.mail import Composer, Failure, SendError, SmtpConnection
@@ -151,3 +153,34 @@ async def test_closed_port_is_a_transient_error(make_settings):
     with pytest.raises(SendError) as info:
         await connection.send(compose(), "papers@example.org", "a@example.org")
     assert info.value.failure is Failure.TRANSIENT
+
+
+# Names as subscribers.csv gives them: stripped, without control characters.
+names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=40).map(
+    str.strip
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=names)
+def test_any_subscriber_name_stays_inside_the_to_header(name):
+    raw = compose(name=name)
+    head = raw.split(b"\n\n", 1)[0].decode("ascii")  # every header is plain ASCII
+    fields = [line.split(":", 1)[0] for line in head.split("\n") if not line[:1].isspace()]
+    assert fields == [
+        "From",
+        "Subject",
+        "List-Id",
+        "List-Unsubscribe-Post",
+        "Auto-Submitted",
+        "Precedence",
+        "MIME-Version",
+        "To",
+        "Date",
+        "Message-ID",
+        "List-Unsubscribe",
+        "Content-Type",
+    ]
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["To"].addresses[0].addr_spec == "ada@example.org"
+    assert message["To"].addresses[0].display_name == name

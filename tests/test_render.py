@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from html.parser import HTMLParser
 
-from digest.models import Paper
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digest.models import Paper, collapse
 from digest.render import MAX_HTML_BYTES, Renderer, make_environment
 
 DAY = date(2025, 11, 16)
@@ -62,3 +66,78 @@ def test_large_digest_stays_under_the_clipping_limit_and_says_so():
     assert "Abstracts are " in body.html or "newest papers of each topic" in body.html
     assert "Only the" in body.html and "more in the archive" in body.html
     assert "… and" in body.text
+
+
+# --- properties: no paper text can add markup to the HTML part ------------------------------------
+
+
+class Tags(HTMLParser):
+    """Collect the start tags and the text of an HTML document."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, tuple[str, ...]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        self.tags.append((tag, tuple(sorted(name for name, _ in attrs))))
+
+    def handle_data(self, data) -> None:
+        self.text.append(data)
+
+
+def parse(html: str) -> Tags:
+    parser = Tags()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+visible = (
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=60)
+    .map(collapse)
+    .filter(bool)
+)
+nasty = visible | st.sampled_from(
+    [
+        "<script>alert(1)</script>",
+        '"><img src=x onerror=1>',
+        "</p></div><a href='//evil'>",
+        "&lt;b&gt;",
+        "a & b",
+        "{{ 7*7 }}",
+        "${x}",
+        "\\u003c",
+        "]]>",
+        "<!--",
+        "\u202e",
+    ]
+)
+SHAPE = [
+    t
+    for t in parse(
+        renderer()
+        .edition(
+            [
+                (
+                    "Topic",
+                    [(paper(1, title="x", abstract="y", comment="z", authors=("w",)), ("Tag",))],
+                )
+            ],
+            DAY,
+        )
+        .html
+    ).tags
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(title=nasty, abstract=nasty, comment=nasty, author=nasty, keyword=nasty, tag=nasty)
+def test_no_paper_text_changes_the_html_structure(title, abstract, comment, author, keyword, tag):
+    evil = paper(1, title=title, abstract=abstract, comment=comment, authors=(author,))
+    body = renderer().edition([(keyword, [(evil, (tag,))])], DAY)
+    parsed = parse(body.html)
+    assert parsed.tags == SHAPE
+    text = "".join(parsed.text)
+    for value in (title, abstract, comment, author, keyword, tag):
+        assert value in text  # shown as text, exactly

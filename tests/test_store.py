@@ -1,0 +1,122 @@
+"""The database: migrations from every version, refusals, locks, WAL."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import main
+from digest.models import Paper
+from digest.store import SCHEMA, VERSION, Store, StoreError
+
+NOW = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
+PAPER = Paper(
+    id="2511.00001",
+    version=2,
+    title="T",
+    authors=("A",),
+    abstract="Abs.",
+    comment=None,
+    published=NOW,
+    updated=NOW,
+    primary_category="cs.IR",
+    categories=("cs.IR",),
+)
+
+
+def database_at(path: Path, version: int) -> None:
+    """Create a database the way digest at schema `version` left it, with some history."""
+    conn = sqlite3.connect(path)
+    for script in SCHEMA[:version]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {version}")
+    if version >= 1:
+        conn.execute(
+            "INSERT INTO papers VALUES ('2511.00001', 2, 'T', '[\"A\"]', 'Abs.', NULL, "
+            "'2025-11-16T06:00:00+00:00', '2025-11-16T06:00:00+00:00', 'cs.IR', "
+            "'[\"cs.IR\"]', NULL, NULL)"
+        )
+        conn.execute(
+            "INSERT INTO keywords (key, first_seen, last_success, last_count) "
+            "VALUES ('topic', '2025-11-16T06:00:00+00:00', "
+            "'2025-11-16T06:00:00+00:00', 1)"
+        )
+        conn.execute(
+            "INSERT INTO seen VALUES ('topic', '2511.00001', 1, '2025-11-16T06:00:00+00:00')"
+        )
+        conn.execute(
+            "INSERT INTO suppressions VALUES ('eve@example.org', 'unsubscribed', "
+            "'2025-11-16T06:00:00+00:00')"
+        )
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("version", range(VERSION))
+def test_migrates_from_every_earlier_version_keeping_the_history(tmp_path, version):
+    path = tmp_path / "digest.db"
+    database_at(path, version)
+    with Store(path) as store:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        if version >= 1:
+            assert store.recent_papers("topic", 10) == [PAPER]
+            assert store.is_suppressed("EVE@example.org")
+            assert store.keyword_counts({"topic": "ti:x"}) == {"topic": 1}
+        # Every table of the current schema works.
+        known = version >= 1  # the paper is in the migrated history: not news again
+        assert store.record_keyword("topic", [PAPER], 2, NOW, 2, "ti:x") == (
+            [] if known else ["2511.00001"]
+        )
+        assert store.keyword_counts({"topic": "ti:y"}) == {}  # the query changed
+        assert store.record_bounce("x@example.org", "550", NOW) is False
+
+
+def test_a_database_from_a_newer_digest_is_refused(tmp_path):
+    path = tmp_path / "digest.db"
+    database_at(path, VERSION)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="written by a newer digest"):
+        Store(path)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "digest.db"
+    path.write_text("hello, I am not SQLite\n" * 100)
+    with pytest.raises(StoreError, match="file is not a database"):
+        Store(path)
+
+
+def test_a_locked_database_waits_then_says_so(tmp_path):
+    path = tmp_path / "digest.db"
+    Store(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, for a long time
+    try:
+        with Store(path, timeout=0.3) as store:
+            started = datetime.now(UTC)
+            with pytest.raises(
+                StoreError, match=r"still locked by another process after waiting 0\.3 s"
+            ):
+                store.suppress("ada@example.org", "unsubscribed", NOW)
+            assert (datetime.now(UTC) - started).total_seconds() >= 0.3
+            assert not store.is_suppressed("ada@example.org")  # reads still work (WAL)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with Store(path) as store:
+        assert store.suppress("ada@example.org", "unsubscribed", NOW)
+
+
+def test_cli_turns_database_errors_into_messages(make_settings):
+    settings = make_settings()
+    settings.database.write_text("not a database\n" * 100)
+    result = CliRunner().invoke(main, ["--config", str(settings.path), "subscribers"])
+    assert result.exit_code == 1
+    assert "database:" in result.output and "file is not a database" in result.output
