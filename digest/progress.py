@@ -28,10 +28,12 @@ class LogProgress(Progress):
         self.interval = interval
         self.clock = clock
         self.phase, self.total, self.done, self.last = "", 0, 0, 0.0
+        self.logged = -1
 
     def start(self, phase: str, total: int) -> None:
         """Remember the phase and its size."""
         self.phase, self.total, self.done, self.last = phase, total, 0, self.clock()
+        self.logged = -1
 
     def advance(self, steps: int = 1) -> None:
         """Count steps; log when the interval has passed."""
@@ -39,4 +41,13 @@ class LogProgress(Progress):
         now = self.clock()
         if now - self.last >= self.interval:
             self.last = now
-            log.info("%s: %d/%d", self.phase, self.done, self.total)
+            self._log()
+
+    def finish(self) -> None:
+        """Log the final count of a long phase (short ones are in the phase's own line)."""
+        if self.logged >= 0 and self.logged != self.done:
+            self._log()
+
+    def _log(self) -> None:
+        self.logged = self.done
+        log.info("%s: %d/%d", self.phase, self.done, self.total)

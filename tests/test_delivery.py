@@ -169,3 +169,24 @@ def test_kill_9_mid_send_then_restart_delivers_everything(fake_arxiv, tmp_path):
         assert dict(store.db.execute("SELECT status, count(*) FROM outbox GROUP BY status")) == {
             "sent": total
         }
+
+
+def test_log_progress_reports_every_interval(caplog):
+    import logging
+
+    from digest.progress import LogProgress
+
+    now = [0.0]
+    progress = LogProgress(interval=10, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="digest.progress"):
+        progress.start("send", 250)
+        for _ in range(250):
+            now[0] += 0.125  # 31.25 s in all, in steps exact in binary
+            progress.advance()
+        progress.finish()
+    assert [r.getMessage() for r in caplog.records] == [
+        "send: 80/250",
+        "send: 160/250",
+        "send: 240/250",
+        "send: 250/250",
+    ]

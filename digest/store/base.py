@@ -1,0 +1,224 @@
+"""The database connection: schema and migrations, transactions, settings, cycles."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import sqlite_utils
+
+log = logging.getLogger(__name__)
+
+SCHEMA = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE papers (
+        id TEXT PRIMARY KEY, version INTEGER NOT NULL, title TEXT NOT NULL,
+        authors TEXT NOT NULL, abstract TEXT NOT NULL, comment TEXT,
+        published TEXT NOT NULL, updated TEXT NOT NULL, primary_category TEXT NOT NULL,
+        categories TEXT NOT NULL, doi TEXT, journal_ref TEXT);
+    CREATE TABLE keywords (
+        key TEXT PRIMARY KEY, first_seen TEXT NOT NULL, last_success TEXT NOT NULL,
+        last_count INTEGER NOT NULL);
+    CREATE TABLE seen (
+        keyword TEXT NOT NULL, paper_id TEXT NOT NULL REFERENCES papers(id),
+        cycle_id INTEGER NOT NULL, first_seen TEXT NOT NULL, PRIMARY KEY (keyword, paper_id));
+    CREATE INDEX seen_paper ON seen (paper_id);
+    CREATE TABLE cycles (
+        id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,
+        status TEXT NOT NULL, summary TEXT);
+    CREATE TABLE editions (
+        id INTEGER PRIMARY KEY, cycle_id INTEGER NOT NULL REFERENCES cycles(id),
+        keywords TEXT NOT NULL, papers INTEGER NOT NULL, subject TEXT NOT NULL,
+        text TEXT NOT NULL, html TEXT NOT NULL, placeholders TEXT NOT NULL);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY, cycle_id INTEGER NOT NULL REFERENCES cycles(id),
+        edition_id INTEGER NOT NULL REFERENCES editions(id), email TEXT NOT NULL,
+        name TEXT NOT NULL, message_id TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, planned_at TEXT NOT NULL,
+        sent_at TEXT);
+    CREATE INDEX outbox_status ON outbox (status, id);
+    CREATE TABLE recipients (id TEXT PRIMARY KEY, email TEXT NOT NULL);
+    CREATE TABLE suppressions (
+        email TEXT PRIMARY KEY, reason TEXT NOT NULL, created_at TEXT NOT NULL);
+    """,
+    """
+    CREATE TABLE bounces (
+        email TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_error TEXT NOT NULL,
+        updated_at TEXT NOT NULL);
+    CREATE INDEX outbox_sent_at ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+    """,
+    """
+    ALTER TABLE keywords ADD COLUMN query TEXT;
+    """,
+]
+VERSION = len(SCHEMA)
+BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used."""
+
+
+def iso(moment: datetime) -> str:
+    """Format a moment as a UTC ISO 8601 string that sorts as text."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+class Database:
+    """The connection, its schema and transactions, settings and cycles."""
+
+    def __init__(self, path: Path, *, timeout: float = 30.0):
+        self.path = path
+        self.timeout = timeout
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=timeout)
+            self.db = sqlite_utils.Database(conn)
+            with self.db.ensure_autocommit_on():
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a killed process loses nothing
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: {exc}") from None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer digest (schema {version}, this "
+                f"one knows {VERSION}); upgrade digest or use another database"
+            )
+        if version == VERSION:
+            return
+        with self.transaction():
+            for number in range(version, VERSION):
+                log.info("migrating %s to schema %d", self.path, number + 1)
+                for statement in SCHEMA[number].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run a block in one write transaction (nested blocks become savepoints)."""
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._locked(exc) from None
+        try:
+            yield
+        except BaseException:
+            self.db.rollback()
+            raise
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self.db.rollback()
+            raise self._locked(exc) from None
+
+    def _locked(self, exc: sqlite3.OperationalError) -> StoreError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return StoreError(
+                f"{self.path}: still locked by another process after waiting {self.timeout:g} s "
+                "(is another digest writing, or a tool holding it open?); try again later"
+            )
+        return StoreError(f"{self.path}: {exc}")
+
+    @contextmanager
+    def scratch(self) -> Iterator[None]:
+        """Run a block in a transaction that is always rolled back (for previews)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            self.db.rollback()
+
+    # --- meta --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """Return a stored setting, or None."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting."""
+        with self.transaction():
+            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    def secret(self, configured: str | None) -> bytes:
+        """Return the signing secret: the configured one, else one kept in the database."""
+        if configured:
+            return configured.encode()
+        with self.transaction():
+            stored = self.get_meta("secret")
+            if stored is None:
+                stored = secrets.token_hex(32)
+                self.set_meta("secret", stored)
+        return stored.encode()
+
+    # --- cycles ------------------------------------------------------------------------------
+
+    def begin_cycle(self, now: datetime) -> int:
+        """Record the start of a cycle and return its id (the caller holds the cycle lock)."""
+        with self.transaction():
+            # Only one cycle runs at a time, so a cycle still 'running' died with its process.
+            self.db.execute("UPDATE cycles SET status = 'crashed' WHERE status = 'running'")
+            table = self.db["cycles"].insert({"started_at": iso(now), "status": "running"})
+        return int(table.last_pk)
+
+    def finish_cycle(
+        self, cycle_id: int, status: str, summary: dict[str, Any], now: datetime
+    ) -> None:
+        """Record how a cycle ended."""
+        with self.transaction():
+            self.db["cycles"].update(
+                cycle_id,
+                {"finished_at": iso(now), "status": status, "summary": json.dumps(summary)},
+            )
+            if status in ("ok", "partial"):
+                self.set_meta("last_cycle_at", iso(now))
+
+    def last_success(self) -> datetime | None:
+        """Return when the last cycle that ran to its end (ok or partial) finished."""
+        value = self.get_meta("last_cycle_at")
+        return datetime.fromisoformat(value) if value else None
+
+    def last_cycle(self) -> dict[str, Any] | None:
+        """Return the newest finished cycle: when, how it ended, its summary."""
+        row = self.db.execute(
+            "SELECT id, started_at, finished_at, status, summary FROM cycles "
+            "WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        summary = json.loads(row[4]) if row[4] else {}
+        return {
+            "id": row[0],
+            "started_at": row[1],
+            "finished_at": row[2],
+            "status": row[3],
+            **summary,
+        }

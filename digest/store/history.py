@@ -1,0 +1,137 @@
+"""The history: papers seen per keyword, and what is new."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..models import Paper
+from .base import Database, iso
+
+
+def _paper(row: dict[str, Any]) -> Paper:
+    return Paper(
+        id=row["id"],
+        version=row["version"],
+        title=row["title"],
+        authors=tuple(json.loads(row["authors"])),
+        abstract=row["abstract"],
+        comment=row["comment"],
+        published=datetime.fromisoformat(row["published"]),
+        updated=datetime.fromisoformat(row["updated"]),
+        primary_category=row["primary_category"],
+        categories=tuple(json.loads(row["categories"])),
+        doi=row["doi"],
+        journal_ref=row["journal_ref"],
+    )
+
+
+class History(Database):
+    """Papers and the keywords they were seen under."""
+
+    def record_keyword(
+        self,
+        key: str,
+        papers: list[Paper],
+        cycle_id: int,
+        now: datetime,
+        first_run_days: int,
+        query: str | None = None,
+    ) -> list[str]:
+        """Store a keyword's fetched papers and return the ids to announce, newest first."""
+        with self.transaction():
+            first_run = (
+                self.db.execute("SELECT 1 FROM keywords WHERE key = ?", [key]).fetchone() is None
+            )
+            self._upsert_papers(papers)
+            known = {
+                row[0]
+                for row in self.db.execute("SELECT paper_id FROM seen WHERE keyword = ?", [key])
+            }
+            fresh = [p for p in papers if p.id not in known]
+            self.db["seen"].insert_all(
+                (
+                    {"keyword": key, "paper_id": p.id, "cycle_id": cycle_id, "first_seen": iso(now)}
+                    for p in fresh
+                ),
+                ignore=True,
+            )
+            self.db.execute(
+                "INSERT INTO keywords (key, first_seen, last_success, last_count, query) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "last_success = excluded.last_success, last_count = excluded.last_count, "
+                "query = excluded.query",
+                [key, iso(now), iso(now), len(papers), query],
+            )
+        if first_run:
+            horizon = now - timedelta(days=first_run_days)
+            fresh = [p for p in fresh if p.updated >= horizon]
+        return [p.id for p in sorted(fresh, key=lambda p: (p.updated, p.id), reverse=True)]
+
+    def _upsert_papers(self, papers: Iterable[Paper]) -> None:
+        """Insert papers, or update them when the fetched version is as new or newer."""
+        for p in papers:
+            row = self.db.execute(
+                "SELECT version, updated FROM papers WHERE id = ?", [p.id]
+            ).fetchone()
+            if row and (row[0], row[1]) > (p.version, iso(p.updated)):
+                continue
+            self.db["papers"].upsert(
+                {
+                    "id": p.id,
+                    "version": p.version,
+                    "title": p.title,
+                    "authors": json.dumps(list(p.authors)),
+                    "abstract": p.abstract,
+                    "comment": p.comment,
+                    "published": iso(p.published),
+                    "updated": iso(p.updated),
+                    "primary_category": p.primary_category,
+                    "categories": json.dumps(list(p.categories)),
+                    "doi": p.doi,
+                    "journal_ref": p.journal_ref,
+                },
+                pk="id",
+            )
+
+    def keyword_counts(self, queries: dict[str, str]) -> dict[str, int]:
+        """Return how many papers each keyword's last fetch returned, if its query is the same."""
+        return {
+            key: count
+            for key, count, query in self.db.execute("SELECT key, last_count, query FROM keywords")
+            if query is None or queries.get(key) == query
+        }
+
+    def earlier_keywords(self, paper_ids: Iterable[str], cycle_id: int) -> dict[str, set[str]]:
+        """Return, per paper, the keyword keys it was already seen under before this cycle."""
+        found: dict[str, set[str]] = {}
+        for paper_id in paper_ids:
+            for (key,) in self.db.execute(
+                "SELECT keyword FROM seen WHERE paper_id = ? AND cycle_id < ?", [paper_id, cycle_id]
+            ):
+                found.setdefault(paper_id, set()).add(key)
+        return found
+
+    def papers(self, ids: Iterable[str]) -> dict[str, Paper]:
+        """Return the stored papers with these ids."""
+        ids = list(ids)
+        found = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"SELECT * FROM papers WHERE id IN ({marks})", chunk):
+                found[row["id"]] = _paper(row)
+        return found
+
+    def recent_papers(self, key: str, limit: int) -> list[Paper]:
+        """Return a keyword's most recently updated papers, newest first."""
+        return [
+            _paper(row)
+            for row in self.db.query(
+                "SELECT papers.* FROM seen JOIN papers ON papers.id = seen.paper_id "
+                "WHERE seen.keyword = ? ORDER BY papers.updated DESC, papers.id DESC LIMIT ?",
+                [key, limit],
+            )
+        ]

@@ -1,0 +1,206 @@
+"""The outbox: rendered editions, planned messages, deliveries, bounces, suppressions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .base import BOUNCE_LIMIT, Database, iso
+
+
+@dataclass(frozen=True, slots=True)
+class Edition:
+    """One rendered digest body shared by every subscriber of a keyword set."""
+
+    id: int
+    subject: str
+    text: str
+    html: str
+    placeholders: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A planned message waiting in the outbox."""
+
+    id: int
+    cycle_id: int
+    edition_id: int
+    email: str
+    name: str
+    message_id: str
+    attempts: int
+
+
+class Outbox(Database):
+    """Editions, planned messages and what became of them; who gets no mail."""
+
+    def add_edition(
+        self,
+        cycle_id: int,
+        keys: Iterable[str],
+        papers: int,
+        subject: str,
+        text: str,
+        html: str,
+        placeholders: dict[str, str],
+    ) -> int:
+        """Store a rendered digest body and return its id."""
+        table = self.db["editions"].insert(
+            {
+                "cycle_id": cycle_id,
+                "keywords": json.dumps(list(keys)),
+                "papers": papers,
+                "subject": subject,
+                "text": text,
+                "html": html,
+                "placeholders": json.dumps(placeholders),
+            }
+        )
+        return int(table.last_pk)
+
+    def edition(self, edition_id: int) -> Edition:
+        """Return a stored edition."""
+        row = self.db["editions"].get(edition_id)
+        return Edition(
+            id=row["id"],
+            subject=row["subject"],
+            text=row["text"],
+            html=row["html"],
+            placeholders=json.loads(row["placeholders"]),
+        )
+
+    def plan_messages(self, rows: Iterable[dict[str, Any]], now: datetime) -> None:
+        """Add planned messages (cycle_id, edition_id, email, name, message_id) to the outbox."""
+        self.db["outbox"].insert_all(
+            ({**row, "planned_at": iso(now)} for row in rows), batch_size=1000
+        )
+
+    def remember_recipients(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember which address each unsubscribe token id stands for."""
+        self.db["recipients"].insert_all(
+            ({"id": i, "email": e} for i, e in pairs), pk="id", replace=True, batch_size=1000
+        )
+
+    def recipient(self, token_id: str) -> str | None:
+        """Return the address an unsubscribe token id stands for, or None."""
+        row = self.db.execute("SELECT email FROM recipients WHERE id = ?", [token_id]).fetchone()
+        return row[0] if row else None
+
+    def pending(self) -> Iterator[Message]:
+        """Yield the outbox messages not yet delivered, oldest first."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT id, cycle_id, edition_id, email, name, message_id, attempts FROM outbox "
+                "WHERE status = 'pending' AND id > ? ORDER BY id LIMIT 500",
+                [last],
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield Message(*row)
+            last = rows[-1][0]
+
+    def count_pending(self) -> int:
+        """Return how many messages wait in the outbox."""
+        return self.db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+
+    def mark_sent(self, message_id: int, email: str, now: datetime) -> None:
+        """Record that the server accepted a message (after its 250 to DATA)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, "
+                "attempts = attempts + 1 WHERE id = ?",
+                [iso(now), message_id],
+            )
+            self.clear_bounces(email)
+
+    def mark_failed(self, message_id: int, error: str, permanent: bool) -> None:
+        """Record a failed attempt; a permanent failure takes the message out of the outbox."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+                "status = ? WHERE id = ?",
+                [error, "failed" if permanent else "pending", message_id],
+            )
+
+    def record_bounce(self, email: str, error: str, now: datetime) -> bool:
+        """Count a permanent failure in a row; suppress the address at the limit (say True)."""
+        key = email.casefold()
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO bounces (email, failures, last_error, updated_at) VALUES (?, 1, ?, ?) "
+                "ON CONFLICT (email) DO UPDATE SET failures = failures + 1, "
+                "last_error = excluded.last_error, updated_at = excluded.updated_at",
+                [key, error, iso(now)],
+            )
+            (failures,) = self.db.execute(
+                "SELECT failures FROM bounces WHERE email = ?", [key]
+            ).fetchone()
+            if failures >= BOUNCE_LIMIT:
+                return self.suppress(email, "bounced", now)
+        return False
+
+    def clear_bounces(self, email: str) -> None:
+        """Forget an address's failures once a message to it is accepted."""
+        self.db.execute("DELETE FROM bounces WHERE email = ?", [email.casefold()])
+
+    def sent_since(self, moment: datetime) -> list[datetime]:
+        """Return when each message sent after moment was accepted (for the hourly limit)."""
+        return [
+            datetime.fromisoformat(row[0])
+            for row in self.db.execute(
+                "SELECT sent_at FROM outbox WHERE sent_at > ? ORDER BY sent_at", [iso(moment)]
+            )
+        ]
+
+    def mark_skipped(self, message_id: int, reason: str) -> None:
+        """Take a message out of the outbox without sending it."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE outbox SET status = 'skipped', last_error = ? WHERE id = ?",
+                [reason, message_id],
+            )
+
+    # --- suppressions ------------------------------------------------------------------------
+
+    def suppress(self, email: str, reason: str, now: datetime) -> bool:
+        """Put an address on the suppression list; return False if it already was."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO suppressions (email, reason, created_at) VALUES (?, ?, ?)",
+                [email.casefold(), reason, iso(now)],
+            )
+        return cursor.rowcount > 0
+
+    def unsuppress(self, email: str) -> bool:
+        """Take an address off the suppression list; return False if it was not on it."""
+        with self.transaction():
+            cursor = self.db.execute("DELETE FROM suppressions WHERE email = ?", [email.casefold()])
+        return cursor.rowcount > 0
+
+    def suppressions(self) -> dict[str, tuple[str, datetime]]:
+        """Return every suppressed address with its reason and since when."""
+        return {
+            email: (reason, datetime.fromisoformat(since))
+            for email, reason, since in self.db.execute(
+                "SELECT email, reason, created_at FROM suppressions ORDER BY email"
+            )
+        }
+
+    def suppressed(self) -> set[str]:
+        """Return the case-folded addresses that must get no mail."""
+        return {row[0] for row in self.db.execute("SELECT email FROM suppressions")}
+
+    def is_suppressed(self, email: str) -> bool:
+        """Tell whether an address is on the suppression list."""
+        return (
+            self.db.execute(
+                "SELECT 1 FROM suppressions WHERE email = ?", [email.casefold()]
+            ).fetchone()
+            is not None
+        )
