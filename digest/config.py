@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-OFFICIAL_API = "export.arxiv.org"
-_REQUIRED = object()
+from .keys import KEYWORD_SCHEMA, OFFICIAL_API, SCHEMA, Problems, check_table
 
 
 class ConfigError(Exception):
@@ -112,212 +110,6 @@ class Settings:
     secret: str | None
 
 
-# --- value checks: each returns the converted value or raises ValueError -------------------
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {_show(value)}")
-    return value
-
-
-def _text(value: Any) -> str:
-    value = _str(value).strip()
-    if not value:
-        raise ValueError("must not be empty")
-    return value
-
-
-def _int(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected a whole number, got {_show(value)}")
-        if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and {maximum}" if maximum is not None else ""
-            raise ValueError(f"must be at least {minimum}{upper}, got {value}")
-        return value
-
-    return check
-
-
-def _float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {_show(value)}")
-    if value < 0:
-        raise ValueError(f"must not be negative, got {value}")
-    return float(value)
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {_show(value)}")
-    return value
-
-
-def _str_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ValueError(f'expected a list of strings such as ["a", "b"], got {_show(value)}')
-    return tuple(v.strip() for v in value)
-
-
-def _url(value: Any) -> str:
-    value = _text(value)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http(s) URL such as https://example.org, got {value!r}")
-    return value.rstrip("/")
-
-
-def _zone(value: Any) -> ZoneInfo:
-    value = _text(value)
-    try:
-        return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {value!r}; use an IANA name like 'Europe/Paris'"
-        ) from None
-
-
-def _clock(value: Any) -> time:
-    value = _text(value)
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value)
-    if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ValueError(f"expected a time of day as HH:MM (24-hour), got {value!r}")
-    return time(int(match[1]), int(match[2]))
-
-
-def _listen(value: Any) -> tuple[str, int]:
-    value = _text(value)
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, got {value!r}")
-    return host.strip("[]"), int(port)
-
-
-def _keyword_name(value: Any) -> str:
-    value = _text(value)
-    if any(c in value for c in '\r\n|"'):
-        raise ValueError(f"{value!r} must not contain a newline, '|' or '\"'")
-    return value
-
-
-def _show(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
-
-
-SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
-    "digest": {
-        "name": (_keyword_name, "Daily Papers"),
-        "database": (_text, "digest.db"),
-        "archive": (_text, "archive/README.md"),
-        "subscribers": (_text, "subscribers.csv"),
-        "outbox": (_text, "outbox"),
-        "templates": (_text, None),
-        "timezone": (_zone, "UTC"),
-        "send_at": (_clock, "07:00"),
-        "base_url": (_url, "http://127.0.0.1:8080"),
-        "first_run_days": (_int(0), 2),
-        "sender": (_text, None),
-    },
-    "arxiv": {
-        "api_url": (_url, f"https://{OFFICIAL_API}/api/query"),
-        "max_results": (_int(1, 2000), 100),
-        "delay_seconds": (_float, 3.0),
-        "timeout": (_float, 30.0),
-        "page_size": (_int(1, 2000), 100),
-        "contact": (_text, None),
-        "max_retries": (_int(0, 10), 3),
-    },
-    "smtp": {
-        "host": (_text, _REQUIRED),
-        "port": (_int(1, 65535), None),
-        "sender": (_text, _REQUIRED),
-        "starttls": (_bool, False),
-        "tls": (_bool, False),
-        "timeout": (_float, 30.0),
-        "connections": (_int(1, 100), 8),
-        "messages_per_connection": (_int(1), 100),
-        "rate_limit": (_float, 0.0),
-        "hourly_limit": (_int(0), 0),
-        "max_attempts": (_int(1, 100), 5),
-        "retry_seconds": (_float, 2.0),
-        "ca_file": (_text, None),
-    },
-    "web": {"listen": (_listen, "127.0.0.1:8080")},
-}
-KEYWORD_SCHEMA: dict[str, tuple[Callable[[Any], Any], Any]] = {
-    "name": (_keyword_name, _REQUIRED),
-    "query": (_text, None),
-    "categories": (_str_list, []),
-    "exclude": (_str_list, []),
-}
-
-
-class _Problems:
-    """Collect problems with the line each key sits on."""
-
-    def __init__(self, path: Path, text: str):
-        self.path = path
-        self.lines = text.splitlines()
-        self.items: list[str] = []
-
-    def add(self, section: str, key: str | None, message: str, index: int | None = None) -> None:
-        line = self._line(section, key, index)
-        where = f"{self.path.name}:{line}" if line else self.path.name
-        label = f"[{section}]" if index is None else f"[[{section}]] #{index + 1}"
-        self.items.append(f"{where}: {label}{' ' + key if key else ''}: {message}")
-
-    def _line(self, section: str, key: str | None, index: int | None) -> int | None:
-        current, count, header_line = None, -1, None
-        for number, raw in enumerate(self.lines, 1):
-            line = raw.strip()
-            if line.startswith("["):
-                current = line.strip("[] ").split("]")[0].strip()
-                if current == section:
-                    count += line.startswith("[[")
-                    if index is None or count == index:
-                        header_line = header_line or number
-                continue
-            if current != section or (index is not None and count != index):
-                continue
-            if key and re.match(rf"{re.escape(key)}\s*=", line):
-                return number
-        return header_line
-
-
-def _section(
-    problems: _Problems,
-    name: str,
-    table: Any,
-    schema: Mapping[str, tuple[Callable[[Any], Any], Any]],
-    index: int | None = None,
-) -> dict[str, Any]:
-    """Check one table against its schema, returning converted values with defaults."""
-    if not isinstance(table, dict):
-        problems.add(name, None, f"expected a table, got {_show(table)}", index)
-        return {}
-    values: dict[str, Any] = {}
-    for key in table:
-        if key not in schema:
-            close = difflib.get_close_matches(key, list(schema), n=1)
-            hint = (
-                f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(schema)}"
-            )
-            problems.add(name, key, f"unknown key{hint}", index)
-    for key, (check, default) in schema.items():
-        if key not in table:
-            if default is _REQUIRED:
-                problems.add(name, key, "missing; this key is required", index)
-            values[key] = None if default in (None, _REQUIRED) else check(default)
-            continue
-        try:
-            values[key] = check(table[key])
-        except ValueError as exc:
-            problems.add(name, key, str(exc), index)
-            values[key] = None
-    return values
-
-
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate a settings file; raise ConfigError listing every problem."""
     path = Path(path)
@@ -337,7 +129,7 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
-    problems = _Problems(path, text)
+    problems = Problems(path, text)
     known = [*SCHEMA, "keywords"]
     for section in data:
         if section not in known:
@@ -345,11 +137,11 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
             hint = f"did you mean [{close[0]}]?" if close else f"known sections: {', '.join(known)}"
             problems.add(section, None, f"unknown section; {hint}")
     values = {
-        name: _section(problems, name, data.get(name, {}), schema)
+        name: check_table(problems, name, data.get(name, {}), schema)
         for name, schema in SCHEMA.items()
         if name != "smtp"
     }
-    smtp = _section(problems, "smtp", data["smtp"], SCHEMA["smtp"]) if "smtp" in data else None
+    smtp = check_table(problems, "smtp", data["smtp"], SCHEMA["smtp"]) if "smtp" in data else None
     keywords = _keywords(problems, data.get("keywords"))
     arxiv = values["arxiv"]
     if (
@@ -370,7 +162,7 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
     return _build(path, values, smtp, keywords, env)
 
 
-def _keywords(problems: _Problems, tables: Any) -> tuple[Keyword, ...]:
+def _keywords(problems: Problems, tables: Any) -> tuple[Keyword, ...]:
     if tables is None:
         problems.add("keywords", None, 'no keywords; add at least one [[keywords]] with name = "…"')
         return ()
@@ -379,7 +171,7 @@ def _keywords(problems: _Problems, tables: Any) -> tuple[Keyword, ...]:
         return ()
     keywords, seen = [], {}
     for index, table in enumerate(tables):
-        values = _section(problems, "keywords", table, KEYWORD_SCHEMA, index)
+        values = check_table(problems, "keywords", table, KEYWORD_SCHEMA, index)
         if not values.get("name"):
             continue
         key = values["name"].casefold()
