@@ -153,17 +153,24 @@ def once(ctx: click.Context) -> None:
     sys.exit(EXIT_OK if report.ok or report.interrupted else EXIT_FAILED)
 
 
+def service_settings(ctx: click.Context) -> Settings:
+    """Load the settings of a long-running command and check what it will need."""
+    from .store import Store
+
+    settings = settings_of(ctx)
+    warn_plain_http(settings)
+    Store(settings.database).close()  # fail now on a bad database, not at the first cycle
+    return settings
+
+
 @main.command()
 @click.pass_context
 @handled
 def run(ctx: click.Context) -> None:
     """Run as a service: the daily cycle at send_at, and the unsubscribe endpoint."""
     from .daemon import Daemon, serve
-    from .store import Store
 
-    settings = settings_of(ctx)
-    warn_plain_http(settings)
-    Store(settings.database).close()  # fail now on a bad database, not at the first cycle
+    settings = service_settings(ctx)
     daemon = Daemon(settings)
     log.info(
         "daemon: cycles daily at %s %s; %s",
@@ -180,12 +187,8 @@ def run(ctx: click.Context) -> None:
 def serve(ctx: click.Context) -> None:
     """Serve only the unsubscribe endpoint (run `digest once` from a timer)."""
     from .daemon import serve as serve_web
-    from .store import Store
 
-    settings = settings_of(ctx)
-    warn_plain_http(settings)
-    Store(settings.database).close()
-    asyncio.run(serve_web(settings))
+    asyncio.run(serve_web(service_settings(ctx)))
 
 
 @main.command()

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,23 @@ timeout = 5.0
 retry_seconds = 0.02
 """
     return text + extra
+
+
+def make_paper(pid: str, title: str, updated: datetime, **changes) -> FeedPaper:
+    """Return a fixture paper, version 1, published and updated at `updated`."""
+    fields = dict(
+        id=pid,
+        version=1,
+        title=title,
+        abstract=f"We study {title.lower()} in depth.",
+        authors=["Ada Lovelace", "Alan Turing"],
+        comment=None,
+        published=updated,
+        updated=updated,
+        primary_category="cs.IR",
+        categories=["cs.IR", "cs.LG"],
+    )
+    return FeedPaper(**(fields | changes))
 
 
 def changed(settings: Settings, **changes) -> Settings:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import settings_text
+from conftest import make_paper, settings_text
 from fake_arxiv import FeedPaper
 
 from digest.cli import main
@@ -19,19 +19,7 @@ from digest.store import Store
 
 def fresh_paper(paper_id: str, title: str, minutes_ago: int = 0) -> FeedPaper:
     """Return a paper updated just now, so that even a first run mails it."""
-    now = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    return FeedPaper(
-        id=paper_id,
-        version=1,
-        title=title,
-        abstract="News.",
-        authors=["Ada Lovelace"],
-        comment=None,
-        published=now,
-        updated=now,
-        primary_category="cs.LG",
-        categories=["cs.LG"],
-    )
+    return make_paper(paper_id, title, datetime.now(UTC) - timedelta(minutes=minutes_ago))
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import settings_text
-from fake_arxiv import FeedPaper
+from conftest import make_paper, settings_text
 from mailserver import free_port
 
 from digest.daemon import Clockwork, Daemon, previous_slot
@@ -169,20 +168,7 @@ def get_json(url: str) -> dict | None:
 def test_digest_run_as_a_real_service(fake_arxiv, mail_server, tmp_path: Path):
     port = free_port()
     now = datetime.now(UTC) - timedelta(minutes=1)
-    fake_arxiv.papers.append(
-        FeedPaper(
-            id="2611.00003",
-            version=1,
-            title="Graph Neural Network Today",
-            abstract="Today.",
-            authors=["Alan Turing"],
-            comment=None,
-            published=now,
-            updated=now,
-            primary_category="cs.LG",
-            categories=["cs.LG"],
-        )
-    )
+    fake_arxiv.papers.append(make_paper("2611.00003", "Graph Neural Network Today", now))
     config = tmp_path / "settings.toml"
     config.write_text(
         settings_text(

@@ -7,8 +7,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import changed
-from fake_arxiv import FeedPaper, hang, status
+from conftest import changed, make_paper
+from fake_arxiv import hang, status
 
 from digest.config import Keyword
 from digest.fetch import Fetcher, FetchError
@@ -117,20 +117,7 @@ def test_empty_answers_for_a_keyword_that_had_papers(make_settings, fake_arxiv):
 def day2_news(fake) -> None:
     when = DAY1 + timedelta(hours=14)
     for n, title in enumerate([f"{DIFFUSION} today", f"{GNN} today", f"{LLM} today"]):
-        fake.papers.append(
-            FeedPaper(
-                id=f"2511.4000{n}",
-                version=1,
-                title=title,
-                abstract="News.",
-                authors=["A B"],
-                comment=None,
-                published=when,
-                updated=when,
-                primary_category="cs.IR",
-                categories=["cs.IR"],
-            )
-        )
+        fake.papers.append(make_paper(f"2511.4000{n}", title, when))
 
 
 def test_mixed_faults_skip_one_keyword_and_mark_nothing_of_it(

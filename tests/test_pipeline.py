@@ -9,8 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import DATA, changed
-from fake_arxiv import FeedPaper
+from conftest import DATA, changed, make_paper
 
 from digest.pipeline import run_once
 from digest.store import Store
@@ -25,22 +24,6 @@ def clock(moment: datetime):
     return lambda: moment
 
 
-def new_paper(pid: str, title: str, updated: datetime, **changes) -> FeedPaper:
-    fields = dict(
-        id=pid,
-        version=1,
-        title=title,
-        abstract=f"We study {title.lower()} in depth.",
-        authors=["Ada Lovelace", "Alan Turing"],
-        comment=None,
-        published=updated,
-        updated=updated,
-        primary_category="cs.IR",
-        categories=["cs.IR", "cs.LG"],
-    )
-    return FeedPaper(**(fields | changes))
-
-
 def papers_in(message: EmailMessage) -> list[str]:
     """Return the arXiv ids linked from the HTML part, in order, without duplicates."""
     html = message.get_body(("html",)).get_content()
@@ -52,18 +35,18 @@ def day2_papers(fake) -> None:
     """Add day 2's news: one paper for two keywords, a GNN one, an LLM one, a new version."""
     morning = DAY2 - timedelta(hours=10)
     fake.papers += [
-        new_paper(
+        make_paper(
             "2511.20001",
             "A Graph Neural Network Diffusion Model for Recommendation",
             morning + timedelta(hours=1),
         ),
-        new_paper(
+        make_paper(
             "2511.20002",
             "Graph Neural Network Compression",
             morning,
             comment="Accepted at <ICLR> | 2026 & beyond, camera-ready",
         ),
-        new_paper("2511.20003", "Large Language Model Routing", morning),
+        make_paper("2511.20003", "Large Language Model Routing", morning),
     ]
     old = next(p for p in fake.papers if p.id == "2501.10548")
     fake.papers.remove(old)

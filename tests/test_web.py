@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from conftest import changed
-from fake_arxiv import FeedPaper
+from conftest import changed, make_paper
 from mailserver import MailServer, RecordingHandler
 
 from digest.pipeline import run_once
@@ -25,21 +24,8 @@ BASE = "https://papers.example.org"
 
 def news(fake, day: datetime, n: int) -> None:
     """Add a paper for every keyword, updated the evening before `day`."""
-    when = day - timedelta(hours=10)
-    fake.papers.append(
-        FeedPaper(
-            id=f"2511.3{n:04d}",
-            version=1,
-            abstract="News.",
-            authors=["Ada Lovelace"],
-            title=f"Diffusion Model for Recommendation meets Graph Neural Network {n}",
-            comment=None,
-            published=when,
-            updated=when,
-            primary_category="cs.IR",
-            categories=["cs.IR"],
-        )
-    )
+    title = f"Diffusion Model for Recommendation meets Graph Neural Network {n}"
+    fake.papers.append(make_paper(f"2511.3{n:04d}", title, day - timedelta(hours=10)))
 
 
 async def cycle(settings, day: datetime):
