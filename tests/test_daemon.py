@@ -23,6 +23,7 @@ from mailserver import free_port
 from digest.daemon import Clockwork, Daemon, previous_slot
 from digest.lock import CycleRunning, lock_for
 from digest.pipeline import CycleReport
+from digest.store import Store
 
 
 @pytest.fixture
@@ -265,3 +266,54 @@ def test_a_killed_cycle_does_not_leave_the_lock_stuck(make_settings):
     holder.stdout.close()
     with lock_for(settings.database):
         pass  # the kernel dropped the dead process's lock
+
+
+def test_sigterm_mid_send_stops_cleanly_and_the_next_start_resumes(fake_arxiv, tmp_path):
+    from mailserver import FaultyHandler, MailServer
+
+    handler = FaultyHandler(delay=0.01)
+    total = 150
+    with MailServer(handler) as server:
+        port = free_port()
+        config = tmp_path / "settings.toml"
+        text = settings_text(
+            api_url=fake_arxiv.url,
+            smtp_port=server.port,
+            extra=f'\n[web]\nlisten = "127.0.0.1:{port}"\n',
+        )
+        config.write_text(text.replace("first_run_days = 2", "first_run_days = 10000"))
+        rows = "".join(f"user{i:04d}@example.org,User {i},\n" for i in range(total))
+        (tmp_path / "subscribers.csv").write_text("email,name,keywords\n" + rows)
+        env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": "s"}
+        command = [sys.executable, "-m", "digest", "run"]
+        first = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: len(handler.received) >= 20, what="the first messages")
+        first.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert first.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        first_log = first.communicate()[1]
+        sent_before = len(handler.received)
+        assert sent_before < total
+        with Store(tmp_path / "digest.db") as store:
+            assert store.last_cycle()["status"] == "interrupted"
+        second = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: len(handler.received) >= total, what="the rest of the outbox")
+            done = wait_until(
+                lambda: (
+                    (get_json(f"http://127.0.0.1:{port}/healthz") or {})
+                    .get("last_cycle", {})
+                    .get("status")
+                    == "ok"
+                ),
+                what="cycle end",
+            )
+            assert done
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=10) == 0
+            second.communicate()
+        counts = handler.counts()
+    assert "letting the message in flight finish" in first_log
+    assert len(counts) == total and set(counts.values()) == {1}  # a clean stop: no duplicate
