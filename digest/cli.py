@@ -208,6 +208,7 @@ def subscribers(ctx: click.Context, resubscribe: str | None) -> None:
             return
         suppressed = store.suppressions()
     listed = set()
+    names = {k.key: k.name for k in settings.keywords}
     for entry in read_subscribers(settings.subscribers, settings.keywords):
         if isinstance(entry, BadRow):
             click.echo(f"invalid row    {entry}")
@@ -215,7 +216,8 @@ def subscribers(ctx: click.Context, resubscribe: str | None) -> None:
         listed.add(entry.email.casefold())
         state = suppressed.get(entry.email.casefold())
         status = f"{state[0]} since {state[1]:%Y-%m-%d %H:%M}" if state else "active"
-        click.echo(f"{status:<30} {entry.email}  ({', '.join(entry.keywords)})")
+        topics = ", ".join(names[key] for key in entry.keywords)
+        click.echo(f"{status:<30} {entry.email}  ({topics})")
     for email, (reason, since) in suppressed.items():
         if email not in listed:
             click.echo(
