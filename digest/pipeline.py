@@ -127,6 +127,32 @@ def fetch_all(
     return found
 
 
+def sections_for(
+    keys: tuple[str, ...],
+    new_by_key: dict[str, list[str]],
+    earlier: dict[str, set[str]],
+    papers: dict[str, Paper],
+    names: dict[str, str],
+) -> list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]:
+    """Group the news of a keyword set: each paper once, under its first keyword, with tags.
+
+    A paper already seen before this cycle under one of these keywords is not news to
+    someone who follows them all.
+    """
+    sections, placed = [], set()
+    for key in keys:
+        items = []
+        for paper_id in new_by_key[key]:
+            if paper_id in placed or earlier.get(paper_id, set()) & set(keys):
+                continue
+            placed.add(paper_id)
+            tags = tuple(names[k] for k in keys if k != key and paper_id in new_by_key[k])
+            items.append((papers[paper_id], tags))
+        if items:
+            sections.append((names[key], items))
+    return sections
+
+
 def plan(
     settings: Settings,
     store: Store,
@@ -137,13 +163,13 @@ def plan(
     secret: bytes,
 ) -> None:
     """Record what was seen and plan one message per subscriber with news (one transaction)."""
-    by_key = {k.key: k for k in settings.keywords}
-    results = dict(zip(by_key, report.keywords, strict=True))
+    names = {k.key: k.name for k in settings.keywords}
+    results = dict(zip(names, report.keywords, strict=True))
     for key, papers in found.items():
+        query = next(k.search_query() for k in settings.keywords if k.key == key)
         results[key].new = store.record_keyword(
-            key, papers, cycle_id, now, settings.first_run_days, by_key[key].search_query()
+            key, papers, cycle_id, now, settings.first_run_days, query
         )
-    new_by_key = {key: results[key].new for key in by_key if results[key].new}
     log.info(
         "diff: %s",
         "; ".join(
@@ -152,52 +178,37 @@ def plan(
             if key in found
         ),
     )
+    new_by_key = {key: results[key].new for key in names if results[key].new}
     all_new = {i for ids in new_by_key.values() for i in ids}
-    papers = store.papers(all_new)
-    earlier = store.earlier_keywords(all_new, cycle_id)
+    papers, earlier = store.papers(all_new), store.earlier_keywords(all_new, cycle_id)
     renderer = Renderer(make_environment(settings.templates), settings.name)
     day = now.astimezone(settings.timezone).date()
     suppressed = store.suppressed()
-    editions: dict[tuple[str, ...], int | None] = {}
+    editions: dict[tuple[str, ...], int | None] = {}  # one rendered body per keyword set
 
     def edition_for(keys: tuple[str, ...]) -> int | None:
         if keys not in editions:
-            sections, placed = [], set()
-            for key in keys:
-                items = []
-                for paper_id in new_by_key[key]:
-                    if paper_id in placed or earlier.get(paper_id, set()) & set(keys):
-                        continue
-                    placed.add(paper_id)
-                    tags = tuple(
-                        by_key[k].name for k in keys if k != key and paper_id in new_by_key[k]
-                    )
-                    items.append((papers[paper_id], tags))
-                if items:
-                    sections.append((by_key[key].name, items))
-            editions[keys] = None
-            if sections:
-                body = renderer.edition(sections, day)
-                editions[keys] = store.add_edition(
-                    cycle_id,
-                    keys,
-                    body.papers,
-                    body.subject,
-                    body.text,
-                    body.html,
-                    body.placeholders,
-                )
+            sections = sections_for(keys, new_by_key, earlier, papers, names)
+            body = renderer.edition(sections, day) if sections else None
+            editions[keys] = body and store.add_edition(
+                cycle_id, keys, body.papers, body.subject, body.text, body.html, body.placeholders
+            )
         return editions[keys]
+
+    recipients: list[tuple[str, str]] = []
 
     def rows() -> Iterator[dict[str, object]]:
         for sub in subscribers_of(settings, report):
             keys = tuple(k for k in sub.keywords if k in new_by_key)
             if not keys or sub.email.casefold() in suppressed:
                 continue
-            edition_id = edition_for(keys)
-            if edition_id is None:
+            if (edition_id := edition_for(keys)) is None:
                 continue
             report.planned += 1
+            recipients.append((token_id(secret, sub.email), sub.email))
+            if len(recipients) >= 1000:  # keep memory flat however long the list
+                store.remember_recipients(recipients)
+                recipients.clear()
             yield {
                 "cycle_id": cycle_id,
                 "edition_id": edition_id,
@@ -206,17 +217,7 @@ def plan(
                 "message_id": new_message_id(settings.sender),
             }
 
-    recipients: list[tuple[str, str]] = []
-
-    def remembered() -> Iterator[dict[str, object]]:
-        for row in rows():
-            recipients.append((token_id(secret, str(row["email"])), str(row["email"])))
-            if len(recipients) >= 1000:  # keep memory flat however long the list
-                store.remember_recipients(recipients)
-                recipients.clear()
-            yield row
-
-    store.plan_messages(remembered(), now)
+    store.plan_messages(rows(), now)
     store.remember_recipients(recipients)
     report.editions = sum(1 for e in editions.values() if e is not None)
     log.info(
