@@ -100,6 +100,7 @@ class Settings:
     timezone: ZoneInfo
     send_at: time
     base_url: str
+    archive_url: str | None
     first_run_days: int
     sender: str
     arxiv: ArxivSettings
@@ -224,6 +225,7 @@ def _build(
         timezone=digest["timezone"],
         send_at=digest["send_at"],
         base_url=digest["base_url"],
+        archive_url=digest["archive_url"],
         first_run_days=digest["first_run_days"],
         sender=sender,
         arxiv=ArxivSettings(**arxiv),

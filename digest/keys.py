@@ -122,6 +122,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "base_url": (_url, "http://127.0.0.1:8080"),
         "first_run_days": (_int(0), 2),
         "sender": (_text, None),
+        "archive_url": (_url, None),
     },
     "arxiv": {
         "api_url": (_url, f"https://{OFFICIAL_API}/api/query"),

@@ -181,7 +181,7 @@ def plan(
     new_by_key = {key: results[key].new for key in names if results[key].new}
     all_new = {i for ids in new_by_key.values() for i in ids}
     papers, earlier = store.papers(all_new), store.earlier_keywords(all_new, cycle_id)
-    renderer = Renderer(make_environment(settings.templates), settings.name)
+    renderer = Renderer(make_environment(settings.templates), settings.name, settings.archive_url)
     day = now.astimezone(settings.timezone).date()
     suppressed = store.suppressed()
     editions: dict[tuple[str, ...], int | None] = {}  # one rendered body per keyword set

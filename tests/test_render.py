@@ -30,8 +30,8 @@ def paper(n: int, **changes) -> Paper:
     return Paper(**(fields | changes))
 
 
-def renderer() -> Renderer:
-    return Renderer(make_environment(), "Daily Papers")
+def renderer(archive_url: str | None = None) -> Renderer:
+    return Renderer(make_environment(), "Daily Papers", archive_url)
 
 
 def test_paper_text_cannot_inject_markup():
@@ -60,12 +60,15 @@ def test_small_digest_is_complete():
 
 def test_large_digest_stays_under_the_clipping_limit_and_says_so():
     sections = [(f"Topic {k}", [(paper(k * 1000 + i), ()) for i in range(100)]) for k in range(3)]
-    body = renderer().edition(sections, DAY)
+    body = renderer("https://example.org/papers").edition(sections, DAY)
     assert len(body.html.encode()) <= MAX_HTML_BYTES
     assert body.papers == 300 and "300 new papers" in body.subject
     assert "Abstracts are " in body.html or "newest papers of each topic" in body.html
-    assert "Only the" in body.html and "more in the archive" in body.html
-    assert "… and" in body.text
+    assert (
+        "Only the" in body.html
+        and 'in <a href="https://example.org/papers">the archive' in body.html
+    )
+    assert "more: see the archive at https://example.org/papers" in body.text
 
 
 # --- properties: no paper text can add markup to the HTML part ------------------------------------
@@ -141,3 +144,21 @@ def test_no_paper_text_changes_the_html_structure(title, abstract, comment, auth
     text = "".join(parsed.text)
     for value in (title, abstract, comment, author, keyword, tag):
         assert value in text  # shown as text, exactly
+
+
+def test_sections_show_each_paper_once_with_its_other_keywords_as_tags():
+    from digest.pipeline import sections_for
+
+    papers = {n: paper(n) for n in (1, 2, 3)}
+    ids = {n: p.id for n, p in papers.items()}
+    new_by_key = {"a": [ids[1], ids[2]], "b": [ids[2], ids[3]]}
+    names = {"a": "Topic A", "b": "Topic B"}
+    by_id = {p.id: p for p in papers.values()}
+    # Paper 3 was seen under "a" on an earlier day: not news to someone following both.
+    earlier = {ids[3]: {"a"}}
+    both = sections_for(("a", "b"), new_by_key, earlier, by_id, names)
+    assert [(name, [(p.id, tags) for p, tags in items]) for name, items in both] == [
+        ("Topic A", [(ids[1], ()), (ids[2], ("Topic B",))])
+    ]
+    only_b = sections_for(("b",), new_by_key, earlier, by_id, names)
+    assert [(p.id, tags) for p, tags in only_b[0][1]] == [(ids[2], ()), (ids[3], ())]
