@@ -162,3 +162,13 @@ def test_sections_show_each_paper_once_with_its_other_keywords_as_tags():
     ]
     only_b = sections_for(("b",), new_by_key, earlier, by_id, names)
     assert [(p.id, tags) for p, tags in only_b[0][1]] == [(ids[2], ()), (ids[3], ())]
+
+
+def test_operator_templates_override_the_shipped_ones(tmp_path):
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "subject.txt").write_text("[{{ list_name }}] {{ count }} on {{ day }}")
+    body = Renderer(make_environment(tmp_path), "Daily Papers").edition(
+        [("Topic", [(paper(1), ())])], DAY
+    )
+    assert body.subject == "[Daily Papers] 1 on 2025-11-16"
+    assert "<html" in body.html  # the other templates are still the shipped ones
