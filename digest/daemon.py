@@ -85,7 +85,11 @@ class Clockwork:
         if not (self.rung or woke or retry):
             return False
         self.rung, self.retry_at = False, None
-        last = self.last_success()
+        try:
+            last = self.last_success()
+        except Exception:
+            self.retry_at = now + timedelta(minutes=1)  # look again soon, without a log flood
+            raise
         return last is None or last < previous_slot(now, self.settings)
 
     def next_run(self) -> datetime | None:
@@ -180,8 +184,11 @@ async def serve(settings: Settings, daemon: Daemon | None = None, tick: float = 
     last_ping = 0.0
     try:
         while not stopping.is_set():
-            if daemon is not None and daemon.tick():
-                notify(f"STATUS={daemon.status_line()}")
+            try:
+                if daemon is not None and daemon.tick():
+                    notify(f"STATUS={daemon.status_line()}")
+            except Exception:  # e.g. the database unreadable for a moment: try next tick
+                log.exception("daemon: cannot check the schedule; trying again")
             if watchdog and time.monotonic() - last_ping >= watchdog:
                 notify("WATCHDOG=1")
                 last_ping = time.monotonic()

@@ -317,3 +317,21 @@ def test_sigterm_mid_send_stops_cleanly_and_the_next_start_resumes(fake_arxiv, t
         counts = handler.counts()
     assert "letting the message in flight finish" in first_log
     assert len(counts) == total and set(counts.values()) == {1}  # a clean stop: no duplicate
+
+
+def test_an_unreadable_history_is_retried_a_minute_later(paris):
+    calls = []
+
+    def broken() -> datetime | None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("database unreadable")
+        return None
+
+    with time_machine.travel(utc(2026, 1, 10, 9, 0), tick=False) as traveller:
+        clockwork = Clockwork(paris, broken)
+        with pytest.raises(OSError):
+            clockwork.due(datetime.now(UTC))
+        assert not clockwork.due(datetime.now(UTC))  # no flood of retries
+        traveller.shift(timedelta(minutes=1))
+        assert clockwork.due(datetime.now(UTC))
