@@ -165,10 +165,10 @@ def plan(
     """Record what was seen and plan one message per subscriber with news (one transaction)."""
     names = {k.key: k.name for k in settings.keywords}
     results = dict(zip(names, report.keywords, strict=True))
+    query = queries(settings)
     for key, papers in found.items():
-        query = next(k.search_query() for k in settings.keywords if k.key == key)
         results[key].new = store.record_keyword(
-            key, papers, cycle_id, now, settings.first_run_days, query
+            key, papers, cycle_id, now, settings.first_run_days, query[key]
         )
     log.info(
         "diff: %s",

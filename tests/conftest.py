@@ -6,7 +6,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from fake_arxiv import FakeArxiv, FeedPaper, load_papers
 from mailserver import MailServer
 
 from digest.config import Settings, load_settings
+from digest.models import Paper
 
 DATA = Path(__file__).parent / "data"
 
@@ -106,6 +107,23 @@ def make_paper(pid: str, title: str, updated: datetime, **changes) -> FeedPaper:
         categories=["cs.IR", "cs.LG"],
     )
     return FeedPaper(**(fields | changes))
+
+
+def stored_paper(**changes) -> Paper:
+    """Return a plain Paper (as the store and renderers see it), with some fields changed."""
+    fields = dict(
+        id="2501.00001",
+        version=2,
+        title="A Title",
+        authors=("Ada Lovelace",),
+        abstract="An abstract.",
+        comment=None,
+        published=datetime(2025, 1, 1, tzinfo=UTC),
+        updated=datetime(2025, 1, 2, 20, 0, tzinfo=UTC),
+        primary_category="cs.IR",
+        categories=("cs.IR",),
+    )
+    return Paper(**(fields | changes))
 
 
 def changed(settings: Settings, **changes) -> Settings:

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
+from conftest import stored_paper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from digest.archive import cell, comment_cell, render_archive, row, write_atomically
-from digest.models import Paper, collapse
+from digest.models import collapse
 
-
-def paper(**changes) -> Paper:
-    fields = dict(
-        id="2501.00001",
-        version=2,
-        title="A Title",
-        authors=("Ada Lovelace",),
-        abstract="An abstract.",
-        comment=None,
-        published=datetime(2025, 1, 1, tzinfo=UTC),
-        updated=datetime(2025, 1, 2, 20, 0, tzinfo=UTC),
-        primary_category="cs.IR",
-        categories=("cs.IR",),
-    )
-    return Paper(**(fields | changes))
+paper = stored_paper
 
 
 def test_row_escapes_pipes_markup_and_entities_exactly():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 
+from conftest import stored_paper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,10 +25,8 @@ def paper(n: int, **changes) -> Paper:
         comment="12 pages",
         published=datetime(2025, 11, 15, tzinfo=UTC),
         updated=datetime(2025, 11, 15, tzinfo=UTC),
-        primary_category="cs.IR",
-        categories=("cs.IR",),
     )
-    return Paper(**(fields | changes))
+    return stored_paper(**(fields | changes))
 
 
 def renderer(archive_url: str | None = None) -> Renderer:

@@ -8,23 +8,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import stored_paper
 
 from digest.cli import main
-from digest.models import Paper
 from digest.store import SCHEMA, VERSION, Store, StoreError
 
 NOW = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
-PAPER = Paper(
-    id="2511.00001",
-    version=2,
-    title="T",
-    authors=("A",),
-    abstract="Abs.",
-    comment=None,
-    published=NOW,
-    updated=NOW,
-    primary_category="cs.IR",
-    categories=("cs.IR",),
+PAPER = stored_paper(
+    id="2511.00001", title="T", authors=("A",), abstract="Abs.", published=NOW, updated=NOW
 )
 
 
