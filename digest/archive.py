@@ -20,7 +20,10 @@ _PIPE_RE = re.compile(r"(\\*)\|")
 
 def cell(text: str | None) -> str:
     """Make text safe for one table cell: one line, '|' escaped, no HTML markup."""
-    text = collapse(text)
+    return _escape(collapse(text))
+
+
+def _escape(text: str) -> str:
     text = _ENTITY_RE.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
     # Backslashes right before a pipe are doubled so that the pipe's own escape stands.
     return _PIPE_RE.sub(lambda m: m.group(1) * 2 + "\\|", text)
@@ -39,7 +42,8 @@ def comment_cell(comment: str | None) -> str:
     comment = collapse(comment)
     if len(comment) <= 20:
         return cell(comment)
-    return f"<details><summary>{cell(comment[:5])}...</summary><p>{cell(comment)}</p></details>"
+    # The summary is the first five characters exactly, a trailing space included.
+    return f"<details><summary>{_escape(comment[:5])}...</summary><p>{cell(comment)}</p></details>"
 
 
 def row(paper: Paper) -> str:

@@ -35,7 +35,7 @@ def setup_logging(verbosity: int) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
-    for noisy in ("arxiv", "urllib3", "mail.log", "aiohttp.access"):
+    for noisy in ("mail.log", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -66,7 +66,10 @@ def handled(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def settings_of(ctx: click.Context) -> Settings:
     """Load the settings chosen by --config, DIGEST_CONFIG or ./settings.toml."""
-    return load_settings(find_settings(ctx.obj["config"]))
+    settings = load_settings(find_settings(ctx.obj["config"]))
+    for notice in settings.notices:
+        log.warning("settings: %s", notice)
+    return settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -241,6 +244,8 @@ def check(ctx: click.Context) -> None:
             click.echo(f"  {problem}")
         sys.exit(EXIT_CONFIG)
     click.echo(f"settings: {settings.path}")
+    for notice in settings.notices:
+        click.echo(f"  note: {notice}")
     click.echo(
         f"  list {settings.name!r}, sends at {settings.send_at:%H:%M} "
         f"{settings.timezone.key}, links to {settings.base_url}"

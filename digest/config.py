@@ -57,10 +57,11 @@ class ArxivSettings:
     """How to reach the arXiv API politely."""
 
     api_url: str
-    max_results: int
     delay_seconds: float
-    timeout: float
+    timeout: float  # the deadline of a whole answer: connect, wait and body
     page_size: int
+    max_papers: int  # per keyword per cycle: a runaway query stops here, and says so
+    overlap_days: float  # fetch this far before the last fetch's newest update (arXiv's lag)
     contact: str | None
     max_retries: int
 
@@ -101,6 +102,7 @@ class Settings:
     send_at: time
     base_url: str
     archive_url: str | None
+    archive_rows: int
     first_run_days: int
     sender: str
     arxiv: ArxivSettings
@@ -109,6 +111,7 @@ class Settings:
     web_host: str
     web_port: int
     secret: str | None
+    notices: tuple[str, ...] = ()  # deprecated settings still honoured, with what to write
 
 
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
@@ -160,7 +163,32 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
         problems.add("smtp", "tls", "set either tls (implicit TLS, port 465) or starttls, not both")
     if problems.items:
         raise ConfigError(problems.items)
-    return _build(path, values, smtp, keywords, env)
+    notices = Problems(path, text)
+    _renamed(notices, values, "archive_rows" in data.get("digest", {}))
+    return _build(path, values, smtp, keywords, env, tuple(notices.items))
+
+
+def _renamed(notices: Problems, values: dict[str, dict[str, Any]], has_rows: bool) -> None:
+    """Honour [arxiv] max_results (before 0.2: papers per keyword and archive rows)."""
+    rows = values["arxiv"].pop("max_results")
+    if rows is None:
+        return
+    if has_rows:
+        notices.add(
+            "arxiv",
+            "max_results",
+            "no longer used (every new paper is fetched, up to max_papers) and "
+            "[digest] archive_rows is set; delete this line",
+        )
+        return
+    values["digest"]["archive_rows"] = rows
+    notices.add(
+        "arxiv",
+        "max_results",
+        f"deprecated: every new paper is fetched now (up to [arxiv] max_papers); it still "
+        f"sets the archive's rows per keyword, so write archive_rows = {rows} under "
+        "[digest] instead",
+    )
 
 
 def _keywords(problems: Problems, tables: Any) -> tuple[Keyword, ...]:
@@ -196,6 +224,7 @@ def _build(
     smtp: dict[str, Any] | None,
     keywords: tuple[Keyword, ...],
     env: Mapping[str, str],
+    notices: tuple[str, ...] = (),
 ) -> Settings:
     root = path.resolve().parent
     digest, arxiv, web = values["digest"], values["arxiv"], values["web"]
@@ -226,6 +255,7 @@ def _build(
         send_at=digest["send_at"],
         base_url=digest["base_url"],
         archive_url=digest["archive_url"],
+        archive_rows=digest["archive_rows"],
         first_run_days=digest["first_run_days"],
         sender=sender,
         arxiv=ArxivSettings(**arxiv),
@@ -234,6 +264,7 @@ def _build(
         web_host=web["listen"][0],
         web_port=web["listen"][1],
         secret=env.get("DIGEST_SECRET") or None,
+        notices=notices,
     )
 
 

@@ -19,6 +19,7 @@ import schedule
 from .config import Settings
 from .lock import CycleRunning
 from .pipeline import CycleReport, run_once
+from .progress import LogProgress
 from .store import Store
 from .web import make_app, start_site
 
@@ -26,6 +27,36 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 RETRY_LOCKED = timedelta(minutes=5)
+# A cycle that shows no progress this long is wedged: the watchdog is no longer fed, so systemd
+# restarts the service. Every wait of a healthy cycle is far shorter (a request's deadline, a
+# Retry-After of at most 5 minutes, an SMTP timeout), or beats while it waits (rate limits).
+STALL_AFTER = 15 * 60.0
+
+
+class Heartbeat(LogProgress):
+    """Log a cycle's progress, and remember when it last moved (for the watchdog)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        super().__init__(clock=clock)
+        self.moved = clock()
+
+    def start(self, phase: str, total: int) -> None:
+        """Remember the phase, and that the cycle moved."""
+        self.beat()
+        super().start(phase, total)
+
+    def advance(self, steps: int = 1) -> None:
+        """Count steps, and that the cycle moved."""
+        self.beat()
+        super().advance(steps)
+
+    def beat(self) -> None:
+        """Note that the cycle moved."""
+        self.moved = self.clock()
+
+    def idle(self) -> float:
+        """Return the seconds since the cycle last moved."""
+        return self.clock() - self.moved
 
 
 def notify(message: str) -> bool:
@@ -105,10 +136,13 @@ class Daemon:
         settings: Settings,
         cycle: Callable[..., CycleReport] = run_once,
         clock: Clock = lambda: datetime.now(UTC),
+        stall_after: float = STALL_AFTER,
     ):
         self.settings = settings
         self.cycle = cycle
         self.clock = clock
+        self.stall_after = stall_after
+        self.heartbeat = Heartbeat()
         self.stop = threading.Event()
         self.clockwork = Clockwork(settings, self._last_success)
         self.task: asyncio.Task[None] | None = None
@@ -123,6 +157,10 @@ class Daemon:
         """Tell whether a cycle is under way."""
         return self.task is not None and not self.task.done()
 
+    def stalled(self) -> bool:
+        """Tell whether the running cycle has shown no progress for stall_after seconds."""
+        return self.running and self.heartbeat.idle() > self.stall_after
+
     def tick(self) -> bool:
         """Do the due work: start a cycle if one is due and none runs; return whether it did."""
         if self.stop.is_set() or self.running or not self.clockwork.due(self.clock()):
@@ -132,8 +170,11 @@ class Daemon:
 
     async def _run_cycle(self) -> None:
         log.info("cycle: starting")
+        self.heartbeat.beat()
         try:
-            await asyncio.to_thread(self.cycle, self.settings, stop=self.stop)
+            await asyncio.to_thread(
+                self.cycle, self.settings, stop=self.stop, progress=self.heartbeat
+            )
             self.last_error = None
         except CycleRunning as exc:
             log.warning("cycle: %s; trying again in 5 minutes", exc)
@@ -150,7 +191,7 @@ class Daemon:
         next_run = self.clockwork.next_run()
         healthy = self.last_error is None and (last is None or last["status"] != "error")
         return {
-            "status": "ok" if healthy else "degraded",
+            "status": "stalled" if self.stalled() else "ok" if healthy else "degraded",
             "running": self.running,
             "last_cycle": last,
             "next_cycle": next_run.isoformat() if next_run else None,
@@ -170,10 +211,15 @@ class Daemon:
             await self.task
 
 
-async def serve(settings: Settings, daemon: Daemon | None = None, tick: float = 1.0) -> None:
+async def serve(
+    settings: Settings,
+    daemon: Daemon | None = None,
+    tick: float = 1.0,
+    stopping: asyncio.Event | None = None,
+) -> None:
     """Serve the web endpoint (and run the daemon's cycles) until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
+    stopping = stopping or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     status = daemon.status if daemon else None
@@ -181,7 +227,7 @@ async def serve(settings: Settings, daemon: Daemon | None = None, tick: float = 
     watchdog = float(os.environ.get("WATCHDOG_USEC", 0)) / 2e6
     interval = min(tick, watchdog) if watchdog else tick
     notify("READY=1\nSTATUS=" + (daemon.status_line() if daemon else "serving"))
-    last_ping = 0.0
+    last_ping, stall_logged = 0.0, False
     try:
         while not stopping.is_set():
             try:
@@ -189,7 +235,15 @@ async def serve(settings: Settings, daemon: Daemon | None = None, tick: float = 
                     notify(f"STATUS={daemon.status_line()}")
             except Exception:  # e.g. the database unreadable for a moment: try next tick
                 log.exception("daemon: cannot check the schedule; trying again")
-            if watchdog and time.monotonic() - last_ping >= watchdog:
+            stalled = daemon is not None and daemon.stalled()
+            if stalled and not stall_logged:
+                log.error(
+                    "cycle: no progress for %.0f s; no longer feeding the watchdog, so that "
+                    "systemd restarts digest (the outbox resumes after the restart)",
+                    daemon.stall_after,
+                )
+            stall_logged = stalled
+            if watchdog and not stalled and time.monotonic() - last_ping >= watchdog:
                 notify("WATCHDOG=1")
                 last_ping = time.monotonic()
             with contextlib.suppress(TimeoutError):

@@ -199,8 +199,10 @@ class Delivery:
             log.error("%s: cannot compose the message (%s)", item.email, exc)
             return self._done()
         wait = self.limiter.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        while wait > 0:  # an hourly limit may wait long: say the cycle is alive meanwhile
+            await asyncio.sleep(min(wait, 60.0))
+            wait -= 60.0
+            self.progress.beat()
         try:
             await transport.send(message, self.composer(item.edition_id).envelope_from, item.email)
         except SendError as exc:

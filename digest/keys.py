@@ -52,6 +52,13 @@ def _float(value: Any) -> float:
     return float(value)
 
 
+def _positive(value: Any) -> float:
+    value = _float(value)
+    if value == 0:
+        raise ValueError("must be more than 0")
+    return value
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {_show(value)}")
@@ -123,13 +130,16 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "first_run_days": (_int(0), 2),
         "sender": (_text, None),
         "archive_url": (_url, None),
+        "archive_rows": (_int(1, 10_000), 100),
     },
     "arxiv": {
         "api_url": (_url, f"https://{OFFICIAL_API}/api/query"),
-        "max_results": (_int(1, 2000), 100),
+        "max_results": (_int(1, 10_000), None),  # before 0.2: the archive's rows; see config
         "delay_seconds": (_float, 3.0),
-        "timeout": (_float, 30.0),
-        "page_size": (_int(1, 2000), 100),
+        "timeout": (_positive, 60.0),
+        "page_size": (_int(1, 2000), 500),
+        "max_papers": (_int(1, 30_000), 2000),
+        "overlap_days": (_float, 3.0),
         "contact": (_text, None),
         "max_retries": (_int(0, 10), 3),
     },

@@ -59,8 +59,32 @@ class KeywordResult:
     fetched: int = 0
     new: list[str] = field(default_factory=list)
     error: str | None = None
+    limit: int | None = None  # set when the per-keyword bound cut the fetch short
+    skipped: int = 0  # entries of arXiv's answers that could not be read
+    late: int = 0  # unseen papers older than the fetch window: recorded, not announced
 
     @property
     def failed(self) -> bool:
         """Tell whether the keyword's fetch failed this cycle."""
         return self.error is not None
+
+    def describe(self) -> str:
+        """Return the keyword's part of the cycle's summary line."""
+        if self.error is not None:
+            return f"{self.keyword}: FAILED ({self.error})"
+        text = f"{self.keyword}: {self.fetched} fetched, {len(self.new)} new"
+        if self.skipped:
+            text += f", {self.skipped} unreadable entries skipped"
+        if self.limit is not None:
+            text += f", LIMIT REACHED (more than {self.limit} papers; narrow the keyword)"
+        return text
+
+    @property
+    def warning(self) -> str | None:
+        """Return what the operator should know even though the keyword was fetched."""
+        if self.limit is None:
+            return None
+        return (
+            f"arXiv had more than {self.limit} new papers for {self.keyword}; only the newest "
+            f"{self.limit} were fetched: narrow the keyword (or raise [arxiv] max_papers)"
+        )

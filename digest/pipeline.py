@@ -9,12 +9,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from .archive import render_archive, write_atomically
-from .config import Settings
+from .config import Keyword, Settings
 from .delivery import Delivery, DeliveryReport
-from .fetch import Fetcher, FetchError
+from .fetch import Fetched, FetchError, Window, fetch_keywords
 from .lock import lock_for
 from .mail import new_message_id
 from .models import KeywordResult, Paper
@@ -51,6 +51,8 @@ class CycleReport:
         return {
             "summary": self.summary(),
             "failed_keywords": [k.keyword for k in self.keywords if k.failed],
+            "errors": {k.keyword: k.error for k in self.keywords if k.failed},
+            "warnings": [k.warning for k in self.keywords if k.warning],
             "sent": d.sent,
             "failed": d.failed,
             "pending": d.pending,
@@ -58,13 +60,10 @@ class CycleReport:
 
     def summary(self) -> str:
         """Return the one-line summary of the cycle."""
-        words = ", ".join(
-            f"{k.keyword}: {'FAILED (' + k.error + ')' if k.failed else f'{k.fetched} fetched, {len(k.new)} new'}"  # noqa: E501
-            for k in self.keywords
-        )
+        words = "; ".join(k.describe() for k in self.keywords)
         d = self.delivery
         return (
-            f"summary: {words}; {d.sent} emails sent, {d.failed} failed, {d.pending} still "
+            f"summary: {words}. {d.sent} emails sent, {d.failed} failed, {d.pending} still "
             f"queued, {d.skipped} skipped; {len(self.bad_rows)} bad subscriber rows"
         )
 
@@ -85,44 +84,61 @@ def queries(settings: Settings) -> dict[str, str]:
     return {k.key: k.search_query() for k in settings.keywords}
 
 
+def windows(settings: Settings, store: Store, now: datetime) -> dict[str, Window]:
+    """Return how far back each keyword's fetch must reach.
+
+    Back to the newest update its last fetch saw, less an overlap for arXiv's announcement
+    lag; a keyword never fetched (or whose query changed) reaches back first_run_days.
+    """
+    states = store.keyword_states(queries(settings))
+    overlap = timedelta(days=settings.arxiv.overlap_days)
+    first = now - timedelta(days=settings.first_run_days)
+    found = {}
+    for keyword in settings.keywords:
+        state = states.get(keyword.key)
+        mark = state.watermark if state else None
+        found[keyword.key] = Window(
+            since=mark - overlap if mark else first,
+            had_papers=bool(state and state.count),
+            first=mark is None,
+        )
+    return found
+
+
 def fetch_all(
     settings: Settings,
     report: CycleReport,
+    windows: dict[str, Window],
     stop: threading.Event | None = None,
     progress: Progress | None = None,
-    previous: dict[str, int] | None = None,
-) -> dict[str, list[Paper]]:
-    """Fetch every keyword; a failing keyword is reported and left out.
-
-    `previous` holds each keyword's paper count at its last fetch: an empty answer for a
-    keyword that had papers is suspect (a known arXiv fault) and retried, then skipped.
-    """
-    previous = previous or {}
+) -> dict[str, Fetched]:
+    """Fetch every keyword; a failing keyword is reported and left out."""
     progress = progress or Progress()
-    fetcher = Fetcher(settings.arxiv, stop)
-    found: dict[str, list[Paper]] = {}
+    found: dict[str, Fetched] = {}
     progress.start("fetch", len(settings.keywords))
-    for keyword in settings.keywords:
+
+    def done(keyword: Keyword, outcome: Fetched | FetchError) -> None:
         result = KeywordResult(keyword.name)
         report.keywords.append(result)
-        if stop is not None and stop.is_set():
-            result.error = "not fetched: stopping"
-            continue
-        try:
-            found[keyword.key] = fetcher.fetch(keyword, previous.get(keyword.key, 0) > 0)
-        except FetchError as exc:
-            result.error = str(exc)
-            log.error("fetch: %s: %s; nothing of it is marked seen", keyword.name, exc)
-        else:
-            result.fetched = len(found[keyword.key])
-        finally:
-            progress.advance()
+        progress.advance()
+        if isinstance(outcome, FetchError):
+            result.error = str(outcome)
+            log.error("fetch: %s: %s; nothing of it is marked seen", keyword.name, outcome)
+            return
+        found[keyword.key] = outcome
+        result.fetched, result.skipped = len(outcome.papers), len(outcome.skipped)
+        if outcome.truncated:
+            result.limit = settings.arxiv.max_papers
+            log.warning("fetch: %s", result.warning)
+
+    jobs = [(k, windows[k.key]) for k in settings.keywords]
+    requests = fetch_keywords(settings.arxiv, jobs, done, stop, progress.beat)
     progress.finish()
     log.info(
         "fetch: %d keywords, %d requests, %d papers",
         len(settings.keywords),
-        fetcher.session.requests,
-        sum(len(p) for p in found.values()),
+        requests,
+        sum(len(f.papers) for f in found.values()),
     )
     return found
 
@@ -156,7 +172,7 @@ def sections_for(
 def plan(
     settings: Settings,
     store: Store,
-    found: dict[str, list[Paper]],
+    found: dict[str, Fetched],
     cycle_id: int,
     now: datetime,
     report: CycleReport,
@@ -166,18 +182,28 @@ def plan(
     names = {k.key: k.name for k in settings.keywords}
     results = dict(zip(names, report.keywords, strict=True))
     query = queries(settings)
-    for key, papers in found.items():
-        results[key].new = store.record_keyword(
-            key, papers, cycle_id, now, settings.first_run_days, query[key]
+    for key, fetched in found.items():
+        recorded = store.record_keyword(
+            key, fetched.papers, cycle_id, now, fetched.window.since, query[key]
         )
-    log.info(
-        "diff: %s",
-        "; ".join(
-            f"{r.keyword}: {len(r.new)} new" if r.new else f"{r.keyword}: no new papers"
-            for key, r in results.items()
-            if key in found
-        ),
-    )
+        results[key].new, results[key].late = recorded.new, recorded.late
+        if recorded.late and not fetched.window.first:
+            log.info(
+                "diff: %s: %d unseen papers updated before %s recorded without mailing "
+                "(raise [arxiv] overlap_days if arXiv announces papers later than that)",
+                results[key].keyword,
+                recorded.late,
+                fetched.window.since.date(),
+            )
+    if found:
+        log.info(
+            "diff: %s",
+            "; ".join(
+                f"{r.keyword}: {len(r.new)} new" if r.new else f"{r.keyword}: no new papers"
+                for key, r in results.items()
+                if key in found
+            ),
+        )
     new_by_key = {key: results[key].new for key in names if results[key].new}
     all_new = {i for ids in new_by_key.values() for i in ids}
     papers, earlier = store.papers(all_new), store.earlier_keywords(all_new, cycle_id)
@@ -189,7 +215,14 @@ def plan(
     def edition_for(keys: tuple[str, ...]) -> int | None:
         if keys not in editions:
             sections = sections_for(keys, new_by_key, earlier, papers, names)
-            body = renderer.edition(sections, day) if sections else None
+            notices = [
+                f"arXiv had more than {results[k].limit} new papers for {names[k]} today; only "
+                f"the newest {results[k].limit} were fetched (the list owner should narrow "
+                "this topic)."
+                for k in keys
+                if results[k].limit is not None
+            ]
+            body = renderer.edition(sections, day, notices) if sections else None
             editions[keys] = body and store.add_edition(
                 cycle_id, keys, body.papers, body.subject, body.text, body.html, body.placeholders
             )
@@ -227,7 +260,7 @@ def plan(
 
 def write_archive(settings: Settings, store: Store, now: datetime) -> bool:
     """Regenerate the markdown archive from the history; return whether it changed."""
-    limit = settings.arxiv.max_results
+    limit = settings.archive_rows
     sections = [(k.name, store.recent_papers(k.key, limit)) for k in settings.keywords]
     text = render_archive(settings.name, now.astimezone(settings.timezone).date(), limit, sections)
     changed = write_atomically(settings.archive, text)
@@ -252,8 +285,7 @@ def run_once(
         secret = store.secret(settings.secret)
         cycle_id = store.begin_cycle(clock())
         try:
-            previous = store.keyword_counts(queries(settings))
-            found = fetch_all(settings, report, stop, progress, previous)
+            found = fetch_all(settings, report, windows(settings, store, clock()), stop, progress)
             if not stop.is_set():
                 with store.transaction():
                     plan(settings, store, found, cycle_id, clock(), report, secret)
@@ -287,7 +319,7 @@ def render_preview(
     report = CycleReport()
     with Store(settings.database) as store:
         secret = store.secret(settings.secret)
-        found = fetch_all(settings, report, previous=store.keyword_counts(queries(settings)))
+        found = fetch_all(settings, report, windows(settings, store, clock()))
         with store.scratch():
             now = clock()
             cycle_id = store.begin_cycle(now)

@@ -20,6 +20,9 @@ class Progress:
     def finish(self) -> None:
         """The phase is over."""
 
+    def beat(self) -> None:
+        """The phase is alive: a request was answered, a wait went by."""
+
 
 class LogProgress(Progress):
     """Log 'phase: n/N' every `interval` seconds (for the daemon and systemd)."""

@@ -110,6 +110,7 @@ class Renderer:
         self,
         sections: Sequence[tuple[str, Sequence[tuple[Paper, tuple[str, ...]]]]],
         day: date,
+        notices: Sequence[str] = (),
         max_bytes: int = MAX_HTML_BYTES,
     ) -> Rendered:
         """Render one digest; shorten abstracts, then cap papers, until the HTML fits."""
@@ -131,7 +132,7 @@ class Renderer:
                 )
                 for name, papers in sections
             ]
-            notes = []
+            notes = list(notices)
             if abstract_limit is not None:
                 notes.append(
                     "Abstracts are shortened to keep this email readable in every mail "

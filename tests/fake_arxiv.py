@@ -2,24 +2,43 @@
 
 Fault actions go in ``FakeArxiv.script``; each request pops the first one (FIFO), and an empty
 script means a normal answer.  Every request is logged in ``FakeArxiv.requests`` under the action's
-name (``RequestRecord.action``):
+name (``RequestRecord.action``) with the status it answers with (``RequestRecord.status``, 0 for
+none):
 
-* ``"ok"``: the normal answer (also what an empty script gives).
+* ``"ok"``: the normal answer (also what an empty script gives): HTTP 200, or HTTP 400 with an
+  error feed for a malformed request.
 * ``status(code, retry_after=None, body=None)`` -> ``"status"``: HTTP ``code`` with a plain-text
   body and, if given, a ``Retry-After`` header (e.g. 503, 429, 400).
 * ``"empty"``: HTTP 200 feed with totalResults 0 and no entries, as arXiv sends for no results.
 * ``"non_xml"``: HTTP 200 ``text/html`` page of garbage.
-* ``"error_feed"``: HTTP 200 arXiv error feed (one entry titled ``Error``).
+* ``"error_feed"``: HTTP 200 arXiv error feed (one entry titled ``Error``), as arXiv used to
+  answer malformed requests.
 * ``hang(seconds)`` -> ``"hang"``: wait, then answer normally; ``stop()`` cuts the wait short and
   the connection is then closed without an answer.
 * ``"truncated"``: HTTP 200 Atom body holding the first half of the normal answer.
 * ``"drop"``: close the connection without answering.
+* ``dribble(interval, size=None)`` -> ``"dribble"``: the normal answer's status and headers
+  (``Content-Length`` of the whole body), then its body one byte at a time, ``interval`` seconds
+  apart; with ``size``, the connection is closed once that many bytes went out.  ``stop()`` cuts
+  it short.
+* ``huge(megabytes, content_length=True)`` -> ``"huge"``: HTTP 200 feed of ``megabytes`` MiB
+  (one entry whose ``<summary>`` is padding words), generated lazily and streamed in 64 KiB
+  chunks; with ``content_length=False`` it has no ``Content-Length`` and ends when the connection
+  closes (``Connection: close``).  ``stop()`` cuts it short.
+* ``redirect(location, code=302)`` -> ``"redirect"``: HTTP ``code`` with a ``Location`` header
+  and an empty body.
+
+A client that goes away in the middle of an answer ends it quietly.  A paper's ``xml`` overrides
+the text of its entry's ``<id>``, ``<updated>``, ``<published>``, ``<title>`` or ``<summary>``
+(written verbatim, unescaped; ``None`` leaves the element out) without changing how it is
+selected or sorted.  ``busy_papers`` makes many papers for paging and load tests.
 
 Queries support ``ti:``, ``abs:``, ``all:`` (title or abstract), ``au:`` and ``cat:`` terms, bare
 words or quoted phrases (case-insensitive substrings of whitespace-collapsed text; ``cat:`` is
 exact), ``AND``/``OR``/``ANDNOT`` applied left to right, and parentheses.  "relevance" order is
 the order of ``papers`` (or of ``id_list``).  Malformed requests (bad syntax, bad paging, bad ids)
-get an HTTP 200 error feed, like arXiv.  Only each paper's newest version is served.
+get an HTTP 400 error feed, like arXiv, from every action built on the normal answer (``"ok"``,
+``"empty"``, ``"truncated"``, ``hang``, ``dribble``).  Only each paper's newest version is served.
 """
 
 from __future__ import annotations
@@ -34,8 +53,8 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,6 +69,7 @@ SORT_KEYS = ("relevance", "lastUpdatedDate", "submittedDate")
 _EASTERN = timezone(timedelta(hours=-5))
 _NEW_ID = re.compile(r"\d\d(0[1-9]|1[0-2])\.\d{4,5}(v\d+)?")
 _OLD_ID = re.compile(r"[a-z]+(-[a-z]+)*(\.[A-Z]{2})?/\d{7}(v\d+)?")
+XML_ELEMENTS = ("id", "updated", "published", "title", "summary")  # what FeedPaper.xml overrides
 
 
 def _iso(dt: datetime) -> str:
@@ -91,6 +111,13 @@ class FeedPaper:
     categories: list[str]
     doi: str | None = None
     journal_ref: str | None = None
+    # Verbatim text for some of the entry's XML_ELEMENTS, or None to leave the element out.
+    xml: dict[str, str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse overrides of elements that ``xml`` cannot change."""
+        if unknown := sorted(set(self.xml) - set(XML_ELEMENTS)):
+            raise ValueError(f"xml can override {', '.join(XML_ELEMENTS)}; not {unknown}")
 
     @property
     def versioned_id(self) -> str:
@@ -101,14 +128,15 @@ class FeedPaper:
     def from_dict(cls, d: dict[str, Any]) -> FeedPaper:
         """Build a paper from its JSON fixture form."""
         dates = {k: _parse_iso(d[k]) for k in ("published", "updated")}
-        return cls(
-            **{**d, **dates, "authors": list(d["authors"]), "categories": list(d["categories"])}
-        )
+        lists = {"authors": list(d["authors"]), "categories": list(d["categories"])}
+        return cls(**{**d, **dates, **lists, "xml": dict(d.get("xml") or {})})
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON fixture form of the paper (dates as ISO 8601 with ``Z``)."""
+        """Return the JSON fixture form of the paper (ISO 8601 dates with ``Z``; no empty xml)."""
         d = dataclasses.asdict(self)
         d["published"], d["updated"] = _iso(self.published), _iso(self.updated)
+        if not self.xml:
+            del d["xml"]
         return d
 
     def replace(self, **changes: Any) -> FeedPaper:
@@ -119,6 +147,38 @@ class FeedPaper:
 def load_papers(path: str | Path) -> list[FeedPaper]:
     """Read a JSON fixture file holding a list of papers."""
     return [FeedPaper.from_dict(d) for d in json.loads(Path(path).read_text(encoding="utf-8"))]
+
+
+def busy_papers(
+    count: int,
+    phrase: str,
+    newest: datetime,
+    spacing: timedelta = timedelta(minutes=1),
+    prefix: str = "2511",
+) -> list[FeedPaper]:
+    """Make ``count`` cs.LG papers titled with ``phrase``; paper ``i`` is ``i`` spacings old."""
+    if not 0 <= count <= 100_000 or not re.fullmatch(r"\d\d(0[1-9]|1[0-2])", prefix):
+        raise ValueError(f"need 0 <= count <= 100000 and a YYMM prefix, not {count}, {prefix!r}")
+    if newest.tzinfo is None:
+        raise ValueError("newest must carry a time zone")
+    papers = []
+    for i in range(count):
+        when = (newest - i * spacing).astimezone(UTC)
+        papers.append(
+            FeedPaper(
+                id=f"{prefix}.{i:05d}",
+                version=1,
+                title=f"{phrase} study {i}",
+                abstract=f"We study {phrase} in setting {i}. It works about as well as before.",
+                authors=[f"Busy Author {i}", "Ada Lovelace"],
+                comment=None,
+                published=when,
+                updated=when,
+                primary_category="cs.LG",
+                categories=["cs.LG"],
+            )
+        )
+    return papers
 
 
 @dataclass(frozen=True)
@@ -137,8 +197,33 @@ class Hang:
     seconds: float
 
 
-status, hang = Status, Hang  # the spelling used in scripts: status(503), hang(30)
-Action = str | Status | Hang
+@dataclass(frozen=True)
+class Dribble:
+    """Fault action: send the normal answer's headers, then its body a byte every ``interval`` s."""
+
+    interval: float
+    size: int | None = None  # bytes to send before closing the connection; None: the whole body
+
+
+@dataclass(frozen=True)
+class Huge:
+    """Fault action: stream a feed of ``megabytes`` MiB, close-delimited without content_length."""
+
+    megabytes: float
+    content_length: bool = True
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Fault action: answer ``code`` with a ``Location`` header and an empty body."""
+
+    location: str
+    code: int = 302
+
+
+# the spelling used in scripts: status(503), hang(30), dribble(0.5), huge(20), redirect(url)
+status, hang, dribble, huge, redirect = Status, Hang, Dribble, Huge, Redirect
+Action = str | Status | Hang | Dribble | Huge | Redirect
 _NAMED_ACTIONS = {"ok", "empty", "non_xml", "error_feed", "truncated", "drop"}
 
 
@@ -298,15 +383,17 @@ def render_entry(p: FeedPaper) -> str:
     """Render one paper as an arXiv Atom ``<entry>``."""
     abs_url = f"http://arxiv.org/abs/{p.versioned_id}"
     arxiv = f'xmlns:arxiv="{ARXIV_NS}"'
-    lines = [
-        "  <entry>",
-        f"    <id>{abs_url}</id>",
-        f"    <updated>{_iso(p.updated)}</updated>",
-        f"    <published>{_iso(p.published)}</published>",
-        f"    <title>{escape(wrap_title(p.title))}</title>",
-        f"    <summary>{escape(wrap_summary(p.abstract))}</summary>",
-        "    " + "".join(f"<author><name>{escape(a)}</name></author>" for a in p.authors),
-    ]
+    texts: dict[str, str | None] = {
+        "id": abs_url,
+        "updated": _iso(p.updated),
+        "published": _iso(p.published),
+        "title": escape(wrap_title(p.title)),
+        "summary": escape(wrap_summary(p.abstract)),
+        **p.xml,
+    }
+    lines = ["  <entry>"]
+    lines += [f"    <{k}>{texts[k]}</{k}>" for k in XML_ELEMENTS if texts[k] is not None]
+    lines.append("    " + "".join(f"<author><name>{escape(a)}</name></author>" for a in p.authors))
     if p.doi:
         lines.append(f"    <arxiv:doi {arxiv}>{escape(p.doi)}</arxiv:doi>")
         doi_url = _attr(f"http://dx.doi.org/{p.doi}")
@@ -327,14 +414,28 @@ def render_entry(p: FeedPaper) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_feed(papers: list[FeedPaper], query: dict[str, str]) -> bytes:
-    """Render the normal answer to a query (an error feed if arXiv would reject it)."""
+def render_answer(papers: list[FeedPaper], query: dict[str, str]) -> tuple[int, bytes]:
+    """Render the normal answer to a query: 200 and the feed, or 400 and arXiv's error feed."""
     try:
         page, total, start = run_query(papers, query)
     except QueryError as exc:
-        return render_error_feed(query, str(exc))
+        return 400, render_error_feed(query, str(exc))
     entries = "".join(render_entry(p) for p in page)
-    return (_feed_head(query, total, start, len(page)) + entries + "</feed>\n").encode()
+    return 200, (_feed_head(query, total, start, len(page)) + entries + "</feed>\n").encode()
+
+
+def render_feed(papers: list[FeedPaper], query: dict[str, str]) -> bytes:
+    """Render the body of the normal answer to a query (an error feed if arXiv would reject it)."""
+    return render_answer(papers, query)[1]
+
+
+def query_status(query: dict[str, str]) -> int:
+    """Return the status of the normal answer to a query: 200, or 400 if arXiv would reject it."""
+    try:
+        run_query([], query)
+    except QueryError:
+        return 400
+    return 200
 
 
 def render_error_feed(query: dict[str, str], message: str) -> bytes:
@@ -352,6 +453,30 @@ def render_error_feed(query: dict[str, str], message: str) -> bytes:
         "  </entry>\n"
     )
     return (_feed_head(query, 1, 0, 1) + entry + "</feed>\n").encode()
+
+
+_PADDING = b"lorem ipsum dolor sit amet " * 2427  # 65,529 bytes: whole words, about 64 KiB
+
+
+def huge_feed(query: dict[str, str], megabytes: float) -> tuple[int, Iterator[bytes]]:
+    """Return the size of a ``megabytes`` MiB feed (one padded entry) and a lazy chunk iterator."""
+    when = datetime(2025, 11, 30, 20, tzinfo=UTC)
+    paper = FeedPaper(
+        "2511.99999", 1, "A huge answer", "", ["Pat Padding"], None, when, when, "cs.LG",
+        ["cs.LG"], xml={"summary": "\0"},
+    )  # fmt: skip
+    before, after = render_entry(paper).split("\0")
+    head = (_feed_head(query, 1, 0, 1) + before).encode()
+    tail = (after + "</feed>\n").encode()
+    padding = max(0, round(megabytes * 2**20) - len(head) - len(tail))
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        for left in range(padding, 0, -len(_PADDING)):
+            yield _PADDING[:left]
+        yield tail
+
+    return len(head) + padding + len(tail), chunks()
 
 
 NON_XML_BODY = b"<html><head><title>502 Proxy Error</title><body><h1>Proxy Error<p>oops & <b>"
@@ -448,7 +573,7 @@ class FakeArxiv:
                 action = Status(404, body="Not Found")
             elif self.script:
                 action = self.script.pop(0)
-            name, code = _describe(action)
+            name, code = _describe(action, query)
             agent = h.headers.get("User-Agent", "")
             self.requests.append(RequestRecord(arrived, query, code, name, agent))
             self._active += 1
@@ -480,41 +605,96 @@ class FakeArxiv:
             body = action.body if action.body is not None else f"HTTP {action.code}\n"
             headers = {} if action.retry_after is None else {"Retry-After": str(action.retry_after)}
             _send(h, action.code, "text/plain; charset=utf-8", body.encode(), headers)
-        elif action == "ok":
-            _send(h, 200, ATOM_TYPE, render_feed(list(self.papers), query))
-        elif action == "empty":
-            _send(h, 200, ATOM_TYPE, render_feed([], query))
+        elif isinstance(action, Redirect):
+            _send(h, action.code, None, b"", {"Location": action.location})
+        elif isinstance(action, Dribble):
+            code, body = render_answer(list(self.papers), query)
+            size = len(body) if action.size is None else min(max(action.size, 0), len(body))
+            _send_head(h, code, ATOM_TYPE, len(body))
+            self._stream(h, (body[i : i + 1] for i in range(size)), action.interval)
+        elif isinstance(action, Huge):
+            length, chunks = huge_feed(query, action.megabytes)
+            if action.content_length:
+                _send_head(h, 200, ATOM_TYPE, length)
+            else:
+                _send_head(h, 200, ATOM_TYPE, None, {"Connection": "close"})
+            self._stream(h, chunks)
+        elif action in ("ok", "empty", "truncated"):
+            code, body = render_answer([] if action == "empty" else list(self.papers), query)
+            _send(h, code, ATOM_TYPE, body[: len(body) // 2] if action == "truncated" else body)
         elif action == "error_feed":
             _send(h, 200, ATOM_TYPE, render_error_feed(query, "simulated error"))
         elif action == "non_xml":
             _send(h, 200, "text/html; charset=utf-8", NON_XML_BODY)
-        elif action == "truncated":
-            full = render_feed(list(self.papers), query)
-            _send(h, 200, ATOM_TYPE, full[: len(full) // 2])
         elif action != "drop":  # "drop" sends nothing: the server just closes the connection
             _send(h, 500, "text/plain; charset=utf-8", f"unknown action {action!r}\n".encode())
 
+    def _stream(self, h: _Handler, chunks: Iterable[bytes], interval: float = 0.0) -> None:
+        """Send chunks ``interval`` seconds apart until done, ``stop()`` or the client leaves."""
+        h.close_connection = True
+        sock = h.connection
+        sock.settimeout(_SEND_POLL)  # a client that stops reading cannot hold stop() for long
+        for i, chunk in enumerate(chunks):
+            if i and interval and self._stopping.wait(interval):
+                return
+            view = memoryview(chunk)
+            while view:
+                if self._stopping.is_set():
+                    return
+                try:
+                    view = view[sock.send(view) :]
+                except TimeoutError:
+                    continue  # the client's window is full: check for stop() and try again
+                except OSError:
+                    return  # the client went away: end quietly
 
-def _describe(action: Action) -> tuple[str, int]:
+
+_SEND_POLL = 0.05  # seconds a streamed write may block before checking for stop()
+
+
+def _describe(action: Action, query: dict[str, str]) -> tuple[str, int]:
     """Return an action's log name and the status it answers with (0 for none)."""
     if isinstance(action, Status):
         return "status", action.code
+    if isinstance(action, Redirect):
+        return "redirect", action.code
     if isinstance(action, Hang):
-        return "hang", 200
+        return "hang", query_status(query)
+    if isinstance(action, Dribble):
+        return "dribble", query_status(query)
+    if isinstance(action, Huge):
+        return "huge", 200
     if action not in _NAMED_ACTIONS:
         return "invalid", 500
+    if action in ("ok", "empty", "truncated"):
+        return action, query_status(query)
     return action, 0 if action == "drop" else 200
 
 
-def _send(h: _Handler, code: int, ctype: str, body: bytes, headers: dict[str, str] | None = None):
-    """Write a complete HTTP response."""
+def _send_head(
+    h: _Handler,
+    code: int,
+    ctype: str | None,
+    length: int | None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Write the status line and headers (type and length only if given); count as answered."""
     h.send_response(code)
-    h.send_header("Content-Type", ctype)
-    h.send_header("Content-Length", str(len(body)))
+    if ctype is not None:
+        h.send_header("Content-Type", ctype)
+    if length is not None:
+        h.send_header("Content-Length", str(length))
     for key, value in (headers or {}).items():
         h.send_header(key, value)
     h.end_headers()
     h.server.fake.release(h)
+
+
+def _send(
+    h: _Handler, code: int, ctype: str | None, body: bytes, headers: dict[str, str] | None = None
+):
+    """Write a complete HTTP response."""
+    _send_head(h, code, ctype, len(body), headers)
     h.wfile.write(body)
 
 

@@ -41,6 +41,9 @@ def test_comment_cell_follows_the_twenty_character_rule():
     assert comment_cell("x" * 21) == (
         f"<details><summary>xxxxx...</summary><p>{'x' * 21}</p></details>"
     )
+    assert comment_cell("This paper is long enough") == (
+        "<details><summary>This ...</summary><p>This paper is long enough</p></details>"
+    )  # five characters exactly, the space included, as the reference archive has it
     assert comment_cell("a|b<c>d\nefghijklmnopqrstu") == (
         r"<details><summary>a\|b&lt;c...</summary>"
         r"<p>a\|b&lt;c&gt;d efghijklmnopqrstu</p></details>"

@@ -30,9 +30,26 @@ def test_shipped_settings_load_with_documented_defaults():
     assert settings.database == ROOT / "digest.db"
     assert settings.smtp is None and settings.outbox == ROOT / "outbox"
     assert settings.arxiv.api_url == "https://export.arxiv.org/api/query"
-    assert settings.arxiv.delay_seconds == 3.0 and settings.arxiv.max_results == 100
+    assert settings.arxiv.delay_seconds == 3.0 and settings.archive_rows == 100
+    assert (settings.arxiv.page_size, settings.arxiv.max_papers) == (500, 2000)
+    assert (settings.arxiv.overlap_days, settings.arxiv.timeout) == (3, 60)
+    assert settings.notices == ()
     assert settings.send_at == time(7, 0) and settings.timezone.key == "UTC"
     assert next(k.name for k in settings.keywords) == "Diffusion Model for Recommendation"
+
+
+def test_the_old_max_results_still_sets_the_archive_rows_and_says_what_to_write(tmp_path):
+    base = '[[keywords]]\nname = "x"\n[arxiv]\nmax_results = 40\n'
+    settings = load_settings(write(tmp_path, base))
+    assert settings.archive_rows == 40
+    assert settings.notices == (
+        "settings.toml:4: [arxiv] max_results: deprecated: every new paper is fetched now (up "
+        "to [arxiv] max_papers); it still sets the archive's rows per keyword, so write "
+        "archive_rows = 40 under [digest] instead",
+    )
+    settings = load_settings(write(tmp_path, base + "[digest]\narchive_rows = 7\n"))
+    assert settings.archive_rows == 7
+    assert "no longer used" in settings.notices[0] and "delete this line" in settings.notices[0]
 
 
 def test_minimal_settings_and_smtp_credentials_from_environment(tmp_path):
@@ -125,7 +142,8 @@ def test_find_settings_order(tmp_path):
         ("[digest]\nfirst_run_days = true\n", "[digest] first_run_days: expected a whole number"),
         ('[arxiv]\ndelay_seconds = "3"\n', "[arxiv] delay_seconds: expected a number"),
         ('[arxiv]\napi_url = "ftp://x"\n', "[arxiv] api_url: expected an http(s) URL"),
-        ("[arxiv]\nmax_results = 5000\n", "[arxiv] max_results: must be at least 1 and 2000"),
+        ("[arxiv]\npage_size = 5000\n", "[arxiv] page_size: must be at least 1 and 2000"),
+        ("[arxiv]\ntimeout = 0\n", "[arxiv] timeout: must be more than 0"),
         (
             '[smtp]\nhost = "h"\nsender = "s@x.org"\nstarttls = "yes"\n',
             "[smtp] starttls: expected true or false, got str 'yes'",

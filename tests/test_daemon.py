@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ import time_machine
 from conftest import make_paper, settings_text
 from mailserver import free_port
 
-from digest.daemon import Clockwork, Daemon, previous_slot
+from digest.daemon import Clockwork, Daemon, previous_slot, serve
 from digest.lock import CycleRunning, lock_for
 from digest.pipeline import CycleReport
 from digest.store import Store
@@ -104,7 +105,7 @@ def test_a_raising_cycle_is_logged_and_the_schedule_goes_on(paris, caplog):
     calls: list[datetime] = []
     history = History()
 
-    def broken_cycle(settings, stop) -> CycleReport:
+    def broken_cycle(settings, **_) -> CycleReport:
         calls.append(datetime.now(UTC))
         raise RuntimeError("disk full")
 
@@ -127,7 +128,7 @@ def test_a_raising_cycle_is_logged_and_the_schedule_goes_on(paris, caplog):
 
 
 def test_a_locked_cycle_is_retried_later(paris):
-    def locked(settings, stop) -> CycleReport:
+    def locked(settings, **_) -> CycleReport:
         raise CycleRunning("another cycle is running")
 
     async def scenario() -> None:
@@ -142,6 +143,59 @@ def test_a_locked_cycle_is_retried_later(paris):
             await daemon.wait_for_cycle()
 
     asyncio.run(scenario())
+
+
+def test_a_wedged_cycle_stops_feeding_the_watchdog(make_settings, tmp_path, monkeypatch):
+    port = free_port()
+    settings = make_settings(extra=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
+    release = threading.Event()
+
+    def wedged(settings, stop, progress) -> CycleReport:
+        progress.start("fetch", 1)  # it moved once, then hangs (a bug, a stuck socket)
+        release.wait(20)
+        return CycleReport()
+
+    sock_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")  # a ping every 50 ms while healthy
+
+    def pings() -> int:
+        count = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                count += listener.recv(4096) == b"WATCHDOG=1"
+        return count
+
+    async def scenario() -> None:
+        daemon = Daemon(settings, cycle=wedged, stall_after=0.5)
+        daemon.clockwork.last_success = History()  # never ran: a cycle is due at once
+        stopping = asyncio.Event()
+        service = asyncio.create_task(serve(settings, daemon, tick=0.02, stopping=stopping))
+        deadline = time.monotonic() + 10
+        while not daemon.stalled():
+            assert time.monotonic() < deadline, "the cycle never counted as stalled"
+            await asyncio.sleep(0.02)
+        assert daemon.running and daemon.status()["status"] == "stalled"
+        pings()  # drain what was sent while it was healthy
+        await asyncio.sleep(0.5)
+        assert pings() == 0  # ten intervals without a ping: systemd would restart it
+        release.set()
+        while daemon.running:
+            assert time.monotonic() < deadline, "the cycle never ended"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert pings() > 0  # healthy again once the cycle moves on
+        stopping.set()
+        await service
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+        listener.close()
 
 
 # --- the real process ---------------------------------------------------------------------------

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import random
 import re
 import threading
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
-from datetime import UTC
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import arxiv
 import pytest
 import requests
-from fake_arxiv import FakeArxiv, FeedPaper, RequestRecord, hang, load_papers, status
+from fake_arxiv import (
+    FakeArxiv,
+    FeedPaper,
+    RequestRecord,
+    busy_papers,
+    dribble,
+    hang,
+    huge,
+    load_papers,
+    redirect,
+    status,
+)
 from lxml import etree
 
 DATA = Path(__file__).parent / "data" / "papers.json"
@@ -135,6 +150,48 @@ def test_feed_paper_dict_round_trip(papers: list[FeedPaper]) -> None:
     assert papers[0].version == 1
     with pytest.raises(ValueError):
         FeedPaper.from_dict({**raw[0], "published": "2025-11-15T20:00:00"})
+
+
+def test_xml_overrides_change_only_the_rendered_entry(fake: FakeArxiv, papers) -> None:
+    odd = [
+        papers[0].replace(xml={"updated": "not a date"}),
+        papers[1].replace(xml={"id": None}),
+        papers[2].replace(xml={"title": "Raw &amp; <i>kept</i>", "published": None}),
+    ]
+    fake.papers = [*odd, *papers[3:]]
+    code, _, body = fetch(
+        fake.url, search_query="cat:cs.IR OR cat:cs.LG OR cat:cs.CL", max_results="50",
+        sortBy="lastUpdatedDate", sortOrder="descending",
+    )  # fmt: skip
+    entries = strict_xml(body).findall("a:entry", NS)
+    assert code == 200 and len(entries) == 20
+    order = [e.find("a:link[@title='pdf']", NS).get("href").split("/pdf/")[1] for e in entries]
+    by_pdf = dict(zip(order, entries, strict=True))  # the pdf link keeps the real id
+    first, second, third = (by_pdf[p.versioned_id] for p in odd)
+    assert "<updated>not a date</updated>" in body.decode()
+    assert first.findtext("a:updated", namespaces=NS) == "not a date"
+    assert first.findtext("a:id", namespaces=NS) == f"http://arxiv.org/abs/{odd[0].versioned_id}"
+    assert second.find("a:id", NS) is None and second.find("a:updated", NS) is not None
+    assert [child.tag.split("}")[1] for child in second][:4] == [
+        "updated", "published", "title", "summary",
+    ]  # fmt: skip
+    assert third.find("a:published", NS) is None
+    assert "<title>Raw &amp; <i>kept</i></title>" in body.decode()  # verbatim, not escaped
+    # selection and order still follow the real fields and dates
+    real = sorted(fake.papers, key=lambda p: (p.updated, p.id), reverse=True)
+    assert order == [p.versioned_id for p in real]
+    _, _, body = fetch(fake.url, search_query=f'ti:"{papers[2].title[:30]}"')
+    assert b"Raw &amp; <i>kept</i>" in body
+
+
+def test_xml_overrides_round_trip_and_are_checked(papers) -> None:
+    plain = papers[0].to_dict()
+    assert "xml" not in plain and FeedPaper.from_dict(plain).xml == {}
+    odd = papers[0].replace(xml={"updated": "not a date", "id": None})
+    assert odd.to_dict() == {**plain, "xml": {"updated": "not a date", "id": None}}
+    assert FeedPaper.from_dict(json.loads(json.dumps(odd.to_dict()))) == odd
+    with pytest.raises(ValueError, match="xml can override"):
+        papers[0].replace(xml={"author": "x"})
 
 
 # --- the feed, read by the arxiv library -----------------------------------------------------
@@ -312,12 +369,14 @@ def test_queries_select_the_right_papers(make_client, query: str, expected: list
         ({"search_query": "cat:cs.IR", "start": "-1"}, "start must be >= 0"),
         ({"search_query": "cat:cs.IR", "max_results": "ten"}, "max_results must be an integer"),
         ({"id_list": "1234.1234"}, "incorrect id format for 1234.1234"),
+        ({"id_list": "abc"}, "incorrect id format for abc"),
         ({"search_query": "cat:cs.IR", "sortBy": "date"}, "sortBy must be in"),
     ],
 )
-def test_malformed_requests_get_an_error_feed(fake: FakeArxiv, params, message: str) -> None:
+def test_malformed_requests_get_a_400_error_feed(fake: FakeArxiv, params, message: str) -> None:
     code, headers, body = fetch(fake.url, **params)
-    assert code == 200 and headers["Content-Type"].startswith("application/atom+xml")
+    assert code == 400 and headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    assert headers["Content-Length"] == str(len(body))
     root = strict_xml(body)
     (entry,) = root.findall("a:entry", NS)
     assert entry.findtext("a:title", namespaces=NS) == "Error"
@@ -325,12 +384,34 @@ def test_malformed_requests_get_an_error_feed(fake: FakeArxiv, params, message: 
     assert message in entry.findtext("a:summary", namespaces=NS)
     assert entry.findtext("a:author/a:name", namespaces=NS) == "arXiv api core"
     assert root.findtext("os:totalResults", namespaces=NS) == "1"
+    assert [(r.action, r.status) for r in fake.requests] == [("ok", 400)]
 
 
-def test_library_silently_returns_nothing_for_an_error_feed(fake: FakeArxiv, make_client) -> None:
-    # The error entry has no <published>, so arxiv 4 skips it and sees an empty first page.
-    assert run(make_client(), 'ti:"unclosed') == []
-    assert [r.status for r in fake.requests] == [200]
+def test_bad_id_error_feed_matches_arxiv(fake: FakeArxiv) -> None:
+    code, _, body = fetch(fake.url, id_list="abc")
+    (entry,) = strict_xml(body).findall("a:entry", NS)
+    assert code == 400
+    assert entry.findtext("a:id", namespaces=NS) == (
+        "http://arxiv.org/api/errors#incorrect_id_format_for_abc"
+    )
+    assert entry.findtext("a:summary", namespaces=NS) == "incorrect id format for abc"
+
+
+@pytest.mark.parametrize("action", ["ok", "empty", "truncated", hang(0), dribble(0)])
+def test_actions_built_on_the_normal_answer_send_400(fake: FakeArxiv, action) -> None:
+    fake.script.append(action)
+    code, headers, body = fetch(fake.url, id_list="abc")
+    assert code == 400 and headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    assert body.startswith(b"<?xml") and len(body) == int(headers["Content-Length"])
+    assert (b"incorrect id format for abc" in body) == (action != "truncated")
+    assert [r.status for r in fake.requests] == [400]
+
+
+def test_library_raises_on_a_400_error_feed(fake: FakeArxiv, make_client) -> None:
+    with pytest.raises(arxiv.HTTPError) as info:
+        run(make_client(), 'ti:"unclosed')
+    assert info.value.status == 400
+    assert [(r.action, r.status) for r in fake.requests] == [("ok", 400)]
 
 
 def test_sort_by_last_updated_descending(fake: FakeArxiv, make_client, papers) -> None:
@@ -455,9 +536,10 @@ def test_error_feed_fault(fake: FakeArxiv, make_client) -> None:
     (entry,) = strict_xml(body).findall("a:entry", NS)
     assert code == 200 and entry.findtext("a:title", namespaces=NS) == "Error"
     assert entry.findtext("a:id", namespaces=NS).startswith("http://arxiv.org/api/errors#")
+    # The old form: the error entry has no <published>, so arxiv 4 skips it and sees no results.
     fake.script.append("error_feed")
     assert run(make_client(), "cat:cs.IR") == []
-    assert [r.action for r in fake.requests] == ["error_feed", "error_feed"]
+    assert [(r.action, r.status) for r in fake.requests] == [("error_feed", 200)] * 2
 
 
 def test_truncated_fault(fake: FakeArxiv, make_client) -> None:
@@ -529,6 +611,168 @@ def test_stop_cuts_a_hang_short() -> None:
     assert not thread.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], urllib.error.URLError | ConnectionError)
     assert set(threading.enumerate()) == before
+
+
+# --- slow, huge and redirected answers -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def answer(fake: FakeArxiv, **params: str) -> Iterator[http.client.HTTPResponse]:
+    """GET the fake with http.client and yield the response, body unread; then hang up."""
+    conn = http.client.HTTPConnection("127.0.0.1", urlsplit(fake.url).port, timeout=5)
+    try:
+        conn.request("GET", f"/api/query?{urlencode(params)}")
+        with conn.getresponse() as resp:  # the socket closes only once the response does too
+            yield resp
+    finally:
+        conn.close()
+
+
+def without_clock(body: bytes) -> bytes:
+    """Blank the feed's own <updated> time, the only part of an answer that follows the clock."""
+    return re.sub(rb"<updated>[^<]*-05:00</updated>", b"<updated/>", body)
+
+
+def test_dribble_sends_the_normal_answer_one_byte_at_a_time(fake: FakeArxiv) -> None:
+    _, _, normal = fetch(fake.url, search_query="ti:survey")
+    fake.script.append(dribble(0))
+    code, headers, body = fetch(fake.url, search_query="ti:survey")
+    assert code == 200 and headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    assert headers["Content-Length"] == str(len(body))
+    assert without_clock(body) == without_clock(normal)
+    assert strict_xml(body).find("a:entry/a:id", NS).text.endswith("2501.10548v3")
+    fake.script.append(dribble(0.05))
+    sent = time.monotonic()
+    with answer(fake, search_query="ti:survey") as resp:
+        assert resp.status == 200 and int(resp.getheader("Content-Length")) == len(normal)
+        assert [resp.read(1) for _ in range(4)] == [b"<", b"?", b"x", b"m"]
+        assert time.monotonic() - sent >= 3 * 0.05  # three gaps after the first byte
+    assert [(r.action, r.status) for r in fake.requests] == [("ok", 200), *[("dribble", 200)] * 2]
+
+
+def test_dribble_size_closes_the_connection_early(fake: FakeArxiv) -> None:
+    fake.script.append(dribble(0.001, size=20))
+    with (
+        answer(fake, search_query="cat:cs.IR") as resp,
+        pytest.raises(http.client.IncompleteRead) as info,
+    ):
+        resp.read()
+    assert info.value.partial == b'<?xml version="1.0" '
+    assert len(info.value.partial) + info.value.expected == int(resp.getheader("Content-Length"))
+    assert info.value.expected > 1000
+
+
+def test_stop_cuts_a_dribble_short(capsys) -> None:
+    before = set(threading.enumerate())
+    fake = FakeArxiv(load_papers(DATA), script=[dribble(60)]).start()
+    outcome: list[object] = []
+
+    def client() -> None:
+        with answer(fake, search_query="cat:cs.IR") as resp:
+            outcome.append(resp.read(1))
+            try:
+                resp.read()
+            except http.client.IncompleteRead as exc:
+                outcome.append(exc)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    wait_for(lambda: outcome == [b"<"])
+    started = time.monotonic()
+    fake.stop()
+    assert time.monotonic() - started < 1.0
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert isinstance(outcome[1], http.client.IncompleteRead) and outcome[1].partial == b""
+    assert set(threading.enumerate()) == before
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("action", [dribble(0.01), huge(64), huge(64, content_length=False)])
+def test_a_client_leaving_mid_answer_ends_it_quietly(papers, capsys, action) -> None:
+    before = set(threading.enumerate())
+    with FakeArxiv(papers, script=[action]) as fake:
+        with answer(fake, search_query="cat:cs.IR") as resp:
+            assert resp.status == 200 and len(resp.read(2)) == 2
+        # hung up: the handler finds out on its next writes and ends on its own
+        wait_for(lambda: len(set(threading.enumerate()) - before) == 1)  # the server's own
+        assert [r.action for r in fake.requests] == [type(action).__name__.lower()]
+    assert set(threading.enumerate()) == before
+    assert capsys.readouterr().err == ""
+
+
+def test_huge_streams_a_big_feed_without_holding_it(fake: FakeArxiv) -> None:
+    fake.script.append(huge(24))
+    tracemalloc.start()
+    try:
+        with answer(fake, search_query="cat:cs.IR") as resp:
+            first = resp.read(65536)
+            size, last = len(first), b""
+            while chunk := resp.read(65536):
+                size, last = size + len(chunk), (last + chunk)[-100:]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert resp.status == 200 and resp.getheader("Content-Type").startswith("application/atom")
+    assert int(resp.getheader("Content-Length")) == size == 24 * 2**20
+    assert peak < 4 * 2**20  # the 24 MiB body never sat in memory, on either side
+    assert first.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns=')
+    assert b"<summary>lorem ipsum dolor sit amet lorem ipsum" in first
+    assert last.endswith(b'scheme="http://arxiv.org/schemas/atom"/>\n  </entry>\n</feed>\n')
+    assert fake.requests[0].action == "huge" and fake.requests[0].status == 200
+
+
+@pytest.mark.parametrize("content_length", [True, False])
+def test_huge_feed_is_a_valid_feed_of_one_entry(fake: FakeArxiv, content_length: bool) -> None:
+    fake.script.append(huge(0.5, content_length=content_length))
+    with answer(fake, search_query="cat:cs.IR") as resp:
+        body = resp.read()
+    assert resp.status == 200 and len(body) == 2**19
+    assert resp.getheader("Content-Length") == (str(2**19) if content_length else None)
+    assert (resp.getheader("Connection") == "close") == (not content_length)
+    root = strict_xml(body)
+    assert root.findtext("os:totalResults", namespaces=NS) == "1"
+    (entry,) = root.findall("a:entry", NS)
+    summary = entry.findtext("a:summary", namespaces=NS)
+    assert len(summary) > 2**19 - 2000
+    assert set(summary.split()) == {"lorem", "ipsum", "dolor", "sit", "amet"}
+    assert entry.findtext("a:id", namespaces=NS) == "http://arxiv.org/abs/2511.99999v1"
+    assert [(r.action, r.status) for r in fake.requests] == [("huge", 200)]
+
+
+def test_stop_cuts_a_huge_answer_short(capsys) -> None:
+    before = set(threading.enumerate())
+    fake = FakeArxiv(script=[huge(256)]).start()
+    with answer(fake, search_query="cat:cs.IR") as resp:
+        assert len(resp.read(1000)) == 1000  # then stop reading: the server blocks on a full window
+        started = time.monotonic()
+        fake.stop()
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(http.client.IncompleteRead) as info:
+            resp.read()
+        assert info.value.expected > 100 * 2**20
+    assert set(threading.enumerate()) == before
+    assert capsys.readouterr().err == ""
+
+
+def test_redirect_fault(fake: FakeArxiv, make_client) -> None:
+    fake.script.append(redirect("http://elsewhere.invalid/api/query?x=1", 301))
+    with answer(fake, search_query="cat:cs.IR") as resp:
+        assert (resp.status, resp.read()) == (301, b"")
+    assert resp.getheader("Location") == "http://elsewhere.invalid/api/query?x=1"
+    assert resp.getheader("Content-Length") == "0"
+    fake.script.append(redirect(f"{fake.url}?search_query=ti:survey"))
+    code, _, body = fetch(fake.url, search_query="cat:cs.IR")  # urllib follows it
+    assert code == 200 and b"2501.10548v3" in body
+    assert [(r.action, r.status) for r in fake.requests] == [
+        ("redirect", 301),
+        ("redirect", 302),
+        ("ok", 200),
+    ]
+    assert fake.requests[2].query == {"search_query": "ti:survey"}
+    fake.script.append(redirect(f"{fake.url}?search_query=ti:survey&max_results=10", 307))
+    assert short_ids(run(make_client(), "cat:cs.IR")) == ["2501.10548"]  # so does requests
+    assert [r.status for r in fake.requests[3:]] == [307, 200]
 
 
 # --- request log, concurrency and life cycle -------------------------------------------------
@@ -606,3 +850,47 @@ def test_unknown_action_answers_500(fake: FakeArxiv) -> None:
     code, _, body = fetch(fake.url, search_query="cat:cs.IR")
     assert (code, body) == (500, b"unknown action 'explode'\n")
     assert [(r.action, r.status) for r in fake.requests] == [("invalid", 500)]
+
+
+# --- many papers -----------------------------------------------------------------------------
+
+
+def test_busy_papers_are_distinct_fresh_and_evenly_spaced() -> None:
+    newest = datetime(2025, 11, 20, 12, tzinfo=UTC)
+    papers = busy_papers(1500, "Graph Neural Network", newest)
+    assert len(papers) == len({p.id for p in papers}) == 1500
+    assert (papers[0].id, papers[-1].id) == ("2511.00000", "2511.01499")
+    assert all(re.fullmatch(r"2511\.\d{5}", p.id) for p in papers)
+    assert all("Graph Neural Network" in p.title for p in papers)
+    assert papers[0].updated == papers[0].published == newest
+    assert papers[7].updated == newest - 7 * timedelta(minutes=1)
+    p = papers[3]
+    assert (p.version, p.primary_category, p.categories) == (1, "cs.LG", ["cs.LG"])
+    assert len(p.authors) == 2 and p.abstract and p.comment is None
+    other = busy_papers(2, "x", newest, spacing=timedelta(hours=1), prefix="2412")
+    assert [q.id for q in other] == ["2412.00000", "2412.00001"]
+    assert other[1].updated == newest - timedelta(hours=1)
+
+
+def test_fake_pages_through_1500_busy_papers_newest_first(fake: FakeArxiv) -> None:
+    newest = datetime(2025, 11, 20, 12, tzinfo=UTC)
+    papers = busy_papers(1500, "Busy Topic", newest)
+    fake.papers = random.Random(7).sample(papers, len(papers))  # the fake must do the sorting
+    seen: list[str] = []
+    for start in (0, 500, 1000):
+        began = time.monotonic()
+        code, _, body = fetch(
+            fake.url, search_query='ti:"busy topic"', sortBy="lastUpdatedDate",
+            sortOrder="descending", start=str(start), max_results="500",
+        )  # fmt: skip
+        assert time.monotonic() - began < 2.0
+        root = strict_xml(body)
+        assert code == 200 and root.findtext("os:totalResults", namespaces=NS) == "1500"
+        assert root.findtext("os:startIndex", namespaces=NS) == str(start)
+        assert root.findtext("os:itemsPerPage", namespaces=NS) == "500"
+        ids = [e.findtext("a:id", namespaces=NS) for e in root.findall("a:entry", NS)]
+        seen += [i.removeprefix("http://arxiv.org/abs/").removesuffix("v1") for i in ids]
+    assert seen == [p.id for p in papers]  # paper 0 is the newest
+    assert [(r.query["start"], r.status) for r in fake.requests] == [
+        ("0", 200), ("500", 200), ("1000", 200),
+    ]  # fmt: skip

@@ -1,21 +1,21 @@
-"""arXiv fetching against a faulty fake API: politeness, retries, suspect empty answers."""
+"""arXiv fetching against a faulty fake API: politeness, retries, deadlines, hostile answers."""
 
 from __future__ import annotations
 
 import itertools
-import logging
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime
 
 import pytest
 from conftest import changed, make_paper
-from fake_arxiv import hang, status
+from fake_arxiv import FakeArxiv, dribble, hang, huge, redirect, status
+from mailserver import free_port
 
 from digest.config import Keyword
-from digest.fetch import Fetcher, FetchError
-from digest.pipeline import run_once
-from digest.store import Store
+from digest.fetch import Fetched, FetchError, Window, fetch_keywords
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+WHEN = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DIFFUSION, GNN, LLM = (
     "Diffusion Model for Recommendation",
     "Graph Neural Network",
@@ -29,28 +29,45 @@ def gaps(fake) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
 
 
-def fetcher(settings, **changes) -> Fetcher:
-    return Fetcher(changed(settings, **changes).arxiv)
+def fetch(settings, *keywords: str | Keyword, since=EPOCH, had_papers=False, stop=None):
+    """Fetch keywords (back to `since`); return each one's Fetched or FetchError by name."""
+    outcomes: dict[str, Fetched | FetchError] = {}
+    jobs = [
+        (k if isinstance(k, Keyword) else Keyword(k), Window(since, had_papers)) for k in keywords
+    ]
+    fetch_keywords(settings.arxiv, jobs, lambda k, o: outcomes.__setitem__(k.name, o), stop)
+    return outcomes
 
 
-def test_requests_are_spaced_one_at_a_time_and_name_the_operator(make_settings, fake_arxiv):
-    settings = make_settings(extra="")
+def papers_of(outcome) -> list[str]:
+    assert isinstance(outcome, Fetched), outcome
+    return [p.id for p in outcome.papers]
+
+
+def test_requests_are_spaced_one_at_a_time_paged_and_name_the_operator(make_settings, fake_arxiv):
     settings = changed(
-        settings, arxiv_delay_seconds=0.2, arxiv_page_size=3, arxiv_contact="ops@example.org"
+        make_settings(), arxiv_delay_seconds=0.2, arxiv_page_size=3, arxiv_contact="ops@example.org"
     )
-    report = run_once(settings, clock=lambda: DAY1)
-    assert report.ok
-    fetched = [k.fetched for k in report.keywords]
-    assert fetched == [8, 7, 6]
-    pages = sum(-(-n // 3) for n in fetched)  # paged by 3, each page its own request
-    assert len(fake_arxiv.requests) == pages == 8
+    outcomes = fetch(settings, "Graph", "Diffusion", "Language")
+    assert [len(papers_of(o)) for o in outcomes.values()] == [9, 8, 6]
+    assert len(fake_arxiv.requests) == 3 + 3 + 2  # paged by 3, each page its own request
     assert min(gaps(fake_arxiv)) >= 0.2
     assert fake_arxiv.max_concurrent == 1
-    starts = {r.query["start"] for r in fake_arxiv.requests}
-    assert starts == {"0", "3", "6"}
+    assert {r.query["start"] for r in fake_arxiv.requests} == {"0", "3", "6"}
+    assert {r.query["sortBy"] for r in fake_arxiv.requests} == {"lastUpdatedDate"}
     agents = {r.user_agent for r in fake_arxiv.requests}
     assert len(agents) == 1 and agents.pop().startswith("digest/")
     assert "ops@example.org" in fake_arxiv.requests[0].user_agent
+
+
+def test_paging_stops_at_the_window(make_settings, fake_arxiv):
+    settings = changed(make_settings(), arxiv_page_size=2)
+    newest = sorted(fake_arxiv.papers, key=lambda p: p.updated, reverse=True)
+    graph = [p for p in newest if "graph" in (p.title + p.abstract).lower()]
+    since = graph[2].updated  # the third newest: the second page reaches it
+    (outcome,) = fetch(settings, "Graph", since=since).values()
+    assert papers_of(outcome) == [p.id for p in graph[:4]]
+    assert len(fake_arxiv.requests) == 2
 
 
 @pytest.mark.parametrize(
@@ -62,128 +79,160 @@ def test_requests_are_spaced_one_at_a_time_and_name_the_operator(make_settings, 
         "truncated",
         "drop",
         hang(5),
+        dribble(0.3),
+        huge(60),
         status(429, retry_after=1),
     ],
 )
 def test_each_transient_fault_is_retried(make_settings, fake_arxiv, fault):
-    settings = make_settings()
+    settings = changed(make_settings(), arxiv_timeout=0.5)
     fake_arxiv.script = [fault]
-    papers = fetcher(settings, arxiv_timeout=0.5).fetch(Keyword(GNN))
-    assert len(papers) == 7
+    (outcome,) = fetch(settings, GNN).values()
+    assert len(papers_of(outcome)) == 7
     assert [r.action for r in fake_arxiv.requests][1] == "ok"
-    if isinstance(fault, type(status(429))) and fault.retry_after:
+    if fault == status(429, retry_after=1):
         assert gaps(fake_arxiv)[0] >= 1.0  # Retry-After is honoured
 
 
-def test_an_error_feed_is_an_error_not_an_empty_result(make_settings, fake_arxiv):
+def test_a_dribbling_answer_fails_within_the_deadline_and_only_its_keyword(
+    make_settings, fake_arxiv
+):
+    settings = changed(make_settings(), arxiv_timeout=1.0, arxiv_max_retries=0)
+    fake_arxiv.script = [dribble(0.2)]  # about 10 KB at 5 bytes a second: 30 minutes
+    started = time.monotonic()
+    outcomes = fetch(settings, GNN, LLM)
+    assert time.monotonic() - started < 3
+    assert str(outcomes[GNN]) == (
+        "arXiv did not answer within the 1 s deadline; gave up after 1 tries"
+    )
+    assert len(papers_of(outcomes[LLM])) == 6
+
+
+def test_a_stop_interrupts_the_request_in_flight(make_settings, fake_arxiv):
+    import threading
+
+    settings = changed(make_settings(), arxiv_timeout=60.0)
+    fake_arxiv.script = [dribble(2)]
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    outcomes = fetch(settings, GNN, LLM, stop=stop)
+    assert time.monotonic() - started < 2
+    assert str(outcomes[GNN]) == "stopped while fetching"
+    assert str(outcomes[LLM]) == "not fetched: stopping"
+
+
+def test_a_body_over_the_size_bound_is_refused(make_settings, fake_arxiv):
+    settings = changed(make_settings(), arxiv_max_retries=0, arxiv_timeout=30.0)
+    fake_arxiv.script = [huge(200, content_length=False)]
+    (outcome,) = fetch(settings, GNN).values()
+    assert str(outcome) == "arXiv's answer is larger than 50 MB; refused; gave up after 1 tries"
+
+
+def test_a_redirect_to_another_host_is_not_followed(make_settings, fake_arxiv):
+    settings = changed(make_settings(), arxiv_max_retries=3)
+    with FakeArxiv(list(fake_arxiv.papers)) as elsewhere:
+        fake_arxiv.script = [redirect(elsewhere.url.replace("127.0.0.1", "localhost"))]
+        outcomes = fetch(settings, GNN, LLM)
+        assert elsewhere.requests == []
+    assert str(outcomes[GNN]).startswith(
+        "arXiv's answer redirects to 'localhost:" + elsewhere.url.split(":")[2].split("/")[0]
+    )
+    assert "not followed (check [arxiv] api_url" in str(outcomes[GNN])
+    assert str(outcomes[LLM]).startswith("not fetched: arXiv's answer redirects")
+    assert len(fake_arxiv.requests) == 1
+
+
+def test_a_redirect_on_the_same_host_is_followed_and_spaced(make_settings, fake_arxiv):
+    settings = changed(make_settings(), arxiv_delay_seconds=0.2)
+    fake_arxiv.script = [redirect("/api/query?search_query=all:graph&max_results=50", 301)]
+    (outcome,) = fetch(settings, GNN).values()
+    assert len(papers_of(outcome)) == 9  # the redirect's own query: all:graph, 9 papers
+    assert [r.action for r in fake_arxiv.requests] == ["redirect", "ok"]
+    assert gaps(fake_arxiv)[0] >= 0.2
+
+
+def test_an_error_feed_with_http_400_is_not_retried_and_shows_arxivs_message(
+    make_settings, fake_arxiv
+):
+    settings = make_settings()
+    (outcome,) = fetch(settings, Keyword("Broken", query="ti:((")).values()
+    assert isinstance(outcome, FetchError)
+    assert str(outcome).startswith("arXiv rejected the query: Invalid query string")
+    assert str(outcome).endswith("(check this keyword's query)")
+    assert [r.status for r in fake_arxiv.requests] == [400]
+
+
+def test_an_error_feed_with_http_200_is_an_error_not_an_empty_result(make_settings, fake_arxiv):
     settings = make_settings()
     fake_arxiv.script = ["error_feed"]
-    with pytest.raises(FetchError, match="arXiv reported an error: simulated error"):
-        fetcher(settings).fetch(Keyword(GNN))
+    (outcome,) = fetch(settings, GNN).values()
+    assert str(outcome) == "arXiv reported an error: simulated error"
     assert len(fake_arxiv.requests) == 1  # not retried: the query itself is wrong
 
 
-def test_a_400_is_not_retried(make_settings, fake_arxiv):
+def test_a_400_without_a_feed_is_not_retried(make_settings, fake_arxiv):
     settings = make_settings()
     fake_arxiv.script = [status(400)]
-    with pytest.raises(FetchError, match="HTTP 400"):
-        fetcher(settings).fetch(Keyword(GNN))
+    (outcome,) = fetch(settings, GNN).values()
+    assert str(outcome) == "arXiv answered HTTP 400"
     assert len(fake_arxiv.requests) == 1
 
 
 def test_retries_are_bounded_per_keyword_and_per_run(make_settings, fake_arxiv):
-    settings = make_settings()
+    settings = changed(make_settings(), arxiv_max_retries=2)  # 3 tries a keyword, 6 retries a run
     fake_arxiv.script = [status(503)] * 100
-    client = fetcher(settings, arxiv_max_retries=2)  # 3 tries a keyword, 6 retries a run
-    for name in (DIFFUSION, GNN, LLM, "Transformer"):
-        with pytest.raises(FetchError, match="HTTP 503; gave up after"):
-            client.fetch(Keyword(name))
+    outcomes = fetch(settings, DIFFUSION, GNN, LLM, "Transformer")
+    assert all("HTTP 503; gave up after" in str(o) for o in outcomes.values())
     # 3 tries each while the run's 6 retries last, then one try each for the rest.
     assert len(fake_arxiv.requests) == 3 + 3 + 3 + 1
 
 
+def test_when_arxiv_cannot_be_reached_the_other_keywords_are_not_tried(make_settings):
+    settings = changed(
+        make_settings(),
+        arxiv_api_url=f"http://127.0.0.1:{free_port()}/api/query",  # nobody listens
+        arxiv_max_retries=2,
+        arxiv_delay_seconds=0.05,
+    )
+    started = time.monotonic()
+    outcomes = fetch(settings, DIFFUSION, GNN, LLM)
+    assert time.monotonic() - started < 2  # no backing off hard from a closed door
+    first = str(outcomes[DIFFUSION])
+    assert first.startswith("cannot connect to arXiv (") and "gave up after 3 tries" in first
+    assert str(outcomes[GNN]) == str(outcomes[LLM]) == f"not fetched: {first}"
+
+
 def test_empty_answers_for_a_keyword_that_had_papers(make_settings, fake_arxiv):
-    settings = make_settings()
-    client = fetcher(settings, arxiv_max_retries=2)
+    settings = changed(make_settings(), arxiv_max_retries=2)
     fake_arxiv.script = ["empty"]
-    assert client.fetch(Keyword(GNN), had_papers=False) == []  # a new keyword may be empty
+    assert papers_of(fetch(settings, GNN)[GNN]) == []  # a new keyword may be empty
     fake_arxiv.script = ["empty", "ok"]
-    assert len(client.fetch(Keyword(GNN), had_papers=True)) == 7  # suspect: retried
+    assert len(papers_of(fetch(settings, GNN, had_papers=True)[GNN])) == 7  # suspect: retried
     fake_arxiv.script = ["empty"] * 3
-    with pytest.raises(FetchError, match="no papers for a keyword that had papers before"):
-        client.fetch(Keyword(GNN), had_papers=True)
+    outcome = fetch(settings, GNN, had_papers=True)[GNN]
+    assert "no papers for a keyword that had papers before" in str(outcome)
 
 
-def day2_news(fake) -> None:
-    when = DAY1 + timedelta(hours=14)
-    for n, title in enumerate([f"{DIFFUSION} today", f"{GNN} today", f"{LLM} today"]):
-        fake.papers.append(make_paper(f"2511.4000{n}", title, when))
+def test_an_empty_page_in_the_middle_is_retried(make_settings, fake_arxiv):
+    settings = changed(make_settings(), arxiv_page_size=3)
+    fake_arxiv.script = ["ok", "empty", "ok", "ok"]
+    (outcome,) = fetch(settings, "Graph").values()
+    assert len(papers_of(outcome)) == 9
+    assert [r.query["start"] for r in fake_arxiv.requests] == ["0", "3", "3", "6"]
 
 
-def test_mixed_faults_skip_one_keyword_and_mark_nothing_of_it(
-    make_settings, fake_arxiv, mail_server, caplog
-):
-    settings = changed(make_settings(), arxiv_max_retries=2, arxiv_delay_seconds=0.05)
-    run_once(settings, clock=lambda: DAY1)
-    day2 = DAY1 + timedelta(days=1)
-    day2_news(fake_arxiv)
-    mail_server.handler.received.clear()
-    fake_arxiv.requests.clear()
-    # Diffusion: empty three times (suspect, skipped); GNN: 429 then fine; LLM: HTML then fine.
-    fake_arxiv.script = [
-        "empty",
-        "empty",
-        "empty",
-        status(429, retry_after=1),
-        "ok",
-        "non_xml",
-        "ok",
-    ]
-    report = run_once(settings, clock=lambda: day2)
-    assert not report.ok
-    assert [k.keyword for k in report.keywords if k.failed] == [DIFFUSION]
-    assert [r.action for r in fake_arxiv.requests] == [
-        "empty",
-        "empty",
-        "empty",
-        "status",
-        "ok",
-        "non_xml",
-        "ok",
-    ]
-    assert min(gaps(fake_arxiv)) >= 0.05 and gaps(fake_arxiv)[3] >= 1.0
-    with Store(settings.database) as store:
-        seen = {
-            row[0]
-            for row in store.db.execute(
-                "SELECT paper_id FROM seen WHERE keyword = ?", [DIFFUSION.casefold()]
-            )
-        }
-        assert "2511.40000" not in seen  # nothing of the failed keyword was marked
-        assert store.last_cycle()["failed_keywords"] == [DIFFUSION]
-    got = mail_server.by_recipient()
-    assert sorted(got) == ["ada@example.org", "alan@example.org", "grace@example.org"]
-    grace = got["grace@example.org"][0].get_body(("plain",)).get_content()
-    assert f"{LLM} today" in grace and f"{DIFFUSION} today" not in grace
-    # The next cycle gets the skipped keyword's paper: nothing was lost.
-    mail_server.handler.received.clear()
-    report = run_once(settings, clock=lambda: day2 + timedelta(hours=1))
-    assert report.ok
-    grace = mail_server.by_recipient()["grace@example.org"][0].get_body(("plain",))
-    assert f"{DIFFUSION} today" in grace.get_content()
+def test_the_bound_stops_a_runaway_query_and_says_so(make_settings, fake_arxiv):
+    settings = changed(make_settings(), arxiv_page_size=2, arxiv_max_papers=5)
+    (outcome,) = fetch(settings, "Graph").values()
+    assert isinstance(outcome, Fetched) and outcome.truncated
+    assert len(outcome.papers) == 5
+    assert [r.query["max_results"] for r in fake_arxiv.requests] == ["2", "2", "1"]
 
 
-def test_a_quiet_day_sends_nothing_and_moves_the_archive_date(
-    make_settings, fake_arxiv, mail_server, caplog
-):
-    settings = make_settings()
-    run_once(settings, clock=lambda: DAY1)
-    before = settings.archive.read_text()
-    mail_server.handler.received.clear()
-    with caplog.at_level(logging.INFO):
-        report = run_once(settings, clock=lambda: DAY1 + timedelta(days=1))
-    assert report.ok and report.planned == 0 and mail_server.received == []
-    for name in (DIFFUSION, GNN, LLM):
-        assert f"{name}: no new papers" in caplog.text
-    after = settings.archive.read_text()
-    assert after.replace("Last update: 2025-11-17", "Last update: 2025-11-16") == before
+def test_entries_that_cannot_be_read_are_skipped_and_counted(make_settings, fake_arxiv):
+    fake_arxiv.papers.append(
+        make_paper("2511.90001", "Graph Neural Network odd", WHEN, xml={"id": None})
+    )
+    (outcome,) = fetch(make_settings(), GNN).values()
+    assert len(papers_of(outcome)) == 7 and outcome.skipped == ["an entry has no <id>"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,14 +57,35 @@ def test_migrates_from_every_earlier_version_keeping_the_history(tmp_path, versi
         if version >= 1:
             assert store.recent_papers("topic", 10) == [PAPER]
             assert store.is_suppressed("EVE@example.org")
-            assert store.keyword_counts({"topic": "ti:x"}) == {"topic": 1}
+            # The watermark of a keyword fetched before schema 4 comes from its history.
+            assert store.keyword_states({"topic": "ti:x"}) == {"topic": (1, NOW)}
         # Every table of the current schema works.
         known = version >= 1  # the paper is in the migrated history: not news again
-        assert store.record_keyword("topic", [PAPER], 2, NOW, 2, "ti:x") == (
-            [] if known else ["2511.00001"]
-        )
-        assert store.keyword_counts({"topic": "ti:y"}) == {}  # the query changed
+        recorded = store.record_keyword("topic", [PAPER], 2, NOW, NOW - timedelta(days=2), "ti:x")
+        assert recorded.new == ([] if known else ["2511.00001"])
+        assert store.keyword_states({"topic": "ti:x"}) == {"topic": (1, NOW)}
+        assert store.keyword_states({"topic": "ti:y"}) == {}  # the query changed
         assert store.record_bounce("x@example.org", "550", NOW) is False
+
+
+def test_the_watermark_only_moves_forward_and_resets_with_the_query(tmp_path):
+    old, new = PAPER, stored_paper(id="2511.00002", published=NOW, updated=NOW + timedelta(days=1))
+    since = NOW - timedelta(days=10)
+    with Store(tmp_path / "digest.db") as store:
+        assert store.record_keyword("topic", [new, old], 1, NOW, since, "q").new == [new.id, old.id]
+        assert store.keyword_states({"topic": "q"})["topic"].watermark == new.updated
+        store.record_keyword("topic", [old], 2, NOW, since, "q")  # an older answer
+        assert store.keyword_states({"topic": "q"})["topic"] == (1, new.updated)
+        store.record_keyword("topic", [old], 3, NOW, since, "q2")  # the query changed
+        assert store.keyword_states({"topic": "q2"})["topic"].watermark == old.updated
+
+
+def test_unseen_papers_older_than_the_window_are_recorded_not_announced(tmp_path):
+    late = stored_paper(id="2511.00003", published=NOW, updated=NOW - timedelta(days=9))
+    with Store(tmp_path / "digest.db") as store:
+        recorded = store.record_keyword("topic", [PAPER, late], 1, NOW, NOW - timedelta(days=3))
+        assert recorded == ([PAPER.id], 1)
+        assert [p.id for p in store.recent_papers("topic", 10)] == [PAPER.id, late.id]
 
 
 def test_a_database_from_a_newer_digest_is_refused(tmp_path):

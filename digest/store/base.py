@@ -58,6 +58,12 @@ SCHEMA = [
     """
     ALTER TABLE keywords ADD COLUMN query TEXT;
     """,
+    """
+    ALTER TABLE keywords ADD COLUMN watermark TEXT;
+    UPDATE keywords SET watermark = (
+        SELECT max(papers.updated) FROM seen JOIN papers ON papers.id = seen.paper_id
+        WHERE seen.keyword = keywords.key);
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from ..models import Paper
 from .base import Database, iso
@@ -28,6 +28,20 @@ def _paper(row: dict[str, Any]) -> Paper:
     )
 
 
+class Recorded(NamedTuple):
+    """What recording a keyword's papers found: the news, and unseen papers too old to be news."""
+
+    new: list[str]
+    late: int
+
+
+class KeywordState(NamedTuple):
+    """A keyword's last successful fetch: how many papers, and the newest update among them."""
+
+    count: int
+    watermark: datetime | None
+
+
 class History(Database):
     """Papers and the keywords they were seen under."""
 
@@ -37,14 +51,15 @@ class History(Database):
         papers: list[Paper],
         cycle_id: int,
         now: datetime,
-        first_run_days: int,
+        since: datetime,
         query: str | None = None,
-    ) -> list[str]:
-        """Store a keyword's fetched papers and return the ids to announce, newest first."""
+    ) -> Recorded:
+        """Store a keyword's fetched papers; return the unseen ones updated since `since`.
+
+        Unseen papers older than that were below every earlier fetch's reach (a larger page,
+        a long announcement lag): they are recorded for the archive, not announced.
+        """
         with self.transaction():
-            first_run = (
-                self.db.execute("SELECT 1 FROM keywords WHERE key = ?", [key]).fetchone() is None
-            )
             self._upsert_papers(papers)
             known = {
                 row[0]
@@ -58,17 +73,20 @@ class History(Database):
                 ),
                 ignore=True,
             )
+            newest = max((iso(p.updated) for p in papers), default=None)
             self.db.execute(
-                "INSERT INTO keywords (key, first_seen, last_success, last_count, query) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "INSERT INTO keywords (key, first_seen, last_success, last_count, query, "
+                "watermark) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                 "last_success = excluded.last_success, last_count = excluded.last_count, "
-                "query = excluded.query",
-                [key, iso(now), iso(now), len(papers), query],
+                "watermark = CASE WHEN query IS excluded.query "
+                "THEN nullif(max(coalesce(watermark, ''), coalesce(excluded.watermark, '')), '') "
+                "ELSE excluded.watermark END, query = excluded.query",
+                [key, iso(now), iso(now), len(papers), query, newest],
             )
-        if first_run:
-            horizon = now - timedelta(days=first_run_days)
-            fresh = [p for p in fresh if p.updated >= horizon]
-        return [p.id for p in sorted(fresh, key=lambda p: (p.updated, p.id), reverse=True)]
+        news = sorted(
+            (p for p in fresh if p.updated >= since), key=lambda p: (p.updated, p.id), reverse=True
+        )
+        return Recorded([p.id for p in news], len(fresh) - len(news))
 
     def _upsert_papers(self, papers: Iterable[Paper]) -> None:
         """Insert papers, or update them when the fetched version is as new or newer."""
@@ -96,11 +114,13 @@ class History(Database):
                 pk="id",
             )
 
-    def keyword_counts(self, queries: dict[str, str]) -> dict[str, int]:
-        """Return how many papers each keyword's last fetch returned, if its query is the same."""
+    def keyword_states(self, queries: dict[str, str]) -> dict[str, KeywordState]:
+        """Return each keyword's last fetch (count, newest update), if its query is the same."""
         return {
-            key: count
-            for key, count, query in self.db.execute("SELECT key, last_count, query FROM keywords")
+            key: KeywordState(count, datetime.fromisoformat(mark) if mark else None)
+            for key, count, query, mark in self.db.execute(
+                "SELECT key, last_count, query, watermark FROM keywords"
+            )
             if query is None or queries.get(key) == query
         }
 
