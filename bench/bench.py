@@ -111,7 +111,8 @@ def digest_child(folder: Path) -> None:
     from digest.delivery import Delivery
     from digest.fetch import Fetched, Window
     from digest.models import KeywordResult
-    from digest.pipeline import CycleReport, plan
+    from digest.pipeline import CycleReport
+    from digest.planning import plan
     from digest.store import Store
 
     settings = load_settings(folder / "settings.toml", env={"DIGEST_SECRET": "bench"})
@@ -121,12 +122,11 @@ def digest_child(folder: Path) -> None:
         secret = store.secret(settings.secret)
         cycle_id = store.begin_cycle(now)
         for keyword in settings.keywords:  # known keywords: today's papers are news, no first run
-            store.record_keyword(keyword.key, [], cycle_id, now, now)
+            store.record_keyword(keyword.key, [], cycle_id, now, None)
         window = Window(now - timedelta(days=3))
         found = {k: Fetched(window, p) for k, p in synthetic_papers(8, now).items()}
         started = time.perf_counter()
-        with store.transaction():
-            plan(settings, store, found, cycle_id, now, report, secret)
+        plan(settings, store, found, cycle_id, now, report, secret)
         planned = time.perf_counter() - started
         # One message per keyword set, in outbox order: the baselines send the same mix.
         composer = Delivery(settings, store, secret)

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .addresses import address_key
 from .config import ConfigError, Settings, find_settings, load_settings
 from .lock import CycleRunning
 from .progress import LogProgress, Progress
@@ -196,14 +197,33 @@ def serve(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--resubscribe", metavar="EMAIL", help="Undo an unsubscribe (or a bounce).")
+@click.option(
+    "--resubscribe-bounced",
+    "bounced",
+    is_flag=True,
+    help="Undo every bounce (after a relay's misconfiguration); see --since.",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="With --resubscribe-bounced: only bounces since this day (YYYY-MM-DD, UTC).",
+)
 @click.pass_context
 @handled
-def subscribers(ctx: click.Context, resubscribe: str | None) -> None:
+def subscribers(
+    ctx: click.Context, resubscribe: str | None, bounced: bool, since: datetime | None
+) -> None:
     """List everyone with their status: active, unsubscribed, bounced, invalid row."""
     from .store import Store
 
     settings = settings_of(ctx)
     with Store(settings.database) as store:
+        if bounced:
+            emails = store.unsuppress_bounced(since.replace(tzinfo=UTC) if since else None)
+            for email in emails:
+                click.echo(f"{email} is subscribed again")
+            click.echo(f"{len(emails)} bounced address(es) subscribed again")
+            return
         if resubscribe:
             if not store.unsuppress(resubscribe):
                 fail(f"{resubscribe} is not unsubscribed", EXIT_FAILED)
@@ -216,8 +236,8 @@ def subscribers(ctx: click.Context, resubscribe: str | None) -> None:
         if isinstance(entry, BadRow):
             click.echo(f"invalid row    {entry}")
             continue
-        listed.add(entry.email.casefold())
-        state = suppressed.get(entry.email.casefold())
+        listed.add(address_key(entry.email))
+        state = suppressed.get(address_key(entry.email))
         status = f"{state[0]} since {state[1]:%Y-%m-%d %H:%M}" if state else "active"
         topics = ", ".join(names[key] for key in entry.keywords)
         click.echo(f"{status:<30} {entry.email}  ({topics})")
@@ -259,13 +279,22 @@ def check(ctx: click.Context) -> None:
     click.echo(f"  {len(settings.keywords)} keyword(s):")
     for keyword in settings.keywords:
         click.echo(f"    {keyword.name}: {keyword.search_query()}")
-    good, bad = 0, []
+    from .addresses import needs_smtputf8
+
+    good, bad, utf8 = 0, [], []
     for entry in read_subscribers(settings.subscribers, settings.keywords):
         if isinstance(entry, BadRow):
             bad.append(str(entry))
         else:
             good += 1
+            if needs_smtputf8(entry.email):
+                utf8.append(f"line {entry.line} {entry.email}")
     click.echo(f"subscribers: {settings.subscribers}: {good} valid, {len(bad)} bad row(s)")
+    if utf8:  # a warning: they are sent to, if the relay offers SMTPUTF8
+        click.echo(
+            f"  {len(utf8)} address(es) need a relay that offers SMTPUTF8 "
+            f"(non-ASCII before the @): {', '.join(utf8)}"
+        )
     for problem in bad:
         click.echo(f"  {problem}")
     sys.exit(EXIT_CONFIG if bad else EXIT_OK)

@@ -11,8 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from .addresses import ascii_address
 from .config import Settings
-from .mail import Composer, Failure, MaildirTransport, SendError, SmtpConnection, Transport
+from .mail import (
+    Composer,
+    Failure,
+    Letter,
+    MaildirTransport,
+    SendError,
+    SmtpConnection,
+    Transport,
+)
 from .progress import Progress
 from .store import Message, Store
 from .tokens import make_token
@@ -20,6 +29,7 @@ from .tokens import make_token
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
+RELAY_REFUSALS = 10  # different addresses refused in a row: the relay's doing, not theirs
 
 
 @dataclass(slots=True)
@@ -92,6 +102,8 @@ class Delivery:
         self._in_play = 0  # queued, being sent, or waiting to be retried
         self._settled = asyncio.Event()
         self._transient_run = 0  # transient failures in a row, pool-wide
+        self._refusals: list[tuple[Message, SendError]] = []  # since the last delivered one
+        self._relay_refused = False
         self.retry_budget = 0
         self.limiter = RateLimiter(0, 0, [], clock=lambda: 0.0)
 
@@ -111,15 +123,24 @@ class Delivery:
             )
         return self._composers[edition_id]
 
-    def message(self, item: Message) -> bytes:
-        """Compose the personalised message of an outbox entry."""
+    def message(self, item: Message, address: str | None = None) -> bytes:
+        """Compose the personalised message of an outbox entry (To: address, else as written)."""
         return self.composer(item.edition_id).compose(
-            email=item.email,
+            email=address or item.email,
             name=item.name,
             message_id=item.message_id,
             unsubscribe_url=unsubscribe_url(self.settings, self.secret, item.email),
             date=self.clock(),
         )
+
+    def letter(self, item: Message) -> Letter:
+        """Compose an entry's message as written and, for a non-ASCII address, in ASCII too."""
+        message = self.message(item)
+        if item.email.isascii():
+            return Letter(item.email, message)
+        ascii_form = ascii_address(item.email)
+        ascii_message = self.message(item, ascii_form) if ascii_form else None
+        return Letter(item.email, message, ascii_form, ascii_message)
 
     def _abort(self, reason: str) -> None:
         if self.report.aborted is None:
@@ -168,6 +189,10 @@ class Delivery:
             for transport in transports:
                 await transport.close()
             self.progress.finish()
+        addresses = {i.email.casefold() for i, _ in self._refusals}
+        if self._relay_refused or (self.report.sent == 0 and len(addresses) > 1):
+            self._relay_refuses()  # (nothing delivered, everyone refused: a small list's case)
+        self._settle()
         self.report.pending = self.store.count_pending()
         return self.report
 
@@ -192,7 +217,7 @@ class Delivery:
             self.report.skipped += 1
             return self._done()
         try:
-            message = self.message(item)
+            letter = self.letter(item)
         except (ValueError, TypeError, UnicodeError) as exc:  # a header that cannot be written
             self.store.mark_failed(item.id, f"cannot compose the message: {exc}", True)
             self.report.failed += 1
@@ -204,27 +229,28 @@ class Delivery:
             wait -= 60.0
             self.progress.beat()
         try:
-            await transport.send(message, self.composer(item.edition_id).envelope_from, item.email)
+            await transport.send(letter, self.composer(item.edition_id).envelope_from)
         except SendError as exc:
             return self._failed(item, exc, queue)
         self._transient_run = 0
         self.store.mark_sent(item.id, item.email, self.clock())
         self.report.sent += 1
+        self._settle()  # the relay delivers: the refusals before this one are the addresses'
         self._done()
 
     def _failed(self, item: Message, exc: SendError, queue: asyncio.Queue[Message | None]) -> None:
-        permanent = exc.failure is Failure.PERMANENT
-        self.store.mark_failed(item.id, str(exc), permanent)
         if exc.failure is Failure.FATAL:
+            self.store.mark_failed(item.id, str(exc), permanent=False)
             self._abort(f"the server refuses every message ({exc})")
             return self._done()
-        if permanent:
-            self.report.failed += 1
-            log.warning("%s: refused (%s)", item.email, exc)
-            if self.store.record_bounce(item.email, str(exc), self.clock()):
-                self.report.bounced += 1
-                log.warning("%s: suppressed after repeated permanent failures", item.email)
+        if exc.failure in (Failure.BOUNCE, Failure.REFUSED):
+            # Judged once the relay is seen to deliver: refusing many addresses in a row is
+            # the relay's doing (a missing login, a sender it will not relay for), not theirs.
+            self._refusals.append((item, exc))
+            if len({i.email.casefold() for i, _ in self._refusals}) >= RELAY_REFUSALS:
+                self._relay_refuses()
             return self._done()
+        self.store.mark_failed(item.id, str(exc), permanent=False)
         self._transient_run += 1
         self._tries[item.id] += 1
         if self._transient_run >= 3 * self.pool + 2:
@@ -241,6 +267,35 @@ class Delivery:
         delay = min(MAX_BACKOFF, self.retry_base * 2 ** (self._tries[item.id] - 1))
         delay *= 0.5 + random.random()  # jitter spreads retries apart
         asyncio.get_running_loop().call_later(delay, self._requeue, item, queue)
+
+    def _settle(self) -> None:
+        """Record the refusals since the last delivered message as the addresses' own."""
+        for item, exc in self._refusals:
+            self.store.mark_failed(item.id, str(exc), permanent=True)
+            self.report.failed += 1
+            log.warning("%s: refused (%s)", item.email, exc)
+            if exc.failure is Failure.BOUNCE and self.store.record_bounce(
+                item.email, str(exc), self.clock()
+            ):
+                self.report.bounced += 1
+                log.warning("%s: suppressed after repeated permanent failures", item.email)
+        self._refusals.clear()
+
+    def _relay_refuses(self) -> None:
+        """Leave refused messages queued and stop: the relay refuses whoever it is sent to."""
+        refusals, self._refusals = self._refusals, []
+        self._relay_refused = True
+        if not refusals:
+            return
+        for item, exc in refusals:
+            self.store.mark_failed(item.id, str(exc), permanent=False)
+        addresses = len({i.email.casefold() for i, _ in refusals})
+        self._abort(
+            f"the relay refused {addresses} different addresses in a row, the last with "
+            f"'{refusals[-1][1]}': that is the relay refusing this sender, not the addresses "
+            "(check [smtp] sender, the login, and the relay's rules); nobody was counted as "
+            "a bounce"
+        )
 
     def _requeue(self, item: Message, queue: asyncio.Queue[Message | None]) -> None:
         if self.report.aborted:

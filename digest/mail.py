@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import binascii
+import email.policy
 import html
 import logging
 import mailbox
 import re
 import secrets
 import ssl
+from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr, quote
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
@@ -23,12 +25,17 @@ from .store import Edition
 
 log = logging.getLogger(__name__)
 
+_POLICY = email.policy.default.clone(linesep="\n", max_line_length=78, refold_source="all")
+_SPECIALS_RE = re.compile(r'[][\\()<>@,:;".]')
+_ENHANCED_RE = re.compile(r"\s*5\.(\d{1,3})\.(\d{1,3})\b")
+
 
 class Failure(Enum):
-    """How a failed delivery attempt should be treated."""
+    """How a failed delivery attempt should be treated, by who is at fault."""
 
     TRANSIENT = "transient"  # connection, timeout, 4xx: try again later
-    PERMANENT = "permanent"  # 5xx to RCPT or DATA: this message to this address is refused
+    BOUNCE = "bounce"  # 5.1.x / 5.2.x: the address or mailbox is refused; counts to suppression
+    REFUSED = "refused"  # 5.7.x policy, relay access, content: this message, nobody's address
     FATAL = "fatal"  # login refused, sender refused: stop sending this cycle, fix the settings
 
 
@@ -39,6 +46,16 @@ class SendError(Exception):
         super().__init__(message)
         self.failure = failure
         self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One recipient's message: as written, and in ASCII (IDNA domain) when that can be."""
+
+    recipient: str
+    message: bytes  # with the address as written: needs SMTPUTF8 if it is not ASCII
+    ascii_recipient: str | None = None
+    ascii_message: bytes | None = None
 
 
 def list_id(list_name: str, sender: str) -> str:
@@ -59,15 +76,36 @@ def greeting(name: str) -> str:
 
 
 def _header(name: str, value: str) -> str:
-    """Return one header line, RFC 2047-encoded when not ASCII; refuse line breaks.
+    """Return one header, folded to 78 columns and RFC 2047-encoded where needed.
 
     Messages are built with LF line ends, as Maildir stores them; aiosmtplib sends CRLF.
     """
+    _refuse_breaks(name, value)
+    line = f"{name}: {value}\n"
+    if value.isascii() and len(line) <= 79:
+        return line
+    return _POLICY.fold(name, value)
+
+
+def _address_header(name: str, display: str, address: str) -> str:
+    """Return an address header whose display name, of any length, is folded and encoded."""
+    _refuse_breaks(name, display + address)
+    if not display:
+        return _header(name, address)
+    if display.isascii():  # quoted as formataddr does, which refuses a non-ASCII address
+        quotes = '"' if _SPECIALS_RE.search(display) or "  " in display else ""
+        plain = f"{quotes}{quote(display)}{quotes} <{address}>"
+        if len(name) + len(plain) <= 76:
+            return f"{name}: {plain}\n"
+    words = Header(display, "utf-8", maxlinelen=76, header_name=name).encode(linesep="\n ")
+    last = f"{name}: {words}".rsplit("\n", 1)[-1]
+    fold = "\n" if len(last) + len(address) + 3 > 78 else ""
+    return f"{name}: {words}{fold} <{address}>\n"
+
+
+def _refuse_breaks(name: str, value: str) -> None:
     if "\r" in value or "\n" in value:
         raise ValueError(f"{name} header value contains a line break")
-    if not value.isascii():
-        value = Header(value, "utf-8", header_name=name).encode()
-    return f"{name}: {value}\n"
 
 
 def _base64_lines(data: bytes) -> bytes:
@@ -84,7 +122,7 @@ class Composer:
         display, address = parseaddr(sender)
         self.envelope_from = address
         self.shared = (
-            _header("From", formataddr((display or list_name, address), "utf-8"))
+            _address_header("From", display or list_name, address)
             + _header("Subject", edition.subject)
             + _header("List-Id", list_id(list_name, sender))
             + "List-Unsubscribe-Post: List-Unsubscribe=One-Click\n"
@@ -108,7 +146,7 @@ class Composer:
         boundary = f"=_digest_{secrets.token_hex(12)}"
         head = (
             self.shared
-            + _header("To", formataddr((name, email), "utf-8"))
+            + _address_header("To", name, email)
             + _header("Date", format_datetime(date))
             + _header("Message-ID", message_id)
             + _header("List-Unsubscribe", f"<{unsubscribe_url}>")
@@ -131,7 +169,7 @@ class Composer:
 class Transport(Protocol):
     """Something that delivers one message at a time."""
 
-    async def send(self, message: bytes, sender: str, recipient: str) -> None:
+    async def send(self, letter: Letter, sender: str) -> None:
         """Deliver a message or raise SendError."""
 
     async def close(self) -> None:
@@ -144,10 +182,10 @@ class MaildirTransport:
     def __init__(self, path: Path):
         self.box = mailbox.Maildir(path, create=True)
 
-    async def send(self, message: bytes, sender: str, recipient: str) -> None:
-        """Add the message to the Maildir's new/ folder."""
+    async def send(self, letter: Letter, sender: str) -> None:
+        """Add the message, the address as written, to the Maildir's new/ folder."""
         try:
-            self.box.add(message)
+            self.box.add(letter.message)
         except OSError as exc:
             raise SendError(f"cannot write to the Maildir: {exc}", Failure.FATAL) from None
 
@@ -156,7 +194,7 @@ class MaildirTransport:
 
 
 def classify(exc: Exception) -> SendError:
-    """Turn an aiosmtplib or socket error into a SendError saying what to do about it."""
+    """Turn an aiosmtplib or socket error into a SendError saying who is at fault."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         exc = exc.recipients[0] if exc.recipients else aiosmtplib.SMTPResponseException(554, "")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
@@ -164,7 +202,7 @@ def classify(exc: Exception) -> SendError:
         if exc.code < 500:
             return SendError(text, Failure.TRANSIENT, exc.code)
         if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
-            return SendError(text, Failure.PERMANENT, exc.code)
+            return SendError(text, _fault(exc), exc.code)
         # A refused login, sender or greeting is the same for every message.
         return SendError(f"{type(exc).__name__}: {text}", Failure.FATAL, exc.code)
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -174,6 +212,21 @@ def classify(exc: Exception) -> SendError:
             Failure.FATAL,
         )
     return SendError(f"{type(exc).__name__}: {exc}".rstrip(": "), Failure.TRANSIENT)
+
+
+def _fault(exc: aiosmtplib.SMTPResponseException) -> Failure:
+    """Tell a refused address (a bounce) from a refused sender, relay or content (RFC 3463)."""
+    enhanced = _ENHANCED_RE.match(exc.message)
+    if enhanced:
+        subject, detail = int(enhanced[1]), int(enhanced[2])
+        # 5.1.x: bad address; 5.2.x: mailbox problems (but 5.2.3 is the message's size).
+        if subject == 1 or (subject == 2 and detail != 3):
+            return Failure.BOUNCE
+        return Failure.REFUSED  # 5.7.x policy, relay, spam; 5.3/5.6 content; 5.4/5.5 routing
+    # Without an enhanced code only an address refused with 550/551/553 blames the address.
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused) and exc.code in (550, 551, 553):
+        return Failure.BOUNCE
+    return Failure.REFUSED
 
 
 class SmtpConnection:
@@ -195,6 +248,8 @@ class SmtpConnection:
             cert_bundle=str(s.ca_file) if s.ca_file else None,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()  # to know the relay's extensions (SMTPUTF8) before sending
         if s.username and s.password:
             try:
                 await client.login(s.username, s.password)
@@ -203,12 +258,28 @@ class SmtpConnection:
                 raise
         return client
 
-    async def send(self, message: bytes, sender: str, recipient: str) -> None:
-        """Send over this connection, opening it first if needed."""
+    async def send(self, letter: Letter, sender: str) -> None:
+        """Send over this connection, opening it first if needed.
+
+        An address that is not ASCII goes as written when the relay offers SMTPUTF8, else
+        with its domain IDNA-encoded; one with a non-ASCII local part needs SMTPUTF8.
+        """
         try:
             if self.client is None or not self.client.is_connected:
                 self.client, self.sent = await self._connect(), 0
-            await self.client.sendmail(sender, [recipient], message)
+            if letter.recipient.isascii() or self.client.supports_extension("smtputf8"):
+                utf8 = [] if letter.recipient.isascii() else ["SMTPUTF8"]
+                await self.client.sendmail(
+                    sender, [letter.recipient], letter.message, mail_options=utf8
+                )
+            elif letter.ascii_recipient and letter.ascii_message:
+                await self.client.sendmail(sender, [letter.ascii_recipient], letter.ascii_message)
+            else:
+                raise SendError(
+                    "the address has non-ASCII characters before the @, which needs a relay "
+                    "that offers SMTPUTF8; this one does not",
+                    Failure.REFUSED,
+                )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self.close()
             raise classify(exc) from None

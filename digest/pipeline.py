@@ -7,7 +7,7 @@ import email as email_package
 import email.policy as email_policy
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -16,13 +16,11 @@ from .config import Keyword, Settings
 from .delivery import Delivery, DeliveryReport
 from .fetch import Fetched, FetchError, Window, fetch_keywords
 from .lock import lock_for
-from .mail import new_message_id
-from .models import KeywordResult, Paper
+from .models import KeywordResult
+from .planning import plan, queries
 from .progress import LogProgress, Progress
-from .render import Renderer, make_environment
 from .store import Store
-from .subscribers import BadRow, Subscriber, read_subscribers
-from .tokens import token_id
+from .subscribers import read_subscribers
 
 log = logging.getLogger(__name__)
 
@@ -66,22 +64,6 @@ class CycleReport:
             f"summary: {words}. {d.sent} emails sent, {d.failed} failed, {d.pending} still "
             f"queued, {d.skipped} skipped; {len(self.bad_rows)} bad subscriber rows"
         )
-
-
-def subscribers_of(settings: Settings, report: CycleReport | None = None) -> Iterator[Subscriber]:
-    """Yield the valid subscribers, logging (and noting) each bad row."""
-    for entry in read_subscribers(settings.subscribers, settings.keywords):
-        if isinstance(entry, BadRow):
-            log.warning("skipping %s", entry)
-            if report is not None:
-                report.bad_rows.append(str(entry))
-            continue
-        yield entry
-
-
-def queries(settings: Settings) -> dict[str, str]:
-    """Return each keyword's arXiv query by its key."""
-    return {k.key: k.search_query() for k in settings.keywords}
 
 
 def windows(settings: Settings, store: Store, now: datetime) -> dict[str, Window]:
@@ -143,121 +125,6 @@ def fetch_all(
     return found
 
 
-def sections_for(
-    keys: tuple[str, ...],
-    new_by_key: dict[str, list[str]],
-    earlier: dict[str, set[str]],
-    papers: dict[str, Paper],
-    names: dict[str, str],
-) -> list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]:
-    """Group the news of a keyword set: each paper once, under its first keyword, with tags.
-
-    A paper already seen before this cycle under one of these keywords is not news to
-    someone who follows them all.
-    """
-    sections, placed = [], set()
-    for key in keys:
-        items = []
-        for paper_id in new_by_key[key]:
-            if paper_id in placed or earlier.get(paper_id, set()) & set(keys):
-                continue
-            placed.add(paper_id)
-            tags = tuple(names[k] for k in keys if k != key and paper_id in new_by_key[k])
-            items.append((papers[paper_id], tags))
-        if items:
-            sections.append((names[key], items))
-    return sections
-
-
-def plan(
-    settings: Settings,
-    store: Store,
-    found: dict[str, Fetched],
-    cycle_id: int,
-    now: datetime,
-    report: CycleReport,
-    secret: bytes,
-) -> None:
-    """Record what was seen and plan one message per subscriber with news (one transaction)."""
-    names = {k.key: k.name for k in settings.keywords}
-    results = dict(zip(names, report.keywords, strict=True))
-    query = queries(settings)
-    for key, fetched in found.items():
-        recorded = store.record_keyword(
-            key, fetched.papers, cycle_id, now, fetched.window.since, query[key]
-        )
-        results[key].new, results[key].late = recorded.new, recorded.late
-        if recorded.late and not fetched.window.first:
-            log.info(
-                "diff: %s: %d unseen papers updated before %s recorded without mailing "
-                "(raise [arxiv] overlap_days if arXiv announces papers later than that)",
-                results[key].keyword,
-                recorded.late,
-                fetched.window.since.date(),
-            )
-    if found:
-        log.info(
-            "diff: %s",
-            "; ".join(
-                f"{r.keyword}: {len(r.new)} new" if r.new else f"{r.keyword}: no new papers"
-                for key, r in results.items()
-                if key in found
-            ),
-        )
-    new_by_key = {key: results[key].new for key in names if results[key].new}
-    all_new = {i for ids in new_by_key.values() for i in ids}
-    papers, earlier = store.papers(all_new), store.earlier_keywords(all_new, cycle_id)
-    renderer = Renderer(make_environment(settings.templates), settings.name, settings.archive_url)
-    day = now.astimezone(settings.timezone).date()
-    suppressed = store.suppressed()
-    editions: dict[tuple[str, ...], int | None] = {}  # one rendered body per keyword set
-
-    def edition_for(keys: tuple[str, ...]) -> int | None:
-        if keys not in editions:
-            sections = sections_for(keys, new_by_key, earlier, papers, names)
-            notices = [
-                f"arXiv had more than {results[k].limit} new papers for {names[k]} today; only "
-                f"the newest {results[k].limit} were fetched (the list owner should narrow "
-                "this topic)."
-                for k in keys
-                if results[k].limit is not None
-            ]
-            body = renderer.edition(sections, day, notices) if sections else None
-            editions[keys] = body and store.add_edition(
-                cycle_id, keys, body.papers, body.subject, body.text, body.html, body.placeholders
-            )
-        return editions[keys]
-
-    recipients: list[tuple[str, str]] = []
-
-    def rows() -> Iterator[dict[str, object]]:
-        for sub in subscribers_of(settings, report):
-            keys = tuple(k for k in sub.keywords if k in new_by_key)
-            if not keys or sub.email.casefold() in suppressed:
-                continue
-            if (edition_id := edition_for(keys)) is None:
-                continue
-            report.planned += 1
-            recipients.append((token_id(secret, sub.email), sub.email))
-            if len(recipients) >= 1000:  # keep memory flat however long the list
-                store.remember_recipients(recipients)
-                recipients.clear()
-            yield {
-                "cycle_id": cycle_id,
-                "edition_id": edition_id,
-                "email": sub.email,
-                "name": sub.name,
-                "message_id": new_message_id(settings.sender),
-            }
-
-    store.plan_messages(rows(), now)
-    store.remember_recipients(recipients)
-    report.editions = sum(1 for e in editions.values() if e is not None)
-    log.info(
-        "render: %d messages planned from %d distinct digests", report.planned, report.editions
-    )
-
-
 def write_archive(settings: Settings, store: Store, now: datetime) -> bool:
     """Regenerate the markdown archive from the history; return whether it changed."""
     limit = settings.archive_rows
@@ -287,8 +154,7 @@ def run_once(
         try:
             found = fetch_all(settings, report, windows(settings, store, clock()), stop, progress)
             if not stop.is_set():
-                with store.transaction():
-                    plan(settings, store, found, cycle_id, clock(), report, secret)
+                plan(settings, store, found, cycle_id, clock(), report, secret)
                 delivery = Delivery(settings, store, secret, clock, stop, progress)
                 report.delivery = asyncio.run(delivery.run())
                 d = report.delivery

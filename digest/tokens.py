@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import re
 
+from .addresses import address_key
+
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}$")
 
 
@@ -19,7 +21,7 @@ def _b64(data: bytes) -> str:
 
 
 def _mac(secret: bytes, purpose: str, email: str) -> bytes:
-    message = f"{purpose}\x00{email.casefold()}".encode()
+    message = f"{purpose}\x00{address_key(email)}".encode()
     return hmac.new(secret, message, hashlib.sha256).digest()
 
 

@@ -95,8 +95,10 @@ class FaultyHandler(RecordingHandler):
     """Accept mail like a real relay, with injected faults (as Mailman 3's tests do).
 
     On `rate` of MAIL, RCPT and DATA commands (seeded), answer 421, 451 or 452, or drop the
-    connection without answering; refuse `refused` addresses with 550 at RCPT; wait `delay`
-    seconds before every reply; or, with `stall` set, never answer DATA.
+    connection without answering; refuse `refused` addresses with 550 at RCPT (or with their
+    own reply, when `refused` is a dict); answer every RCPT with `every_rcpt` (a format string
+    of the address); refuse DATA to the recipients of `data_refused` with their reply; wait
+    `delay` seconds before every reply; or, with `stall` set, never answer DATA.
     """
 
     def __init__(
@@ -105,12 +107,20 @@ class FaultyHandler(RecordingHandler):
         seed: int = 0,
         rate: float = 0.0,
         delay: float = 0.0,
-        refused: frozenset[str] = frozenset(),
+        refused: frozenset[str] | dict[str, str] = frozenset(),
+        every_rcpt: str | None = None,
+        data_refused: dict[str, str] | None = None,
         stall: bool = False,
     ) -> None:
         super().__init__()
         self.random = random.Random(seed)
-        self.rate, self.delay, self.refused, self.stall = rate, delay, refused, stall
+        self.rate, self.delay, self.stall = rate, delay, stall
+        self.refused = (
+            refused
+            if isinstance(refused, dict)
+            else dict.fromkeys(refused, "550 5.1.1 No such user here")
+        )
+        self.every_rcpt, self.data_refused = every_rcpt, data_refused or {}
         self.faults: collections.Counter[str] = collections.Counter()
         self.release = asyncio.Event()
 
@@ -141,8 +151,10 @@ class FaultyHandler(RecordingHandler):
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         if fault := await self._fault(server, "RCPT"):
             return fault
+        if self.every_rcpt:
+            return self.every_rcpt.format(address)
         if address in self.refused:
-            return "550 5.1.1 No such user here"
+            return self.refused[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -152,6 +164,9 @@ class FaultyHandler(RecordingHandler):
             return "451 4.3.0 Stalled"
         if fault := await self._fault(server, "DATA"):
             return fault
+        for rcpt in envelope.rcpt_tos:
+            if rcpt in self.data_refused:
+                return self.data_refused[rcpt]
         return await super().handle_DATA(server, session, envelope)
 
     def counts(self) -> collections.Counter[str]:

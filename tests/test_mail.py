@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import ssl
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mailserver import MailServer, RecordingHandler
 
-from digest.mail import Composer, Failure, SendError, SmtpConnection
+from digest.mail import Composer, Failure, Letter, SendError, SmtpConnection
 from digest.pipeline import run_once
 from digest.store import Edition
 
@@ -151,7 +154,7 @@ async def test_closed_port_is_a_transient_error(make_settings):
     settings = make_settings()
     connection = SmtpConnection(changed(settings, smtp_port=1, smtp_timeout=2.0).smtp)
     with pytest.raises(SendError) as info:
-        await connection.send(compose(), "papers@example.org", "a@example.org")
+        await connection.send(Letter("a@example.org", compose()), "papers@example.org")
     assert info.value.failure is Failure.TRANSIENT
 
 
@@ -183,4 +186,15 @@ def test_any_subscriber_name_stays_inside_the_to_header(name):
     ]
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert message["To"].addresses[0].addr_spec == "ada@example.org"
-    assert message["To"].addresses[0].display_name == name
+    assert message["To"].addresses[0].addr_spec == "ada@example.org"
+    # Decoded as RFC 2047 says (the email package's address parser collapses the spaces of
+    # a display name, even inside an encoded word).
+    display, _ = parseaddr(" ".join(line.strip() for line in to_lines(head)))
+    assert str(make_header(decode_header(display))) == name
+
+
+def to_lines(head: str) -> list[str]:
+    """Return the To header's lines, unfolded from the message head, without its name."""
+    lines = head.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("To: "))
+    return [lines[start][4:], *itertools.takewhile(lambda x: x[:1] == " ", lines[start + 1 :])]

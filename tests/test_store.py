@@ -43,6 +43,20 @@ def database_at(path: Path, version: int) -> None:
             "INSERT INTO suppressions VALUES ('eve@example.org', 'unsubscribed', "
             "'2025-11-16T06:00:00+00:00')"
         )
+        # Mail that an interrupted cycle left queued: the upgraded digest must still send it.
+        conn.execute(
+            "INSERT INTO cycles (id, started_at, status) VALUES "
+            "(1, '2025-11-16T06:00:00+00:00', 'interrupted')"
+        )
+        conn.execute("INSERT INTO editions VALUES (1, 1, '[\"topic\"]', 1, 'S', 'T', 'H', '{}')")
+        conn.execute(
+            "INSERT INTO outbox (cycle_id, edition_id, email, name, message_id, planned_at) "
+            "VALUES (1, 1, 'ada@example.org', 'Ada', '<1@x>', '2025-11-16T06:00:00+00:00')"
+        )
+    if version >= 4:
+        conn.execute("UPDATE keywords SET watermark = '2025-11-16T06:00:00+00:00'")
+    if version >= 5:
+        conn.execute("UPDATE cycles SET planned_at = started_at")
     conn.commit()
     conn.close()
 
@@ -59,10 +73,14 @@ def test_migrates_from_every_earlier_version_keeping_the_history(tmp_path, versi
             assert store.is_suppressed("EVE@example.org")
             # The watermark of a keyword fetched before schema 4 comes from its history.
             assert store.keyword_states({"topic": "ti:x"}) == {"topic": (1, NOW)}
+            assert [m.email for m in store.pending()] == ["ada@example.org"]
         # Every table of the current schema works.
         known = version >= 1  # the paper is in the migrated history: not news again
-        recorded = store.record_keyword("topic", [PAPER], 2, NOW, NOW - timedelta(days=2), "ti:x")
-        assert recorded.new == ([] if known else ["2511.00001"])
+        store.record_papers([PAPER])
+        assert store.diff_keyword("topic", [PAPER], NOW - timedelta(days=2)).new == (
+            [] if known else ["2511.00001"]
+        )
+        store.record_keyword("topic", [PAPER], 2, NOW, "ti:x")
         assert store.keyword_states({"topic": "ti:x"}) == {"topic": (1, NOW)}
         assert store.keyword_states({"topic": "ti:y"}) == {}  # the query changed
         assert store.record_bounce("x@example.org", "550", NOW) is False
@@ -72,19 +90,26 @@ def test_the_watermark_only_moves_forward_and_resets_with_the_query(tmp_path):
     old, new = PAPER, stored_paper(id="2511.00002", published=NOW, updated=NOW + timedelta(days=1))
     since = NOW - timedelta(days=10)
     with Store(tmp_path / "digest.db") as store:
-        assert store.record_keyword("topic", [new, old], 1, NOW, since, "q").new == [new.id, old.id]
+        store.record_papers([new, old])
+        assert store.diff_keyword("topic", [new, old], since).new == [new.id, old.id]
+        store.record_keyword("topic", [new, old], 1, NOW, "q")
+        assert store.diff_keyword("topic", [new, old], since).new == []
         assert store.keyword_states({"topic": "q"})["topic"].watermark == new.updated
-        store.record_keyword("topic", [old], 2, NOW, since, "q")  # an older answer
+        store.record_keyword("topic", [old], 2, NOW, "q")  # an older answer
         assert store.keyword_states({"topic": "q"})["topic"] == (1, new.updated)
-        store.record_keyword("topic", [old], 3, NOW, since, "q2")  # the query changed
+        store.record_keyword("topic", [old], 3, NOW, "q2")  # the query changed
         assert store.keyword_states({"topic": "q2"})["topic"].watermark == old.updated
 
 
 def test_unseen_papers_older_than_the_window_are_recorded_not_announced(tmp_path):
     late = stored_paper(id="2511.00003", published=NOW, updated=NOW - timedelta(days=9))
     with Store(tmp_path / "digest.db") as store:
-        recorded = store.record_keyword("topic", [PAPER, late], 1, NOW, NOW - timedelta(days=3))
-        assert recorded == ([PAPER.id], 1)
+        store.record_papers([PAPER, late])
+        assert store.diff_keyword("topic", [PAPER, late], NOW - timedelta(days=3)) == (
+            [PAPER.id],
+            1,
+        )
+        store.record_keyword("topic", [PAPER, late], 1, NOW, None)
         assert [p.id for p in store.recent_papers("topic", 10)] == [PAPER.id, late.id]
 
 

@@ -64,6 +64,10 @@ SCHEMA = [
         SELECT max(papers.updated) FROM seen JOIN papers ON papers.id = seen.paper_id
         WHERE seen.keyword = keywords.key);
     """,
+    """
+    ALTER TABLE cycles ADD COLUMN planned_at TEXT;
+    UPDATE cycles SET planned_at = started_at;
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list
@@ -192,8 +196,18 @@ class Database:
         with self.transaction():
             # Only one cycle runs at a time, so a cycle still 'running' died with its process.
             self.db.execute("UPDATE cycles SET status = 'crashed' WHERE status = 'running'")
+            # What a cycle planned before it died unplanned is dropped: its papers are not in
+            # the history, so they are news again now.
+            unplanned = "SELECT id FROM cycles WHERE planned_at IS NULL"
+            self.db.execute(f"DELETE FROM outbox WHERE cycle_id IN ({unplanned})")
+            self.db.execute(f"DELETE FROM editions WHERE cycle_id IN ({unplanned})")
             table = self.db["cycles"].insert({"started_at": iso(now), "status": "running"})
         return int(table.last_pk)
+
+    def mark_planned(self, cycle_id: int, now: datetime) -> None:
+        """Make a cycle's planned messages visible to the send phase."""
+        with self.transaction():
+            self.db["cycles"].update(cycle_id, {"planned_at": iso(now)})
 
     def finish_cycle(
         self, cycle_id: int, status: str, summary: dict[str, Any], now: datetime

@@ -29,7 +29,7 @@ def _paper(row: dict[str, Any]) -> Paper:
 
 
 class Recorded(NamedTuple):
-    """What recording a keyword's papers found: the news, and unseen papers too old to be news."""
+    """What a keyword's fetch brings: the news, and unseen papers too old to be news."""
 
     new: list[str]
     late: int
@@ -45,33 +45,37 @@ class KeywordState(NamedTuple):
 class History(Database):
     """Papers and the keywords they were seen under."""
 
-    def record_keyword(
-        self,
-        key: str,
-        papers: list[Paper],
-        cycle_id: int,
-        now: datetime,
-        since: datetime,
-        query: str | None = None,
-    ) -> Recorded:
-        """Store a keyword's fetched papers; return the unseen ones updated since `since`.
+    def record_papers(self, papers: Iterable[Paper]) -> None:
+        """Store fetched papers, keeping for each the newest version seen."""
+        with self.transaction():
+            self._upsert_papers(papers)
+
+    def diff_keyword(self, key: str, papers: list[Paper], since: datetime) -> Recorded:
+        """Return a keyword's unseen papers updated since `since`, newest first.
 
         Unseen papers older than that were below every earlier fetch's reach (a larger page,
         a long announcement lag): they are recorded for the archive, not announced.
         """
+        known = {
+            row[0] for row in self.db.execute("SELECT paper_id FROM seen WHERE keyword = ?", [key])
+        }
+        fresh = [p for p in papers if p.id not in known]
+        news = sorted(
+            (p for p in fresh if p.updated >= since), key=lambda p: (p.updated, p.id), reverse=True
+        )
+        return Recorded([p.id for p in news], len(fresh) - len(news))
+
+    def record_keyword(
+        self, key: str, papers: list[Paper], cycle_id: int, now: datetime, query: str | None
+    ) -> None:
+        """Mark a keyword's fetched papers seen in this cycle, and move its watermark."""
         with self.transaction():
-            self._upsert_papers(papers)
-            known = {
-                row[0]
-                for row in self.db.execute("SELECT paper_id FROM seen WHERE keyword = ?", [key])
-            }
-            fresh = [p for p in papers if p.id not in known]
             self.db["seen"].insert_all(
                 (
                     {"keyword": key, "paper_id": p.id, "cycle_id": cycle_id, "first_seen": iso(now)}
-                    for p in fresh
+                    for p in papers
                 ),
-                ignore=True,
+                ignore=True,  # the papers seen before keep their cycle
             )
             newest = max((iso(p.updated) for p in papers), default=None)
             self.db.execute(
@@ -83,10 +87,6 @@ class History(Database):
                 "ELSE excluded.watermark END, query = excluded.query",
                 [key, iso(now), iso(now), len(papers), query, newest],
             )
-        news = sorted(
-            (p for p in fresh if p.updated >= since), key=lambda p: (p.updated, p.id), reverse=True
-        )
-        return Recorded([p.id for p in news], len(fresh) - len(news))
 
     def _upsert_papers(self, papers: Iterable[Paper]) -> None:
         """Insert papers, or update them when the fetched version is as new or newer."""

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..addresses import address_key
 from .base import BOUNCE_LIMIT, Database, iso
+
+PLANNED = "SELECT id FROM cycles WHERE planned_at IS NOT NULL"  # cycles whose plan is whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +52,18 @@ class Outbox(Database):
         placeholders: dict[str, str],
     ) -> int:
         """Store a rendered digest body and return its id."""
-        table = self.db["editions"].insert(
-            {
-                "cycle_id": cycle_id,
-                "keywords": json.dumps(list(keys)),
-                "papers": papers,
-                "subject": subject,
-                "text": text,
-                "html": html,
-                "placeholders": json.dumps(placeholders),
-            }
-        )
+        with self.transaction():
+            table = self.db["editions"].insert(
+                {
+                    "cycle_id": cycle_id,
+                    "keywords": json.dumps(list(keys)),
+                    "papers": papers,
+                    "subject": subject,
+                    "text": text,
+                    "html": html,
+                    "placeholders": json.dumps(placeholders),
+                }
+            )
         return int(table.last_pk)
 
     def edition(self, edition_id: int) -> Edition:
@@ -74,16 +78,27 @@ class Outbox(Database):
         )
 
     def plan_messages(self, rows: Iterable[dict[str, Any]], now: datetime) -> None:
-        """Add planned messages (cycle_id, edition_id, email, name, message_id) to the outbox."""
-        self.db["outbox"].insert_all(
-            ({**row, "planned_at": iso(now)} for row in rows), batch_size=1000
-        )
+        """Add planned messages (cycle_id, edition_id, email, name, message_id) to the outbox.
+
+        Rows are written a thousand at a time, each batch its own short transaction, and
+        produced (rendered) outside any: the database is never held while planning.
+        """
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append({**row, "planned_at": iso(now)})
+            if len(batch) >= 1000:
+                with self.transaction():
+                    self.db["outbox"].insert_all(batch)
+                batch.clear()
+        with self.transaction():
+            self.db["outbox"].insert_all(batch)
 
     def remember_recipients(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Remember which address each unsubscribe token id stands for."""
-        self.db["recipients"].insert_all(
-            ({"id": i, "email": e} for i, e in pairs), pk="id", replace=True, batch_size=1000
-        )
+        with self.transaction():
+            self.db["recipients"].insert_all(
+                ({"id": i, "email": e} for i, e in pairs), pk="id", replace=True, batch_size=1000
+            )
 
     def recipient(self, token_id: str) -> str | None:
         """Return the address an unsubscribe token id stands for, or None."""
@@ -96,7 +111,8 @@ class Outbox(Database):
         while True:
             rows = self.db.execute(
                 "SELECT id, cycle_id, edition_id, email, name, message_id, attempts FROM outbox "
-                "WHERE status = 'pending' AND id > ? ORDER BY id LIMIT 500",
+                f"WHERE status = 'pending' AND id > ? AND cycle_id IN ({PLANNED}) "
+                "ORDER BY id LIMIT 500",
                 [last],
             ).fetchall()
             if not rows:
@@ -107,7 +123,9 @@ class Outbox(Database):
 
     def count_pending(self) -> int:
         """Return how many messages wait in the outbox."""
-        return self.db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+        return self.db.execute(
+            f"SELECT count(*) FROM outbox WHERE status = 'pending' AND cycle_id IN ({PLANNED})"
+        ).fetchone()[0]
 
     def mark_sent(self, message_id: int, email: str, now: datetime) -> None:
         """Record that the server accepted a message (after its 250 to DATA)."""
@@ -130,7 +148,7 @@ class Outbox(Database):
 
     def record_bounce(self, email: str, error: str, now: datetime) -> bool:
         """Count a permanent failure in a row; suppress the address at the limit (say True)."""
-        key = email.casefold()
+        key = address_key(email)
         with self.transaction():
             self.db.execute(
                 "INSERT INTO bounces (email, failures, last_error, updated_at) VALUES (?, 1, ?, ?) "
@@ -147,7 +165,7 @@ class Outbox(Database):
 
     def clear_bounces(self, email: str) -> None:
         """Forget an address's failures once a message to it is accepted."""
-        self.db.execute("DELETE FROM bounces WHERE email = ?", [email.casefold()])
+        self.db.execute("DELETE FROM bounces WHERE email = ?", [address_key(email)])
 
     def sent_since(self, moment: datetime) -> list[datetime]:
         """Return when each message sent after moment was accepted (for the hourly limit)."""
@@ -173,15 +191,32 @@ class Outbox(Database):
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO suppressions (email, reason, created_at) VALUES (?, ?, ?)",
-                [email.casefold(), reason, iso(now)],
+                [address_key(email), reason, iso(now)],
             )
         return cursor.rowcount > 0
 
     def unsuppress(self, email: str) -> bool:
         """Take an address off the suppression list; return False if it was not on it."""
         with self.transaction():
-            cursor = self.db.execute("DELETE FROM suppressions WHERE email = ?", [email.casefold()])
+            cursor = self.db.execute(
+                "DELETE FROM suppressions WHERE email = ?", [address_key(email)]
+            )
         return cursor.rowcount > 0
+
+    def unsuppress_bounced(self, since: datetime | None = None) -> list[str]:
+        """Take every bounced address (suppressed since `since`) off the list; return them."""
+        where = ("reason = 'bounced' AND created_at >= ?", [iso(since) if since else ""])
+        with self.transaction():
+            emails = [
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT email FROM suppressions WHERE {where[0]} ORDER BY email", where[1]
+                )
+            ]
+            self.db.execute(f"DELETE FROM suppressions WHERE {where[0]}", where[1])
+            for email in emails:
+                self.clear_bounces(email)
+        return emails
 
     def suppressions(self) -> dict[str, tuple[str, datetime]]:
         """Return every suppressed address with its reason and since when."""
@@ -200,7 +235,7 @@ class Outbox(Database):
         """Tell whether an address is on the suppression list."""
         return (
             self.db.execute(
-                "SELECT 1 FROM suppressions WHERE email = ?", [email.casefold()]
+                "SELECT 1 FROM suppressions WHERE email = ?", [address_key(email)]
             ).fetchone()
             is not None
         )
