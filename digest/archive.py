@@ -8,7 +8,9 @@ import tempfile
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from urllib.parse import quote
 
+from .folders import make_folder
 from .models import Paper, collapse
 
 HEADER = "| **Title** | **Date** | **Abstract** | **Comment** |\n| --- | --- | --- | --- |\n"
@@ -34,7 +36,9 @@ def title_cell(paper: Paper) -> str:
     # A run of backslashes before a bracket or the end is doubled, so none escapes the link.
     title = re.sub(r"(\\+)(?=[\[\]]|$)", lambda m: m.group(1) * 2, cell(paper.title))
     title = title.replace("[", "\\[").replace("]", "\\]")
-    return f"**[{title}]({paper.abs_url})**"
+    # arXiv ids never need escaping; a hostile one must not end the link or the cell.
+    url = "https://arxiv.org/abs/" + quote(f"{paper.id}v{paper.version}", safe="/.-")
+    return f"**[{title}]({url})**"
 
 
 def comment_cell(comment: str | None) -> str:
@@ -73,14 +77,28 @@ def render_archive(
     return "".join(parts)
 
 
+class ArchiveError(Exception):
+    """The archive file cannot be written (a bad path, no permission, a full disk)."""
+
+
 def write_atomically(path: Path, text: str) -> bool:
     """Replace the file's contents in one step; return False when nothing changed."""
     try:
+        return _replace(path, text)
+    except OSError as exc:
+        raise ArchiveError(
+            f"cannot write {path} ({exc.strerror or exc}); the previous archive is intact and "
+            "the history is safe: fix the path or the disk, then `digest archive` writes it"
+        ) from None
+
+
+def _replace(path: Path, text: str) -> bool:
+    try:
         if path.read_text(encoding="utf-8") == text:
             return False
-    except (FileNotFoundError, UnicodeDecodeError):
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:

@@ -18,8 +18,9 @@ import click
 
 from . import __version__
 from .addresses import address_key
+from .archive import ArchiveError
 from .config import ConfigError, Settings, find_settings, load_settings
-from .lock import CycleRunning
+from .lock import CycleRunning, LockError
 from .progress import LogProgress, Progress
 from .store import StoreError
 from .subscribers import BadRow, SubscribersError, read_subscribers
@@ -59,8 +60,11 @@ def handled(command: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), EXIT_CONFIG)
         except StoreError as exc:
             fail(f"database: {exc}", EXIT_FAILED)
-        except CycleRunning as exc:
+        except (CycleRunning, LockError, ArchiveError) as exc:
             fail(str(exc), EXIT_FAILED)
+        except OSError as exc:  # a file digest reads or writes: say which, without a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
 
     return wrapper
 

@@ -112,6 +112,7 @@ class Settings:
     web_port: int
     secret: str | None
     notices: tuple[str, ...] = ()  # deprecated settings still honoured, with what to write
+    web_health_details: bool = False  # /healthz details for everyone, not only local requests
 
 
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
@@ -161,6 +162,13 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
         )
     if smtp and smtp["tls"] and smtp["starttls"]:
         problems.add("smtp", "tls", "set either tls (implicit TLS, port 465) or starttls, not both")
+    secret = env.get("DIGEST_SECRET") or ""
+    if secret and len(secret.encode()) < 32:
+        problems.items.append(
+            f"DIGEST_SECRET (environment) is {len(secret.encode())} bytes; use at least 32 "
+            "random bytes, e.g. the output of: python3 -c 'import secrets; "
+            "print(secrets.token_hex(32))'"
+        )
     if problems.items:
         raise ConfigError(problems.items)
     notices = Problems(path, text)
@@ -263,6 +271,7 @@ def _build(
         smtp=smtp_settings,
         web_host=web["listen"][0],
         web_port=web["listen"][1],
+        web_health_details=web["health_details"],
         secret=env.get("DIGEST_SECRET") or None,
         notices=notices,
     )

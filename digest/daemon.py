@@ -17,10 +17,10 @@ from typing import Any
 import schedule
 
 from .config import Settings
-from .lock import CycleRunning
+from .lock import CycleRunning, LockError
 from .pipeline import CycleReport, run_once
 from .progress import LogProgress
-from .store import Store
+from .store import Store, StoreError
 from .web import make_app, start_site
 
 log = logging.getLogger(__name__)
@@ -179,6 +179,9 @@ class Daemon:
         except CycleRunning as exc:
             log.warning("cycle: %s; trying again in 5 minutes", exc)
             self.clockwork.retry_at = self.clock() + RETRY_LOCKED
+        except (StoreError, LockError) as exc:  # said in one line: no traceback to read
+            self.last_error = str(exc)
+            log.error("cycle: failed: %s; the daemon goes on and tries at the next slot", exc)
         except Exception as exc:  # a failed cycle must never stop the daemon
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("cycle: failed; the daemon goes on and tries at the next slot")

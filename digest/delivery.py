@@ -167,7 +167,12 @@ class Delivery:
         self.limiter = RateLimiter(
             smtp.rate_limit if smtp else 0, smtp.hourly_limit if smtp else 0, recent
         )
-        transports = self._transports()
+        try:
+            transports = self._transports()
+        except SendError as exc:  # the Maildir cannot be made: nothing can be sent
+            self._abort(str(exc))
+            self.report.pending = self.store.count_pending()
+            return self.report
         queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=2 * len(transports))
         watcher = asyncio.create_task(self._watch_stop())
         workers = [asyncio.create_task(self._worker(t, queue)) for t in transports]

@@ -7,9 +7,15 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from .folders import make_folder
+
 
 class CycleRunning(Exception):
     """Another cycle (in the daemon or another process) holds the lock."""
+
+
+class LockError(Exception):
+    """The lock file beside the database cannot be created or opened."""
 
 
 class CycleLock:
@@ -20,8 +26,14 @@ class CycleLock:
         self.fd: int | None = None
 
     def __enter__(self) -> CycleLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            make_folder(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LockError(
+                f"cannot open the lock file {self.path} ({exc.strerror}); digest needs to write "
+                "in the database's folder"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

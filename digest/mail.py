@@ -180,7 +180,13 @@ class MaildirTransport:
     """Deliver into a local Maildir folder, readable with any mail client."""
 
     def __init__(self, path: Path):
-        self.box = mailbox.Maildir(path, create=True)
+        try:
+            self.box = mailbox.Maildir(path, create=True)
+        except OSError as exc:
+            raise SendError(
+                f"cannot create the Maildir {path} ({exc.strerror}); check [digest] outbox",
+                Failure.FATAL,
+            ) from None
 
     async def send(self, letter: Letter, sender: str) -> None:
         """Add the message, the address as written, to the Maildir's new/ folder."""

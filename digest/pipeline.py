@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .archive import render_archive, write_atomically
+from .archive import ArchiveError, render_archive, write_atomically
 from .config import Keyword, Settings
 from .delivery import Delivery, DeliveryReport
 from .fetch import Fetched, FetchError, Window, fetch_keywords
@@ -35,13 +35,14 @@ class CycleReport:
     bad_rows: list[str] = field(default_factory=list)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     archive_changed: bool = False
+    archive_error: str | None = None
     interrupted: bool = False
 
     @property
     def ok(self) -> bool:
         """Tell whether every keyword was fetched and every message delivered."""
         failed = self.delivery.failed + self.delivery.pending
-        return not any(k.failed for k in self.keywords) and not failed
+        return not any(k.failed for k in self.keywords) and not failed and not self.archive_error
 
     def record(self) -> dict[str, object]:
         """Return what the database keeps of the cycle (for /healthz and the logs)."""
@@ -51,6 +52,7 @@ class CycleReport:
             "failed_keywords": [k.keyword for k in self.keywords if k.failed],
             "errors": {k.keyword: k.error for k in self.keywords if k.failed},
             "warnings": [k.warning for k in self.keywords if k.warning],
+            "archive_error": self.archive_error,
             "sent": d.sent,
             "failed": d.failed,
             "pending": d.pending,
@@ -60,9 +62,10 @@ class CycleReport:
         """Return the one-line summary of the cycle."""
         words = "; ".join(k.describe() for k in self.keywords)
         d = self.delivery
+        archive = "; the archive was NOT written" if self.archive_error else ""
         return (
             f"summary: {words}. {d.sent} emails sent, {d.failed} failed, {d.pending} still "
-            f"queued, {d.skipped} skipped; {len(self.bad_rows)} bad subscriber rows"
+            f"queued, {d.skipped} skipped; {len(self.bad_rows)} bad subscriber rows{archive}"
         )
 
 
@@ -150,11 +153,15 @@ def run_once(
         pass  # fail early, before fetching, on an unusable subscribers file
     with lock_for(settings.database), Store(settings.database) as store:
         secret = store.secret(settings.secret)
+        if warning := store.check_secret(secret, clock()):
+            log.warning("secret: %s", warning)
         cycle_id = store.begin_cycle(clock())
+        store.apply_journal()  # requests the web endpoint kept while the database was busy
         try:
             found = fetch_all(settings, report, windows(settings, store, clock()), stop, progress)
             if not stop.is_set():
                 plan(settings, store, found, cycle_id, clock(), report, secret)
+                store.apply_journal()
                 delivery = Delivery(settings, store, secret, clock, stop, progress)
                 report.delivery = asyncio.run(delivery.run())
                 d = report.delivery
@@ -167,7 +174,11 @@ def run_once(
                     d.bounced,
                     f"; stopped early: {d.aborted}" if d.aborted else "",
                 )
-            report.archive_changed = write_archive(settings, store, clock())
+            try:
+                report.archive_changed = write_archive(settings, store, clock())
+            except ArchiveError as exc:  # the mail went out; only the archive waits
+                report.archive_error = str(exc)
+                log.error("archive: %s", exc)
         except BaseException:
             store.finish_cycle(cycle_id, "error", report.record(), clock())
             raise

@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from hypothesis import settings as hypothesis_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -19,8 +21,10 @@ from mailserver import MailServer
 
 from digest.config import Settings, load_settings
 from digest.models import Paper
+from digest.web import make_app
 
 DATA = Path(__file__).parent / "data"
+SECRET = "a test secret of at least thirty-two bytes"  # DIGEST_SECRET
 
 # Property tests use the same examples every run, so CI is reproducible; set
 # HYPOTHESIS_PROFILE=explore to search new ones.
@@ -150,7 +154,7 @@ def make_settings(
     tmp_path: Path, fake_arxiv: FakeArxiv, mail_server: MailServer, monkeypatch
 ) -> Callable[..., Settings]:
     """Write settings.toml and subscribers.csv into tmp_path and load them."""
-    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    monkeypatch.setenv("DIGEST_SECRET", SECRET)
 
     def make(subscribers: str = SUBSCRIBERS, smtp: bool = True, **kwargs) -> Settings:
         port = mail_server.port if smtp else None
@@ -160,3 +164,14 @@ def make_settings(
         return load_settings(tmp_path / "settings.toml")
 
     return make
+
+
+@pytest.fixture
+async def web(make_settings):
+    """Serve the web endpoint of fresh settings; yield (settings, its URL, a client)."""
+    settings = make_settings()
+    server = TestServer(make_app(settings), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as client:
+        yield settings, str(server.make_url("")).rstrip("/"), client
+    await server.close()

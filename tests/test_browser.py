@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import settings_text
+from conftest import SECRET, settings_text
 from mailserver import free_port
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -71,8 +71,8 @@ def served(fake_arxiv, mail_server, tmp_path):
     text = text.replace("https://papers.example.org", f"http://127.0.0.1:{port}")
     config.write_text(text + f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
     (tmp_path / "subscribers.csv").write_text("email,name,keywords\nada@example.org,Ada,\n")
-    env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": "browser-secret"}
-    settings = load_settings(config, env={"DIGEST_SECRET": "browser-secret"})
+    env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": SECRET}
+    settings = load_settings(config, env={"DIGEST_SECRET": SECRET})
     run_once(settings, clock=lambda: DAY1)
     process = subprocess.Popen(
         [sys.executable, "-m", "digest", "serve"], env=env, stderr=subprocess.DEVNULL

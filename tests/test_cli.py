@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_paper, settings_text
+from conftest import SECRET, make_paper, settings_text
 from fake_arxiv import FeedPaper
 
 from digest.cli import main
@@ -122,7 +122,7 @@ def test_digest_once_as_a_real_process(fake_arxiv, mail_server, tmp_path: Path, 
     env = {
         **os.environ,
         "DIGEST_CONFIG": str(tmp_path / "settings.toml"),
-        "DIGEST_SECRET": "s3cret",
+        "DIGEST_SECRET": SECRET,
     }
     # Day 1 (real time): every fixture paper is months old, so the first run mails nothing.
     first = run_cli("once", env=env)

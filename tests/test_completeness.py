@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import changed, make_paper, settings_text
+from conftest import SECRET, changed, make_paper, settings_text
 from fake_arxiv import busy_papers, dribble, huge, status
 
 import digest.arxiv_feed
@@ -247,7 +247,7 @@ def write_settings(tmp_path: Path, fake, mail_server, **kwargs) -> dict[str, str
         settings_text(api_url=fake.url, smtp_port=mail_server.port, **kwargs)
     )
     (tmp_path / "subscribers.csv").write_text(ALAN)
-    return {**os.environ, "DIGEST_CONFIG": str(tmp_path / "settings.toml"), "DIGEST_SECRET": "s"}
+    return {**os.environ, "DIGEST_CONFIG": str(tmp_path / "settings.toml"), "DIGEST_SECRET": SECRET}
 
 
 def once(env: dict[str, str]) -> tuple[int, str, float]:

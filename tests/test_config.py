@@ -58,10 +58,17 @@ def test_minimal_settings_and_smtp_credentials_from_environment(tmp_path):
         '[[keywords]]\nname = "Topic"\ncategories = ["cs.IR"]\n'
         'exclude = ["survey"]\n[smtp]\nhost = "mx"\nsender = "a@b.org"\nstarttls = true\n',
     )
-    env = {"DIGEST_SMTP_USERNAME": "user", "DIGEST_SMTP_PASSWORD": "pw", "DIGEST_SECRET": "s"}
+    secret = "x" * 32
+    env = {"DIGEST_SMTP_USERNAME": "user", "DIGEST_SMTP_PASSWORD": "pw", "DIGEST_SECRET": secret}
     settings = load_settings(path, env=env)
     assert settings.smtp.port == 587 and settings.smtp.username == "user"
-    assert settings.smtp.password == "pw" and settings.secret == "s"
+    assert settings.smtp.password == "pw" and settings.secret == secret
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={"DIGEST_SECRET": "a"})
+    assert info.value.problems == [
+        "DIGEST_SECRET (environment) is 1 bytes; use at least 32 random bytes, e.g. the output "
+        "of: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+    ]
     assert settings.keywords[0].search_query() == (
         '((ti:"Topic" OR abs:"Topic") AND (cat:cs.IR)) ANDNOT (ti:"survey" OR abs:"survey")'
     )

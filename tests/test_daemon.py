@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import make_paper, settings_text
+from conftest import SECRET, make_paper, settings_text
 from mailserver import free_port
 
 from digest.daemon import Clockwork, Daemon, previous_slot, serve
@@ -240,7 +240,7 @@ def test_digest_run_as_a_real_service(fake_arxiv, mail_server, tmp_path: Path):
     env = {
         **os.environ,
         "DIGEST_CONFIG": str(config),
-        "DIGEST_SECRET": "s",
+        "DIGEST_SECRET": SECRET,
         "NOTIFY_SOCKET": str(sock_path),
         "WATCHDOG_USEC": "400000",
         "JOURNAL_STREAM": "8:1",
@@ -338,7 +338,7 @@ def test_sigterm_mid_send_stops_cleanly_and_the_next_start_resumes(fake_arxiv, t
         config.write_text(text.replace("first_run_days = 2", "first_run_days = 10000"))
         rows = "".join(f"user{i:04d}@example.org,User {i},\n" for i in range(total))
         (tmp_path / "subscribers.csv").write_text("email,name,keywords\n" + rows)
-        env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": "s"}
+        env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": SECRET}
         command = [sys.executable, "-m", "digest", "run"]
         first = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
         wait_until(lambda: len(handler.received) >= 20, what="the first messages")

@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from conftest import changed, settings_text
+from conftest import SECRET, changed, settings_text
 from mailserver import FaultyHandler, MailServer
 
 from digest.pipeline import run_once
@@ -145,7 +145,7 @@ def test_kill_9_mid_send_then_restart_delivers_everything(fake_arxiv, tmp_path):
             )
         )
         (tmp_path / "subscribers.csv").write_text(subscribers(total))
-        env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": "k"}
+        env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": SECRET}
         command = [sys.executable, "-m", "digest", "once"]
         victim = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import DATA, changed, make_paper
+from conftest import DATA, SECRET, changed, make_paper
 
 from digest.pipeline import run_once
 from digest.store import Store
@@ -106,7 +106,7 @@ def test_message_headers_and_parts(make_settings, fake_arxiv, mail_server):
     settings = make_settings()
     run_once(settings, clock=clock(DAY1))
     (grace,) = mail_server.by_recipient()["grace@example.org"]
-    token = make_token(b"test-secret", "grace@example.org")
+    token = make_token(SECRET.encode(), "grace@example.org")
     assert grace["From"] == "Daily Papers <papers@example.org>"
     assert grace["To"] == "Grace Hopper <grace@example.org>"
     assert grace["Subject"] == "Daily Papers: 1 new paper on 2025-11-16"

@@ -8,15 +8,12 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-import pytest
-from aiohttp.test_utils import TestServer
-from conftest import changed, make_paper
+from conftest import SECRET, changed, make_paper
 from mailserver import MailServer, RecordingHandler
 
 from digest.pipeline import run_once
 from digest.store import Store
 from digest.tokens import make_token
-from digest.web import make_app
 
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 BASE = "https://papers.example.org"
@@ -30,16 +27,6 @@ def news(fake, day: datetime, n: int) -> None:
 
 async def cycle(settings, day: datetime):
     return await asyncio.to_thread(run_once, settings, clock=lambda: day)
-
-
-@pytest.fixture
-async def web(make_settings):
-    settings = make_settings()
-    server = TestServer(make_app(settings), host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as client:
-        yield settings, str(server.make_url("")).rstrip("/"), client
-    await server.close()
 
 
 def link_of(message, base: str) -> str:
@@ -97,7 +84,7 @@ async def test_unsubscribe_flow_from_a_delivered_email(web, fake_arxiv, mail_ser
 async def test_forged_and_altered_tokens_are_all_refused_alike(web, fake_arxiv, mail_server):
     settings, base, client = web
     await cycle(settings, DAY1)
-    genuine = make_token(b"test-secret", "ada@example.org")
+    genuine = make_token(SECRET.encode(), "ada@example.org")
     rng = random.Random(3)
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     forged = [
@@ -107,7 +94,7 @@ async def test_forged_and_altered_tokens_are_all_refused_alike(web, fake_arxiv, 
         genuine[:-1],
         genuine.replace(".", ""),
         make_token(b"other secret", "ada@example.org"),
-        make_token(b"test-secret", "nobody@example.org"),
+        make_token(SECRET.encode(), "nobody@example.org"),
         "<script>",
         "../../etc",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import sqlite_utils
+
+from ..folders import make_folder
+from .journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,10 @@ class StoreError(Exception):
     """The database cannot be opened or used."""
 
 
+class StoreBusy(StoreError):
+    """Another process held the database's write lock for longer than the wait allowed."""
+
+
 def iso(moment: datetime) -> str:
     """Format a moment as a UTC ISO 8601 string that sorts as text."""
     return moment.astimezone(UTC).isoformat(timespec="seconds")
@@ -88,8 +96,9 @@ class Database:
     def __init__(self, path: Path, *, timeout: float = 30.0):
         self.path = path
         self.timeout = timeout
+        self.journal = Journal(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(path.parent)
             conn = sqlite3.connect(path, timeout=timeout)
             self.db = sqlite_utils.Database(conn)
             with self.db.ensure_autocommit_on():
@@ -99,6 +108,10 @@ class Database:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: {exc}") from None
+        except OSError as exc:  # its folder cannot be made: a file in the way, no permission
+            raise StoreError(
+                f"{path}: cannot create its folder ({exc.strerror}); check [digest] database"
+            ) from None
 
     def close(self) -> None:
         """Close the connection."""
@@ -151,7 +164,7 @@ class Database:
 
     def _locked(self, exc: sqlite3.OperationalError) -> StoreError:
         if "locked" in str(exc) or "busy" in str(exc):
-            return StoreError(
+            return StoreBusy(
                 f"{self.path}: still locked by another process after waiting {self.timeout:g} s "
                 "(is another digest writing, or a tool holding it open?); try again later"
             )
@@ -182,12 +195,31 @@ class Database:
         """Return the signing secret: the configured one, else one kept in the database."""
         if configured:
             return configured.encode()
-        with self.transaction():
-            stored = self.get_meta("secret")
-            if stored is None:
-                stored = secrets.token_hex(32)
-                self.set_meta("secret", stored)
+        stored = self.get_meta("secret")  # a read: it never waits for a writer
+        if stored is None:
+            with self.transaction():
+                stored = self.get_meta("secret")
+                if stored is None:
+                    stored = secrets.token_hex(32)
+                    self.set_meta("secret", stored)
         return stored.encode()
+
+    def check_secret(self, secret: bytes, now: datetime) -> str | None:
+        """Remember which secret signs the links; say so when it is not the one before."""
+        fingerprint = hashlib.sha256(b"digest-secret\0" + secret).hexdigest()[:16]
+        before = self.get_meta("secret_fingerprint")
+        if before == fingerprint:
+            return None
+        since = self.get_meta("secret_since") or "?"
+        self.set_meta("secret_fingerprint", fingerprint)
+        self.set_meta("secret_since", iso(now))
+        if before is None:
+            return None
+        return (
+            f"the signing secret is not the one that signed the links mailed before now "
+            f"(in use since {since[:10]}): those unsubscribe links no longer work; set "
+            "DIGEST_SECRET back to keep them working"
+        )
 
     # --- cycles ------------------------------------------------------------------------------
 

@@ -232,10 +232,23 @@ class Outbox(Database):
         return {row[0] for row in self.db.execute("SELECT email FROM suppressions")}
 
     def is_suppressed(self, email: str) -> bool:
-        """Tell whether an address is on the suppression list."""
+        """Tell whether an address is on the suppression list, or waits to be (the journal)."""
+        key = address_key(email)
+        for request in reversed(self.journal.pending()):  # the newest request wins
+            if address_key(request["email"]) == key:
+                return request["action"] == "unsubscribed"
         return (
-            self.db.execute(
-                "SELECT 1 FROM suppressions WHERE email = ?", [address_key(email)]
-            ).fetchone()
+            self.db.execute("SELECT 1 FROM suppressions WHERE email = ?", [key]).fetchone()
             is not None
         )
+
+    def apply_journal(self) -> int:
+        """Apply the requests the web endpoint kept while the database was locked."""
+        with self.journal.draining() as requests, self.transaction():
+            for request in requests:
+                if request["action"] == "unsubscribed":
+                    moment = datetime.fromisoformat(request["at"])
+                    self.suppress(request["email"], "unsubscribed", moment)
+                else:
+                    self.unsuppress(request["email"])
+        return len(requests)

@@ -1,0 +1,71 @@
+"""The web endpoint: one aiohttp application, one module per kind of page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..config import Settings
+from .base import HEADERS, Endpoint, plain_error
+from .server import QUIETED, REPEATS, Guard, GuardedSite, Limits, Repeats, raise_open_files
+from .unsubscribe import Unsubscribing
+
+__all__ = ["ENDPOINT", "HEADERS", "REPEATS", "Limits", "Repeats", "make_app", "start_site"]
+
+log = logging.getLogger(__name__)
+
+ENDPOINT = web.AppKey("endpoint", Endpoint)
+
+
+def make_app(
+    settings: Settings,
+    status: Callable[[], dict[str, Any]] | None = None,
+    limits: Limits | None = None,
+) -> web.Application:
+    """Build the aiohttp application; start_site applies its limits to each connection."""
+    endpoint = Endpoint(settings, status, limits)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[endpoint.protect])
+    app[ENDPOINT] = endpoint
+    app.add_routes([*Unsubscribing(endpoint).routes(), web.get("/healthz", endpoint.health)])
+
+    async def resume(app: web.Application) -> None:  # requests kept before a restart
+        endpoint.apply_soon()
+
+    app.on_startup.append(resume)
+    return app
+
+
+async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start listening, with make_app's limits on every connection; return the runner."""
+    for name in QUIETED:
+        logging.getLogger(name).addFilter(REPEATS)
+    endpoint = app.get(ENDPOINT)
+    limits = endpoint.limits if endpoint else Limits()
+    files = raise_open_files()
+    cap = max(1, min(limits.max_connections, files // 2))  # half the files for the rest
+    if cap < limits.max_connections:
+        log.warning(
+            "web: the open files limit (%d) allows %d connections at once, not %d; "
+            "raise it (LimitNOFILE= in the systemd unit)",
+            files,
+            cap,
+            limits.max_connections,
+        )
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    assert runner.server is not None
+    pages = endpoint.error_page if endpoint else plain_error
+    site = GuardedSite(runner, host, port, Guard(runner.server, limits, cap, pages))
+    await site.start()
+    bound = runner.addresses[0][1] if runner.addresses else port
+    log.info(
+        "web: listening on http://%s:%d (at most %d connections; open files limit %d)",
+        host,
+        bound,
+        cap,
+        files,
+    )
+    return runner
