@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(SOURCES)
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 format: $(STAMP)
 	$(BIN)/ruff format $(SOURCES)

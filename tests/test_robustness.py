@@ -82,31 +82,32 @@ def test_planning_never_holds_the_database(make_settings, fake_arxiv):
     papers = [stored_paper(id=f"2511.{i:05d}", updated=now, published=now) for i in range(30)]
     window = Window(now - timedelta(days=3))
     found = {k.key: Fetched(window, papers) for k in settings.keywords}
-    waits: list[float] = []
+    done: list[float] = []  # when each unsubscribe made meanwhile was written
     planning = threading.Event()
 
     def unsubscribe_meanwhile() -> None:
-        n = 0
         while planning.is_set():
-            started = time.monotonic()
-            with Store(settings.database, timeout=1.0) as store:  # raises if held 1 s
-                store.suppress(f"other{n}@example.org", "unsubscribed", now)
-            waits.append(time.monotonic() - started)
-            n += 1
+            with Store(settings.database, timeout=10) as store:
+                store.suppress(f"other{len(done)}@example.org", "unsubscribed", now)
+            done.append(time.monotonic())
 
     with Store(settings.database) as store:
         cycle_id = store.begin_cycle(now)
         report = CycleReport(keywords=[KeywordResult(k.name) for k in settings.keywords])
         planning.set()
         writer = threading.Thread(target=unsubscribe_meanwhile)
+        started = time.monotonic()
         writer.start()
         try:
             plan(settings, store, found, cycle_id, now, report, SECRET.encode())
         finally:
+            ended = time.monotonic()
             planning.clear()
             writer.join()
         assert report.planned == 6000 and store.count_pending() == 6000
-    assert len(waits) > 10 and max(waits) < 1.0
+    # Writes went through all along: one transaction for the whole plan would let none in.
+    during = [t for t in done if started < t < ended]
+    assert len(during) >= 5, f"{len(during)} writes in {ended - started:.2f} s of planning"
 
 
 def test_a_plan_cut_short_by_a_crash_is_dropped_and_its_papers_come_again(
