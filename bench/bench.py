@@ -251,6 +251,51 @@ def busy_keyword(count: int, delay: float) -> tuple[float, int]:
     return timed_fetch(new + old, ["Busy Topic"], delay, now - timedelta(days=3))
 
 
+# --- the email's size ------------------------------------------------------------------------
+
+BEFORE_BYTES_PER_PAPER = 1718  # the previous design, full abstracts (measured at 4d290be)
+
+
+def email_sizes() -> dict[str, float]:
+    """Return the HTML bytes each paper adds to a digest, for each abstracts setting."""
+    from dataclasses import replace
+    from datetime import date
+
+    from fake_arxiv import load_papers
+
+    from digest.models import Paper
+    from digest.render import Renderer, make_environment
+
+    fixture = [
+        Paper(
+            id=p.id,
+            version=p.version,
+            title=p.title,
+            authors=tuple(p.authors),
+            abstract=p.abstract,
+            comment=p.comment,
+            published=p.published,
+            updated=p.updated,
+            primary_category=p.primary_category,
+            categories=tuple(p.categories),
+        )
+        for p in load_papers(ROOT / "tests" / "data" / "papers.json")
+    ]
+    sizes = {}
+    for mode in ("snippet", "full", "none"):
+        renderer = Renderer(make_environment(), "Daily Papers", None, "papers@example.org", mode)
+        html = {}
+        for count in (1, 101):
+            papers = [replace(fixture[i % len(fixture)], id=f"2611.{i:05d}") for i in range(count)]
+            topics = [("Topic A", [(p, ()) for p in papers[: count // 2 or 1]])]
+            topics.append(("Topic B", [(p, ()) for p in papers[count // 2 or 1 :]]))
+            body = renderer.edition(topics, date(2026, 11, 27), max_bytes=10**9)
+            html[count] = len(body.html.encode())
+        sizes[mode] = (html[101] - html[1]) / 100
+        sizes[f"{mode}_100"] = html[101] * 100 / 101
+    return sizes
+
+
 # --- orchestration -----------------------------------------------------------------------------
 
 
@@ -326,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
         fetches["fetch"] = fetch_phase(args.keywords, args.fetch_delay)
         print(f"busy keyword: {args.busy} new papers, delay {args.fetch_delay:g} s ...", flush=True)
         fetches["busy"] = busy_keyword(args.busy, args.fetch_delay)
-    report(args, result, runs, fetches)
+    report(args, result, runs, fetches, email_sizes())
 
 
 def write_setup(folder: Path, port: int, args: argparse.Namespace) -> None:
@@ -344,7 +389,7 @@ def write_setup(folder: Path, port: int, args: argparse.Namespace) -> None:
             csv.write(f"user{i:06d}@example.org,User {i},{KEYSETS[i % len(KEYSETS)]}\n")
 
 
-def report(args, result, runs, fetches):
+def report(args, result, runs, fetches, email):
     """Print the medians, the ratios and the targets."""
     med = {name: statistics.median(values) for name, values in runs.items()}
     floors = {name: args.fetch_delay * (requests - 1) for name, (_, requests) in fetches.items()}
@@ -367,6 +412,11 @@ def report(args, result, runs, fetches):
             f"  {label:<22}{seconds:8.2f} s for {requests} requests; floor "
             f"{args.fetch_delay:g} s x {requests - 1} = {floors[name]:.2f} s"
         )
+    print(
+        f"  email HTML per paper  {email['snippet']:6.0f} B with snippets (the default), "
+        f"{email['full']:.0f} B with full abstracts, {email['none']:.0f} B without; the previous "
+        f"design: {BEFORE_BYTES_PER_PAPER} B with full abstracts"
+    )
     checks = [
         ("digest / raw pool", med["digest"] / med["raw"], ">= 0.8", lambda v: v >= 0.8),
         ("digest / naive", med["digest"] / med["naive"], ">= 5", lambda v: v >= 5),
@@ -377,6 +427,7 @@ def report(args, result, runs, fetches):
             "<= 1.05",
             lambda v: v <= 1.05,
         ),
+        ("100 papers, snippets, KB", email["snippet_100"] / 1000, "<= 100", lambda v: v <= 100),
         (
             "busy keyword / floor",
             fetches["busy"][0] / floors["busy"],

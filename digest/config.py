@@ -103,6 +103,7 @@ class Settings:
     base_url: str
     archive_url: str | None
     archive_rows: int
+    abstracts: str  # in the email: "snippet" (about two sentences), "full" or "none"
     first_run_days: int
     sender: str
     arxiv: ArxivSettings
@@ -264,6 +265,7 @@ def _build(
         base_url=digest["base_url"],
         archive_url=digest["archive_url"],
         archive_rows=digest["archive_rows"],
+        abstracts=digest["abstracts"],
         first_run_days=digest["first_run_days"],
         sender=sender,
         arxiv=ArxivSettings(**arxiv),

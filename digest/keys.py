@@ -65,6 +65,16 @@ def _bool(value: Any) -> bool:
     return value
 
 
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            listed = ", ".join(f'"{c}"' for c in choices)
+            raise ValueError(f"expected one of {listed}, got {_show(value)}")
+        return value
+
+    return check
+
+
 def _str_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError(f'expected a list of strings such as ["a", "b"], got {_show(value)}')
@@ -131,6 +141,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "sender": (_text, None),
         "archive_url": (_url, None),
         "archive_rows": (_int(1, 10_000), 100),
+        "abstracts": (_choice("snippet", "full", "none"), "snippet"),
     },
     "arxiv": {
         "api_url": (_url, f"https://{OFFICIAL_API}/api/query"),

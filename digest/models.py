@@ -50,6 +50,11 @@ class Paper:
         """Return the link to the paper's PDF at its newest version."""
         return f"https://arxiv.org/pdf/{self.id}v{self.version}"
 
+    @property
+    def html_url(self) -> str:
+        """Return the link to the paper's HTML version (arXiv's LaTeX-to-HTML rendering)."""
+        return f"https://arxiv.org/html/{self.id}v{self.version}"
+
 
 @dataclass(slots=True)
 class KeywordResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import datetime
+from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from .addresses import address_key
@@ -141,23 +142,33 @@ def _messages(
     new_by_key = {key: result.new for key, result in results.items() if result.new}
     all_new = {i for ids in new_by_key.values() for i in ids}
     papers, earlier = store.papers(all_new), store.earlier_keywords(all_new, cycle_id)
-    renderer = Renderer(make_environment(settings.templates), settings.name, settings.archive_url)
+    renderer = Renderer(
+        make_environment(settings.templates),
+        settings.name,
+        settings.archive_url,
+        parseaddr(settings.sender)[1],
+        settings.abstracts,
+    )
     day = now.astimezone(settings.timezone).date()
     suppressed = store.suppressed()
     editions: dict[tuple[str, ...], int | None] = {}  # one rendered body per keyword set
     recipients: list[tuple[str, str]] = []
     for sub in subscribers_of(settings, report):
-        keys = tuple(k for k in sub.keywords if k in new_by_key)
+        followed = sub.keywords  # one body per set of followed topics: the footer names them
+        keys = tuple(k for k in followed if k in new_by_key)
         if not keys or address_key(sub.email) in suppressed:
             continue
-        if keys not in editions:
+        if followed not in editions:
             sections = sections_for(keys, new_by_key, earlier, papers, names)
-            body = renderer.edition(sections, day, _notices(results, keys)) if sections else None
-            editions[keys] = body and store.add_edition(
+            body = None
+            if sections:
+                topics = [names[k] for k in followed]
+                body = renderer.edition(sections, day, _notices(results, keys), topics)
+            editions[followed] = body and store.add_edition(
                 cycle_id, keys, body.papers, body.subject, body.text, body.html, body.placeholders
             )
             report.editions += body is not None
-        if (edition_id := editions[keys]) is None:
+        if (edition_id := editions[followed]) is None:
             continue
         report.planned += 1
         recipients.append((token_id(secret, sub.email), sub.email))

@@ -14,13 +14,13 @@ import css_inline
 import jinja2
 
 from .models import Paper
+from .presentation import SNIPPET, Item, abstract_of, long_date, preheader, subject
 
 # Gmail clips HTML beyond 102 KB; stay clear of it, leaving room for personal details.
 MAX_HTML_BYTES = 100_000
-MAX_AUTHORS = 5
-# Abstract lengths tried in turn, then paper caps per keyword, until the HTML fits.
-ABSTRACT_STEPS = (None, 1200, 600, 300, 0)
-CAP_STEPS = (50, 25, 10, 5, 2, 1)
+# Abstract lengths tried in turn, then paper caps per topic, until the HTML fits.
+SNIPPET_STEPS = (SNIPPET, 200, 0)  # after the operator's own choice
+CAP_STEPS = (100, 50, 25, 10, 5, 2, 1)
 
 
 def default_templates() -> Path:
@@ -52,30 +52,19 @@ def make_environment(extra: Path | None = None) -> jinja2.Environment:
     return env
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """A paper as shown in a digest, with the other keywords it matched."""
-
-    paper: Paper
-    tags: tuple[str, ...]
-    abstract: str
-
-    @property
-    def authors(self) -> str:
-        """Return the author list, shortened after a few names."""
-        names = list(self.paper.authors)
-        if len(names) > MAX_AUTHORS:
-            return ", ".join(names[:MAX_AUTHORS]) + f" et al. ({len(names)} authors)"
-        return ", ".join(names) or "Unknown authors"
-
-
 @dataclass(slots=True)
 class Section:
-    """One keyword's papers in a digest."""
+    """One topic's papers in a digest, and how many more it has than are shown."""
 
     keyword: str
+    anchor: str
     items: list[Item]
     hidden: int = 0
+
+    @property
+    def total(self) -> int:
+        """Return how many new papers the topic has."""
+        return len(self.items) + self.hidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,76 +78,105 @@ class Rendered:
     placeholders: dict[str, str] = field(default_factory=dict)
 
 
-def shorten(text: str, limit: int | None) -> str:
-    """Cut text at a word boundary below limit characters, marking the cut."""
-    if limit is None or len(text) <= limit:
-        return text
-    if limit == 0:
-        return ""
-    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,.;:") + " …"
+Papers = Sequence[tuple[str, Sequence[tuple[Paper, tuple[str, ...]]]]]
 
 
 class Renderer:
-    """Render digest editions within the size limit."""
+    """Render digest editions, the HTML part within the size Gmail shows unclipped."""
 
-    def __init__(self, env: jinja2.Environment, list_name: str, archive_url: str | None = None):
+    def __init__(
+        self,
+        env: jinja2.Environment,
+        list_name: str,
+        archive_url: str | None = None,
+        owner: str = "",
+        abstracts: str = "snippet",
+    ):
         self.env = env
         self.list_name = list_name
         self.archive_url = archive_url
+        self.owner = owner
+        self.abstracts = abstracts
+        self.inliner = css_inline.CSSInliner(keep_at_rules=True)
 
     def edition(
         self,
-        sections: Sequence[tuple[str, Sequence[tuple[Paper, tuple[str, ...]]]]],
+        sections: Papers,
         day: date,
         notices: Sequence[str] = (),
+        topics: Sequence[str] = (),
         max_bytes: int = MAX_HTML_BYTES,
     ) -> Rendered:
-        """Render one digest; shorten abstracts, then cap papers, until the HTML fits."""
+        """Render one digest; if its HTML is too large, shorten abstracts, then cap topics.
+
+        `topics` are the keywords the reader follows (the footer names them); the text part
+        always lists every paper, since no client clips it.
+        """
         count = sum(len(papers) for _, papers in sections)
         placeholders = {
             k: f"DIGEST{k.upper()}{secrets.token_hex(8)}"
             for k in ("greeting", "unsubscribe_url", "email")
         }
-        attempts = [(a, None) for a in ABSTRACT_STEPS] + [(0, c) for c in CAP_STEPS]
-        for abstract_limit, cap in attempts:
-            shown = [
-                Section(
-                    name,
-                    [
-                        Item(p, tags, shorten(p.abstract, abstract_limit))
-                        for p, tags in papers[:cap]
-                    ],
-                    max(0, len(papers) - (cap or len(papers))),
-                )
-                for name, papers in sections
-            ]
-            notes = list(notices)
-            if abstract_limit is not None:
-                notes.append(
-                    "Abstracts are shortened to keep this email readable in every mail "
-                    "client; follow a title for the full text."
-                    if abstract_limit
-                    else "Abstracts are left out to keep this email "
-                    "readable in every mail client; follow a title for the full text."
-                )
-            if cap is not None:
-                notes.append(f"Only the {cap} newest papers of each topic are listed here.")
-            context = {
-                "list_name": self.list_name,
-                "day": day.isoformat(),
-                "count": count,
-                "sections": shown,
-                "notes": notes,
-                "archive_url": self.archive_url,
-                **placeholders,
-            }
-            html = css_inline.inline(self.env.get_template("email/digest.html").render(context))
+        context: dict[str, Any] = {
+            "list_name": self.list_name,
+            "owner": self.owner,
+            "day": day,
+            "day_text": f"{day:%A} {long_date(day)}",
+            "count": count,
+            "topics": list(topics) or [name for name, _ in sections],
+            "archive_url": self.archive_url,
+            **placeholders,
+        }
+        titles = [p.title for _, papers in sections for p, _ in papers[:3]]
+        context["subject"] = subject(count, [(name, len(p)) for name, p in sections])
+        context["preheader"] = preheader(titles)
+        full = self._sections(sections, None, None)
+        text = self.env.get_template("email/digest.txt").render(
+            context, sections=full, notes=list(notices)
+        )
+        shorter = [n for n in SNIPPET_STEPS if self.abstracts == "full" or n < SNIPPET]
+        steps = [(None, None)] + [(n, None) for n in shorter if self.abstracts != "none"]
+        steps += [(0, cap) for cap in CAP_STEPS]
+        for limit, cap in steps:
+            shown = full if limit is None else self._sections(sections, limit, cap)
+            notes = list(notices) + _notes(self.abstracts, limit, cap)
+            html = self.env.get_template("email/digest.html").render(
+                context, sections=shown, notes=notes
+            )
+            html = self.inliner.inline(html)
             if len(html.encode()) <= max_bytes:
                 break
-        subject = " ".join(self.env.get_template("email/subject.txt").render(context).split())
-        text = self.env.get_template("email/digest.txt").render(context)
-        return Rendered(subject, text, html, count, placeholders)
+        subject_line = self.env.get_template("email/subject.txt").render(context)
+        return Rendered(" ".join(subject_line.split()), text, html, count, placeholders)
+
+    def _sections(self, sections: Papers, limit: int | None, cap: int | None) -> list[Section]:
+        shown = []
+        for number, (name, papers) in enumerate(sections, 1):
+            items = [
+                Item(p, tags, *abstract_of(p, self.abstracts, limit)) for p, tags in papers[:cap]
+            ]
+            shown.append(Section(name, f"topic-{number}", items, len(papers) - len(items)))
+        return shown
 
     def page(self, name: str, **context: Any) -> str:
         """Render a web page template."""
         return self.env.get_template(name).render(list_name=self.list_name, **context)
+
+
+def _notes(mode: str, limit: int | None, cap: int | None) -> list[str]:
+    """Say what was left out to keep the HTML part unclipped."""
+    notes = []
+    if limit is not None and mode != "none":
+        notes.append(
+            "Abstracts are left out here to keep this email whole in every mail client; "
+            "the plain-text version has them."
+            if limit == 0
+            else "Abstracts are shorter than usual here to keep this email whole in every mail "
+            "client; follow a title for the full text."
+        )
+    if cap is not None:
+        notes.append(
+            f"Only the {cap} newest papers of each topic are listed here; the plain-text "
+            "version lists them all."
+        )
+    return notes

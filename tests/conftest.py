@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from hypothesis import settings as hypothesis_settings
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -24,6 +27,7 @@ from digest.models import Paper
 from digest.web import make_app
 
 DATA = Path(__file__).parent / "data"
+ARTIFACTS = Path(__file__).parent / "artifacts"  # screenshots of the browser tests
 SECRET = "a test secret of at least thirty-two bytes"  # DIGEST_SECRET
 
 # Property tests use the same examples every run, so CI is reproducible; set
@@ -175,3 +179,37 @@ async def web(make_settings):
     async with aiohttp.ClientSession() as client:
         yield settings, str(server.make_url("")).rstrip("/"), client
     await server.close()
+
+
+def chromium_paths() -> tuple[str, str]:
+    """Return Debian's chromium and chromedriver; fail clearly when they are missing."""
+    browser = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (os.path.exists(browser) and os.path.exists(driver)):
+        pytest.fail("install Debian's chromium and chromium-driver (.ci/run does)")
+    return browser, driver
+
+
+@pytest.fixture
+def browser(tmp_path):
+    binary, driver_path = chromium_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=800,1000",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from conftest import SECRET, settings_text
+from conftest import ARTIFACTS, SECRET, settings_text
 from mailserver import free_port
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -24,42 +20,7 @@ from digest.config import load_settings
 from digest.pipeline import run_once
 from digest.store import Store
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
-
-
-def chromium_paths() -> tuple[str, str]:
-    """Return Debian's chromium and chromedriver; fail clearly when they are missing."""
-    browser = shutil.which("chromium") or "/usr/bin/chromium"
-    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    if not (os.path.exists(browser) and os.path.exists(driver)):
-        pytest.fail("install Debian's chromium and chromium-driver (.ci/run does)")
-    return browser, driver
-
-
-@pytest.fixture
-def browser(tmp_path):
-    binary, driver_path = chromium_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=800,1000",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
@@ -100,7 +61,7 @@ def test_click_unsubscribe_in_the_email_then_confirm(served, mail_server, browse
 
     browser.get(email_file.as_uri())
     browser.save_screenshot(str(ARTIFACTS / "1-email.png"))
-    browser.find_element(By.LINK_TEXT, "Unsubscribe with one click").click()
+    browser.find_element(By.LINK_TEXT, "Unsubscribe from Daily Papers").click()
     wait = WebDriverWait(browser, 10)
     button = wait.until(expected_conditions.element_to_be_clickable((By.ID, "unsubscribe")))
     assert "a•••@example.org" in browser.page_source

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 
+import pytest
 from conftest import stored_paper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.models import Paper, collapse
+from digest.presentation import SNIPPET, preheader, snippet, subject
 from digest.render import MAX_HTML_BYTES, Renderer, make_environment
 
 DAY = date(2025, 11, 16)
@@ -29,8 +31,21 @@ def paper(n: int, **changes) -> Paper:
     return stored_paper(**(fields | changes))
 
 
+ABSTRACT = (  # as long as a typical arXiv abstract (about 1,000 characters)
+    "We study how diffusion models recommend items to people who rarely click anything. "
+    "Our method denoises sparse interaction vectors with a graph prior and improves recall "
+    "by twelve percent on three public datasets. We also release the code and the data, "
+    "and discuss what goes wrong when the graph is noisy or the catalogue changes quickly. "
+    "A second experiment shows that the prior matters most for users with fewer than ten "
+    "interactions, and that it costs little for the others. Training takes four hours on "
+    "one GPU, and inference fits in the latency budget of a production feed. Finally, we "
+    "relate the method to earlier work on variational autoencoders and graph convolutions, "
+    "and show where each of them fails on the long tail of the catalogue."
+)
+
+
 def renderer(archive_url: str | None = None) -> Renderer:
-    return Renderer(make_environment(), "Daily Papers", archive_url)
+    return Renderer(make_environment(), "Daily Papers", archive_url, "papers@example.org")
 
 
 def test_paper_text_cannot_inject_markup():
@@ -50,8 +65,8 @@ def test_paper_text_cannot_inject_markup():
 
 def test_small_digest_is_complete():
     body = renderer().edition([("Topic", [(paper(1), ())])], DAY)
-    assert body.subject == "Daily Papers: 1 new paper on 2025-11-16"
-    assert "word " * 20 in body.html and "shortened" not in body.html
+    assert body.subject == "1 new · Topic"
+    assert "word " * 20 in body.html and "shorter than usual" not in body.html
     assert "Author 0, Author 1, Author 2, Author 3, Author 4 et al. (8 authors)" in body.html
     assert set(body.placeholders) == {"greeting", "unsubscribe_url", "email"}
     assert all(marker in body.html for marker in body.placeholders.values())
@@ -61,13 +76,111 @@ def test_large_digest_stays_under_the_clipping_limit_and_says_so():
     sections = [(f"Topic {k}", [(paper(k * 1000 + i), ()) for i in range(100)]) for k in range(3)]
     body = renderer("https://example.org/papers").edition(sections, DAY)
     assert len(body.html.encode()) <= MAX_HTML_BYTES
-    assert body.papers == 300 and "300 new papers" in body.subject
-    assert "Abstracts are " in body.html or "newest papers of each topic" in body.html
-    assert (
-        "Only the" in body.html
-        and 'in <a href="https://example.org/papers">the archive' in body.html
+    assert body.papers == 300 and body.subject.startswith("300 new · Topic 0 (100)")
+    assert "Abstracts are left out here" in body.html
+    assert "newest papers of each topic are listed here" in body.html
+    assert "the plain-text version of this email lists them all" in body.html
+    assert '<a href="https://example.org/papers">the archive</a>' in body.html
+    # The text part is never shortened: no client clips it.
+    assert "arxiv.org/abs/2511.02099v1" in body.text
+    assert body.text.count("\n* ") == 300 and body.text.count("\n  Abstract: ") == 300
+
+
+def test_a_hundred_papers_with_snippets_fit_without_capping():
+    sections = [
+        ("Topic A", [(paper(i, abstract=ABSTRACT), ()) for i in range(50)]),
+        ("Topic B", [(paper(100 + i, abstract=ABSTRACT), ("Topic A",)) for i in range(50)]),
+    ]
+    body = renderer().edition(sections, DAY)
+    size = len(body.html.encode())
+    assert size <= MAX_HTML_BYTES, size
+    assert body.html.count("<h3>") == 100 and "listed here" not in body.html
+    assert body.html.count(">more</a>") == 100  # every abstract is a snippet with "more"
+    assert "shorter than usual" not in body.html and "left out" not in body.html
+
+
+def test_headings_labels_and_no_outside_resources():
+    revised = paper(2, version=3, published=datetime(2001, 5, 12, tzinfo=UTC), doi="10.1/x")
+    body = renderer().edition(
+        [("Topic A", [(paper(1), ("Topic B",))]), ("Topic B", [(revised, ())])], DAY
     )
-    assert "more: see the archive at https://example.org/papers" in body.text
+    tags = [tag for tag, _ in parse(body.html).tags]
+    headings = [t for t in tags if t in ("h1", "h2", "h3", "h4")]
+    assert headings == ["h1", "h2", "h3", "h2", "h3"]  # list, topic, paper
+    for ref in ("arXiv:2511.00001v1", "arXiv:2511.00002v3"):
+        assert ref in body.html and ref in body.text
+    for label in ("New submission", "Revised (v3, first submitted 12 May 2001)"):
+        assert label in body.html and label in body.text
+    assert "Also in: Topic B" in body.html and "Also in: Topic B" in body.text
+    assert 'href="https://doi.org/10.1/x"' in body.html and "DOI: 10.1/x" in body.text
+    assert 'href="https://arxiv.org/html/2511.00002v3"' in body.html
+    assert 'href="#topic-2"' in body.html and 'id="topic-2"' in body.html  # contents
+    assert "script" not in tags and "img" not in tags and "link" not in tags
+    assert " src=" not in body.html and "url(" not in body.html and "@import" not in body.html
+    assert '<meta name="color-scheme" content="light dark">' in body.html
+    assert "prefers-color-scheme: dark" in body.html and "max-width: 480px" in body.html
+    assert "<!--[if mso]>" in body.html  # Outlook's fixed-width table
+
+
+def test_the_text_part_has_the_list_on_top_and_a_signature_separator():
+    body = renderer("https://example.org/a").edition(
+        [("Topic A", [(paper(1), ())])], DAY, topics=["Topic A", "Topic C"]
+    )
+    assert body.text.startswith("Daily Papers · Sunday 16 November 2025\n")
+    assert "\n-- \n" in body.text and "\n--\n" not in body.text
+    assert "follows Topic A, Topic C on" in body.text and "follows Topic A, Topic C on" in body.html
+    assert (
+        "sent by papers@example.org" in body.text
+        and "The archive: https://example.org/a" in body.text
+    )
+    assert "Unsubscribe from Daily Papers</a> (a page opens to confirm)" in body.html
+
+
+@pytest.mark.parametrize(
+    ("topics", "expected"),
+    [
+        ([("Graph Neural Network", 7)], "7 new · Graph Neural Network"),
+        (
+            [("Diffusion Model for Recommendation", 5), ("Graph Neural Network", 7)],
+            "12 new · Diffusion Model for Recommendation (5), Graph Neural Network (7)",
+        ),
+        (
+            [(f"Topic {i} of a rather long name", 2) for i in range(12)],
+            "24 new · Topic 0 of a rather long name (2), Topic 1 of a rather long name (2) "
+            "+ 10 more topics",
+        ),
+        ([("A" * 150, 3)], "3 new · " + "A" * 91 + "…"),
+        ([("A" * 150, 3), ("B", 1)], "4 new · " + "A" * 72 + "… (3) + 1 more topic"),
+    ],
+)
+def test_the_subject_carries_the_count_and_the_topics(topics, expected):
+    text = subject(sum(n for _, n in topics), topics)
+    assert text == expected and len(text) <= 100
+
+
+def test_the_preheader_shows_the_first_titles_and_stays_hidden():
+    sections = [("T", [(paper(i, title=f"Title number {i} about things"), ()) for i in range(9)])]
+    body = renderer().edition(sections, DAY)
+    hidden = body.html.split('<div style="display: none;', 1)[1].split("</div>", 1)[0]
+    assert "Title number 0 about things · Title number 1 about things ·" in hidden
+    assert len(preheader([f"Title {i} " * 10 for i in range(5)])) <= 140
+
+
+def test_snippets_are_whole_sentences_or_cut_on_a_word():
+    text = "First sentence is here. Second one follows it. " + "Third goes on. " * 40
+    shown, cut = snippet(text)
+    assert (shown, cut) == ("First sentence is here. Second one follows it.", True)
+    shown, cut = snippet("word " * 200)
+    assert cut and shown.endswith("word …") and len(shown) <= SNIPPET + 2
+    assert snippet("Short abstract.") == ("Short abstract.", False)
+
+
+@pytest.mark.parametrize(("mode", "shows"), [("full", 350), ("none", 0), ("snippet", 60)])
+def test_the_operator_chooses_the_abstracts(mode, shows):
+    body = Renderer(make_environment(), "Daily Papers", abstracts=mode).edition(
+        [("T", [(paper(1), ())])], DAY
+    )
+    assert body.html.count("word ") >= shows and (shows or "word" not in body.html)
 
 
 # --- properties: no paper text can add markup to the HTML part ------------------------------------
