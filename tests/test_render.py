@@ -95,6 +95,7 @@ def test_a_hundred_papers_with_snippets_fit_without_capping():
     size = len(body.html.encode())
     assert size <= MAX_HTML_BYTES, size
     assert body.html.count("<h3>") == 100 and "listed here" not in body.html
+    assert body.html.count("arXiv:2511.") == 100 and body.html.count("New submission") == 100
     assert body.html.count(">more</a>") == 100  # every abstract is a snippet with "more"
     assert "shorter than usual" not in body.html and "left out" not in body.html
 
