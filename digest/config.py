@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 from zoneinfo import ZoneInfo
 
 from .keys import KEYWORD_SCHEMA, OFFICIAL_API, SCHEMA, Problems, check_table
@@ -50,6 +50,15 @@ class Keyword:
             words = " OR ".join(f'ti:"{w}" OR abs:"{w}"' for w in self.exclude)
             query = f"({query}) ANDNOT ({words})"
         return query
+
+    def listing_url(self) -> str:
+        """Return arXiv's own page of this topic's newest papers (its category, or a search)."""
+        if self.categories:
+            return f"https://arxiv.org/list/{quote(self.categories[0])}/new"
+        return (
+            f"https://arxiv.org/search/?query={quote_plus(self.name)}"
+            "&searchtype=all&order=-announced_date_first"
+        )
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,7 @@ class Settings:
     secret: str | None
     notices: tuple[str, ...] = ()  # deprecated settings still honoured, with what to write
     web_health_details: bool = False  # /healthz details for everyone, not only local requests
+    web_pages: bool = True  # the public reading room: pages, feeds, search
 
 
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
@@ -274,6 +284,7 @@ def _build(
         web_host=web["listen"][0],
         web_port=web["listen"][1],
         web_health_details=web["health_details"],
+        web_pages=web["pages"],
         secret=env.get("DIGEST_SECRET") or None,
         notices=notices,
     )

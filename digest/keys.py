@@ -169,7 +169,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "retry_seconds": (_float, 2.0),
         "ca_file": (_text, None),
     },
-    "web": {"listen": (_listen, "127.0.0.1:8080"), "health_details": (_bool, False)},
+    "web": {
+        "listen": (_listen, "127.0.0.1:8080"),
+        "health_details": (_bool, False),
+        "pages": (_bool, True),
+    },
 }
 KEYWORD_SCHEMA: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "name": (_keyword_name, REQUIRED),

@@ -102,7 +102,7 @@ def plan(
     query = queries(settings)
     with store.transaction():
         for key, fetched in found.items():
-            store.record_keyword(key, fetched.papers, cycle_id, now, query[key])
+            store.record_keyword(key, fetched.papers, cycle_id, now, query[key], results[key].new)
         store.mark_planned(cycle_id, now)
     log.info(
         "render: %d messages planned from %d distinct digests", report.planned, report.editions

@@ -37,7 +37,8 @@ def database_at(path: Path, version: int) -> None:
             "'2025-11-16T06:00:00+00:00', 1)"
         )
         conn.execute(
-            "INSERT INTO seen VALUES ('topic', '2511.00001', 1, '2025-11-16T06:00:00+00:00')"
+            "INSERT INTO seen (keyword, paper_id, cycle_id, first_seen) "
+            "VALUES ('topic', '2511.00001', 1, '2025-11-16T06:00:00+00:00')"
         )
         conn.execute(
             "INSERT INTO suppressions VALUES ('eve@example.org', 'unsubscribed', "
@@ -57,6 +58,8 @@ def database_at(path: Path, version: int) -> None:
         conn.execute("UPDATE keywords SET watermark = '2025-11-16T06:00:00+00:00'")
     if version >= 5:
         conn.execute("UPDATE cycles SET planned_at = started_at")
+    if version >= 6:
+        conn.execute("UPDATE seen SET updated = '2025-11-16T06:00:00+00:00'")
     conn.commit()
     conn.close()
 
@@ -74,6 +77,12 @@ def test_migrates_from_every_earlier_version_keeping_the_history(tmp_path, versi
             # The watermark of a keyword fetched before schema 4 comes from its history.
             assert store.keyword_states({"topic": "ti:x"}) == {"topic": (1, NOW)}
             assert [m.email for m in store.pending()] == ["ada@example.org"]
+            # The history is searchable and listed newest first, whatever schema it came from.
+            assert store.recent_papers("topic", 10, offset=0) == [PAPER]
+            (found,) = store.db.execute(
+                "SELECT count(*) FROM papers_fts WHERE papers_fts MATCH 'Abs'"
+            )
+            assert found == (1,)
         # Every table of the current schema works.
         known = version >= 1  # the paper is in the migrated history: not news again
         store.record_papers([PAPER])

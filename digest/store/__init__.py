@@ -3,11 +3,13 @@
 from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
 from .history import History
 from .outbox import Edition, Message, Outbox
+from .reading import Cycle, Reading
 
 __all__ = [
     "BOUNCE_LIMIT",
     "SCHEMA",
     "VERSION",
+    "Cycle",
     "Edition",
     "Message",
     "Store",
@@ -17,5 +19,5 @@ __all__ = [
 ]
 
 
-class Store(History, Outbox):
+class Store(History, Outbox, Reading):
     """The database of digest, the one place that speaks SQL."""

@@ -72,6 +72,34 @@ SCHEMA = [
     ALTER TABLE cycles ADD COLUMN planned_at TEXT;
     UPDATE cycles SET planned_at = started_at;
     """,
+    # The reading room: which papers were news (mailed) in a cycle, each keyword's papers
+    # newest first without reading its whole history, and full-text search.
+    """
+    ALTER TABLE seen ADD COLUMN news INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE seen ADD COLUMN updated TEXT;
+    UPDATE seen SET updated = (SELECT updated FROM papers WHERE papers.id = seen.paper_id);
+    CREATE INDEX seen_keyword_updated ON seen (keyword, updated DESC, paper_id);
+    CREATE INDEX seen_cycle ON seen (cycle_id, keyword);
+    CREATE INDEX seen_keyword_cycle ON seen (keyword, cycle_id);
+    CREATE VIRTUAL TABLE papers_fts USING fts5(
+        title, abstract, authors, content='papers', content_rowid='rowid',
+        tokenize='porter unicode61');
+    CREATE TRIGGER papers_fts_insert AFTER INSERT ON papers BEGIN
+        INSERT INTO papers_fts (rowid, title, abstract, authors)
+        VALUES (new.rowid, new.title, new.abstract, new.authors);
+    END;
+    CREATE TRIGGER papers_fts_delete AFTER DELETE ON papers BEGIN
+        INSERT INTO papers_fts (papers_fts, rowid, title, abstract, authors)
+        VALUES ('delete', old.rowid, old.title, old.abstract, old.authors);
+    END;
+    CREATE TRIGGER papers_fts_update AFTER UPDATE ON papers BEGIN
+        INSERT INTO papers_fts (papers_fts, rowid, title, abstract, authors)
+        VALUES ('delete', old.rowid, old.title, old.abstract, old.authors);
+        INSERT INTO papers_fts (rowid, title, abstract, authors)
+        VALUES (new.rowid, new.title, new.abstract, new.authors);
+    END;
+    INSERT INTO papers_fts (papers_fts) VALUES ('rebuild');
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list
@@ -83,6 +111,19 @@ class StoreError(Exception):
 
 class StoreBusy(StoreError):
     """Another process held the database's write lock for longer than the wait allowed."""
+
+
+def statements(script: str) -> list[str]:
+    """Split a SQL script into its statements (a trigger's body is part of its statement)."""
+    found, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            found.append(current.strip())
+            current = ""
+    if current.strip():
+        found.append(current.strip())
+    return found
 
 
 def iso(moment: datetime) -> str:
@@ -135,9 +176,8 @@ class Database:
         with self.transaction():
             for number in range(version, VERSION):
                 log.info("migrating %s to schema %d", self.path, number + 1)
-                for statement in SCHEMA[number].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in statements(SCHEMA[number]):
+                    self.db.execute(statement)
             self.db.execute(f"PRAGMA user_version = {VERSION}")
 
     @contextmanager

@@ -56,9 +56,18 @@ class History(Database):
         Unseen papers older than that were below every earlier fetch's reach (a larger page,
         a long announcement lag): they are recorded for the archive, not announced.
         """
-        known = {
-            row[0] for row in self.db.execute("SELECT paper_id FROM seen WHERE keyword = ?", [key])
-        }
+        known: set[str] = set()
+        ids = [p.id for p in papers]
+        for start in range(0, len(ids), 500):  # the fetched papers only, not the history
+            chunk = ids[start : start + 500]
+            known.update(
+                row[0]
+                for row in self.db.execute(
+                    "SELECT paper_id FROM seen WHERE keyword = ? AND paper_id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    [key, *chunk],
+                )
+            )
         fresh = [p for p in papers if p.id not in known]
         news = sorted(
             (p for p in fresh if p.updated >= since), key=lambda p: (p.updated, p.id), reverse=True
@@ -66,13 +75,27 @@ class History(Database):
         return Recorded([p.id for p in news], len(fresh) - len(news))
 
     def record_keyword(
-        self, key: str, papers: list[Paper], cycle_id: int, now: datetime, query: str | None
+        self,
+        key: str,
+        papers: list[Paper],
+        cycle_id: int,
+        now: datetime,
+        query: str | None,
+        news: Iterable[str] = (),
     ) -> None:
-        """Mark a keyword's fetched papers seen in this cycle, and move its watermark."""
+        """Mark a keyword's fetched papers seen in this cycle (`news`: the ones mailed)."""
+        news = set(news)
         with self.transaction():
             self.db["seen"].insert_all(
                 (
-                    {"keyword": key, "paper_id": p.id, "cycle_id": cycle_id, "first_seen": iso(now)}
+                    {
+                        "keyword": key,
+                        "paper_id": p.id,
+                        "cycle_id": cycle_id,
+                        "first_seen": iso(now),
+                        "news": int(p.id in news),
+                        "updated": iso(p.updated),
+                    }
                     for p in papers
                 ),
                 ignore=True,  # the papers seen before keep their cycle
@@ -96,6 +119,10 @@ class History(Database):
             ).fetchone()
             if row and (row[0], row[1]) > (p.version, iso(p.updated)):
                 continue
+            if row:  # a newer version: its keywords' lists order it by the new date
+                self.db.execute(
+                    "UPDATE seen SET updated = ? WHERE paper_id = ?", [iso(p.updated), p.id]
+                )
             self.db["papers"].upsert(
                 {
                     "id": p.id,
@@ -145,13 +172,14 @@ class History(Database):
                 found[row["id"]] = _paper(row)
         return found
 
-    def recent_papers(self, key: str, limit: int) -> list[Paper]:
-        """Return a keyword's most recently updated papers, newest first."""
+    def recent_papers(self, key: str, limit: int, offset: int = 0) -> list[Paper]:
+        """Return a keyword's most recently updated papers, newest first (by its index)."""
         return [
             _paper(row)
             for row in self.db.query(
                 "SELECT papers.* FROM seen JOIN papers ON papers.id = seen.paper_id "
-                "WHERE seen.keyword = ? ORDER BY papers.updated DESC, papers.id DESC LIMIT ?",
-                [key, limit],
+                "WHERE seen.keyword = ? ORDER BY seen.updated DESC, seen.paper_id DESC "
+                "LIMIT ? OFFSET ?",
+                [key, limit, offset],
             )
         ]

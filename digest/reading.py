@@ -1,0 +1,238 @@
+"""The reading room: every paper of the history as pages, feeds and search results.
+
+The same functions render the live pages (under base_url) and the static export (files with
+relative links); `Links` says where each page lives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from .config import Keyword, Settings
+from .planning import sections_for
+from .presentation import Item, long_date
+from .render import Renderer, make_environment
+from .store import Cycle, Store
+
+PAGE_SIZE = 50  # papers on a topic or search page
+DAY_PAGE_SIZE = 100  # papers on a day page
+FEED_SIZE = 50
+MAX_PAGE = 2000  # pagination is bounded: 100,000 papers at 50 a page
+MAX_QUERY = 200  # characters of a search query
+_WORD_RE = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def slugs(keywords: Sequence[Keyword]) -> dict[str, str]:
+    """Return each keyword's URL name ('graph-neural-network'), unique, by key."""
+    found: dict[str, str] = {}
+    for keyword in keywords:
+        base = re.sub(r"[^a-z0-9]+", "-", keyword.key).strip("-") or "topic"
+        slug, n = base, 2
+        while slug in found.values():
+            slug, n = f"{base}-{n}", n + 1
+        found[keyword.key] = slug
+    return found
+
+
+def fts_query(text: str) -> str | None:
+    """Turn what a person typed into a safe FTS5 MATCH: words and "phrases", all required.
+
+    Every word is quoted, so no character has its FTS5 meaning (AND, NEAR, *, :, ^, …);
+    returns None when nothing searchable is left.
+    """
+    terms = []
+    for phrase, word in _WORD_RE.findall(text[:MAX_QUERY]):
+        words = re.findall(r"\w+", phrase or word)
+        if words:
+            terms.append('"' + " ".join(words) + '"')
+    return " AND ".join(terms) or None
+
+
+class Links:
+    """Where each page lives: under the endpoint's root, or as a file of the static site."""
+
+    def __init__(self, root: str = "", static: bool = False):
+        self.root, self.static = root, static
+
+    def _to(self, path: str, page: int = 1) -> str:
+        if not self.static:
+            return f"{self.root}/{path}" + (f"?page={page}" if page > 1 else "")
+        name = "index.html" if page == 1 else f"page-{page}.html"
+        return f"{self.root}{path}/{name}" if path else f"{self.root}{name}"
+
+    def home(self) -> str:
+        """Return the index page."""
+        return self._to("")
+
+    def topic(self, slug: str, page: int = 1) -> str:
+        """Return a topic's page."""
+        return self._to(f"topics/{slug}", page)
+
+    def day(self, day: date, topics: Sequence[str] = (), page: int = 1) -> str:
+        """Return a day's page, or its page for a set of topics."""
+        path = f"days/{day.isoformat()}" + (f"/{'+'.join(topics)}" if topics else "")
+        return self._to(path, page)
+
+    def feed(self, slug: str | None = None) -> str:
+        """Return the Atom feed of a topic, or of everything."""
+        return f"{self.root}{'/' if not self.static else ''}feeds/{slug or 'all'}.atom"
+
+    def search(self) -> str | None:
+        """Return the search page (none in a static site)."""
+        return None if self.static else f"{self.root}/search"
+
+    def search_page(self, text: str, page: int) -> str:
+        """Return a page of a search's results."""
+        return f"{self.root}/search?{urlencode({'q': text, 'page': page})}"
+
+
+@dataclass(frozen=True)
+class Page:
+    """A rendered page: its body and its content type."""
+
+    body: str
+    content_type: str = "text/html"
+
+
+class ReadingRoom:
+    """Render the reading room's pages from the history."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.keywords = {k.key: k for k in settings.keywords}
+        self.slugs = slugs(settings.keywords)
+        self.by_slug = {slug: key for key, slug in self.slugs.items()}
+        self.renderer = Renderer(make_environment(settings.templates), settings.name)
+
+    def _page(self, template: str, links: Links, **context: Any) -> Page:
+        body = self.renderer.page(
+            f"web/{template}.html", links=links, slugs=self.slugs, long_date=long_date, **context
+        )
+        return Page(body)
+
+    def days(self, store: Store) -> dict[date, list[Cycle]]:
+        """Return the days that had news, newest first, with their cycles."""
+        found: dict[date, list[Cycle]] = {}
+        for cycle in store.news_cycles():
+            found.setdefault(cycle.started_at.astimezone(self.settings.timezone).date(), []).append(
+                cycle
+            )
+        return found
+
+    def index(self, store: Store, links: Links) -> Page:
+        """Render the front page: topics with counts, the latest days, feeds."""
+        totals = store.keyword_totals()
+        topics = [(k, *totals.get(k.key, (0, None))) for k in self.settings.keywords]
+        days = list(self.days(store).items())[:30]
+        return self._page("index", links, topics=topics, days=days)
+
+    def topic(self, store: Store, links: Links, slug: str, page: int) -> Page | None:
+        """Render a page of a topic's papers, newest first; None if there is no such page."""
+        key = self.by_slug.get(slug)
+        if key is None:
+            return None
+        total = store.keyword_size(key)
+        pages = max(1, -(-total // PAGE_SIZE))
+        if not 1 <= page <= min(pages, MAX_PAGE):
+            return None
+        papers = store.recent_papers(key, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        items = [Item(p, (), p.abstract) for p in papers]
+        return self._page(
+            "topic", links, keyword=self.keywords[key], slug=slug, items=items, total=total,
+            page=page, pages=pages, **_neighbours(page, pages, lambda n: links.topic(slug, n)),
+        )  # fmt: skip
+
+    def day(
+        self, store: Store, links: Links, day: date, topics: Sequence[str], page: int
+    ) -> Page | None:
+        """Render a day's news (for a set of topics: exactly that day's email, in full)."""
+        cycles = self.days(store).get(day)
+        keys = [self.by_slug.get(slug) for slug in topics]
+        if cycles is None or None in keys or len(set(keys)) != len(keys):
+            return None
+        cycle_ids = [c.id for c in cycles]
+        news = store.cycle_news(cycle_ids)
+        chosen = tuple(k for k in keys if k) or tuple(self.keywords)
+        new_by_key = {k: news[k] for k in chosen if k in news}
+        all_new = {i for ids in new_by_key.values() for i in ids}
+        earlier = store.earlier_keywords(all_new, min(cycle_ids)) if topics else {}
+        names = {k: self.keywords[k].name for k in chosen}
+        sections = sections_for(
+            tuple(k for k in chosen if k in new_by_key),
+            new_by_key,
+            earlier,
+            store.papers(all_new),
+            names,
+        )
+        flat = [
+            (n, name, p, tags) for n, (name, items) in enumerate(sections, 1) for p, tags in items
+        ]
+        pages = max(1, -(-len(flat) // DAY_PAGE_SIZE))
+        if not 1 <= page <= pages:
+            return None
+        shown = flat[(page - 1) * DAY_PAGE_SIZE : page * DAY_PAGE_SIZE]
+        starts: dict[str, int] = {}  # the page each topic starts on, for the contents
+        for index, (_, name, _, _) in enumerate(flat):
+            starts.setdefault(name, index // DAY_PAGE_SIZE + 1)
+        return self._page(
+            "day", links, day=day, topics=topics, names=[names[k] for k in chosen if k],
+            sections=list(_sections(shown)), totals={name: len(i) for name, i in sections},
+            count=len(flat), page=page, pages=pages, anchor_pages=starts,
+            **_neighbours(page, pages, lambda n: links.day(day, topics, n)),
+        )  # fmt: skip
+
+    def search(self, store: Store, links: Links, text: str, page: int) -> Page | None:
+        """Render the search page: the query shown back, and a page of its results."""
+        text = " ".join(text.split())[:MAX_QUERY]
+        match = fts_query(text)
+        papers, total = store.search(match, PAGE_SIZE, (page - 1) * PAGE_SIZE) if match else ([], 0)
+        pages = max(1, -(-total // PAGE_SIZE))
+        if not 1 <= page <= min(pages, MAX_PAGE):
+            return None
+        items = [Item(p, (), p.abstract) for p in papers]
+        return self._page(
+            "search", links, query=text, searched=match is not None, items=items, total=total,
+            page=page, pages=pages,
+            **_neighbours(page, pages, lambda n: links.search_page(text, n)),
+        )  # fmt: skip
+
+    def feed(self, store: Store, links: Links, slug: str | None, site: str) -> Page | None:
+        """Render the Atom feed of a topic (or of everything): the newest announced papers."""
+        key = self.by_slug.get(slug) if slug else None
+        if slug and key is None:
+            return None
+        entries = store.feed(key, FEED_SIZE)
+        updated = max((paper.updated for paper, _ in entries), default=datetime(2000, 1, 1))
+        body = self.renderer.env.get_template("feeds/feed.atom").render(
+            list_name=self.settings.name,
+            title=self.keywords[key].name if key else None,
+            feed_id=f"{site}/feeds/{slug or 'all'}",
+            self_url=f"{site}/feeds/{slug or 'all'}.atom",
+            home=site + "/",
+            updated=updated,
+            entries=entries,
+        )
+        return Page(body, "application/atom+xml")
+
+
+def _neighbours(page: int, pages: int, link: Any) -> dict[str, str | None]:
+    """Return the links to the previous and the next page, where there are such pages."""
+    return {
+        "previous": link(page - 1) if page > 1 else None,
+        "following": link(page + 1) if page < pages else None,
+    }
+
+
+def _sections(shown: list[tuple[int, str, Any, tuple[str, ...]]]) -> Iterator[dict[str, Any]]:
+    """Group a page's slice of (section number, topic, paper, tags) back into sections."""
+    current: dict[str, Any] | None = None
+    for number, name, paper, tags in shown:
+        if current is None or current["number"] != number:
+            current = {"number": number, "keyword": name, "items": []}
+            yield current
+        current["items"].append(Item(paper, tags, paper.abstract))

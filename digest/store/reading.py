@@ -1,0 +1,99 @@
+"""The reading room's questions: each keyword's papers, each day's news, search, feeds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from ..models import Paper
+from .base import Database
+from .history import _paper
+
+
+class Cycle(NamedTuple):
+    """A cycle that mailed news: when it started, and how many papers were new."""
+
+    id: int
+    started_at: datetime
+    papers: int
+
+
+class Reading(Database):
+    """Read-only queries for the web pages, each bounded by an index."""
+
+    def generation(self) -> str:
+        """Return a stamp that changes whenever a cycle records news (for caches and ETags)."""
+        row = self.db.execute(
+            "SELECT id, planned_at FROM cycles WHERE planned_at IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return f"{row[0]}-{row[1]}" if row else "0"
+
+    def last_change(self) -> datetime | None:
+        """Return when the last cycle recorded its news."""
+        row = self.db.execute(
+            "SELECT max(planned_at) FROM cycles WHERE planned_at IS NOT NULL"
+        ).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def keyword_totals(self) -> dict[str, tuple[int, datetime | None]]:
+        """Return, per keyword key, how many papers it has and when it last had news."""
+        return {
+            key: (count, datetime.fromisoformat(last) if last else None)
+            for key, count, last in self.db.execute(
+                "SELECT keyword, count(*), max(CASE WHEN news THEN first_seen END) "
+                "FROM seen GROUP BY keyword"
+            )
+        }
+
+    def keyword_size(self, key: str) -> int:
+        """Return how many papers a keyword has in the history."""
+        return self.db.execute("SELECT count(*) FROM seen WHERE keyword = ?", [key]).fetchone()[0]
+
+    def news_cycles(self) -> list[Cycle]:
+        """Return the cycles that mailed news, newest first, with their counts."""
+        return [
+            Cycle(cycle_id, datetime.fromisoformat(started), count)
+            for cycle_id, started, count in self.db.execute(
+                "SELECT cycles.id, cycles.started_at, count(DISTINCT seen.paper_id) "
+                "FROM cycles JOIN seen ON seen.cycle_id = cycles.id AND seen.news = 1 "
+                "WHERE cycles.planned_at IS NOT NULL GROUP BY cycles.id ORDER BY cycles.id DESC"
+            )
+        ]
+
+    def cycle_news(self, cycle_ids: list[int]) -> dict[str, list[str]]:
+        """Return, per keyword key, the papers that were news in these cycles, newest first."""
+        found: dict[str, list[str]] = {}
+        marks = ",".join("?" * len(cycle_ids))
+        for key, paper_id in self.db.execute(
+            f"SELECT keyword, paper_id FROM seen WHERE cycle_id IN ({marks}) AND news = 1 "
+            "ORDER BY updated DESC, paper_id DESC",
+            cycle_ids,
+        ):
+            found.setdefault(key, []).append(paper_id)
+        return found
+
+    def feed(self, key: str | None, limit: int) -> list[tuple[Paper, datetime]]:
+        """Return the papers most recently announced (for a keyword, or any), with when."""
+        where, params = ("WHERE seen.keyword = ? AND", [key]) if key else ("WHERE", [])
+        rows = self.db.query(
+            "SELECT papers.*, max(seen.first_seen) AS announced FROM seen "
+            f"JOIN papers ON papers.id = seen.paper_id {where} seen.news = 1 "
+            "GROUP BY seen.paper_id ORDER BY max(seen.cycle_id) DESC, papers.updated DESC, "
+            "papers.id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [(_paper(row), datetime.fromisoformat(row["announced"])) for row in rows]
+
+    def search(self, match: str, limit: int, offset: int) -> tuple[list[Paper], int]:
+        """Return the papers an FTS5 MATCH expression finds, best first, and how many."""
+        total = self.db.execute(
+            "SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", [match]
+        ).fetchone()[0]
+        rows = self.db.query(
+            "SELECT papers.* FROM papers_fts JOIN papers ON papers.rowid = papers_fts.rowid "
+            "WHERE papers_fts MATCH ? ORDER BY bm25(papers_fts, 10.0, 1.0, 5.0), "
+            "papers.updated DESC LIMIT ? OFFSET ?",
+            [match, limit, offset],
+        )
+        return [_paper(row) for row in rows], total

@@ -1,0 +1,153 @@
+"""The reading room's routes: pages, feeds and search, cached until a cycle records news."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+
+from aiohttp import web
+
+from ..reading import Links, Page, ReadingRoom
+from ..store import Store
+from .base import Endpoint
+
+CACHE_SIZE = 512  # rendered pages kept in memory, newest used first
+MAX_AGE = 300  # seconds a proxy or browser may reuse a page without asking
+
+
+class Reading:
+    """Serve the reading room from one read connection per worker thread."""
+
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint = endpoint
+        self.room = ReadingRoom(endpoint.settings)
+        self.links = Links()
+        self.site = endpoint.settings.base_url
+        self.cache: OrderedDict[tuple[str, str], Page | None] = OrderedDict()
+        self.local = threading.local()
+        self.lock = threading.Lock()
+
+    def routes(self) -> list[web.RouteDef]:
+        """Return the routes this module answers."""
+        return [
+            web.get("/", self.index),
+            web.get("/topics/{slug}", self.topic),
+            web.get("/days/{day}", self.day),
+            web.get("/days/{day}/{topics}", self.day),
+            web.get("/search", self.search),
+            web.get("/feeds/{name}.atom", self.feed),
+        ]
+
+    def _store(self) -> Store:
+        store = getattr(self.local, "store", None)
+        if store is None:
+            store = self.local.store = Store(self.endpoint.settings.database, timeout=10)
+        return store
+
+    async def serve(
+        self, request: web.Request, build: Callable[[Store], Page | None]
+    ) -> web.Response:
+        """Answer from the cache or by building the page; 304 when the client has it already."""
+        key = request.path_qs
+
+        def work() -> tuple[str, datetime | None, Page | None]:
+            store = self._store()
+            generation, changed = store.generation(), store.last_change()
+            cached = (generation, key)
+            with self.lock:
+                if cached in self.cache:
+                    self.cache.move_to_end(cached)
+                    return generation, changed, self.cache[cached]
+            page = build(store)
+            with self.lock:
+                self.cache[cached] = page
+                while len(self.cache) > CACHE_SIZE:
+                    self.cache.popitem(last=False)
+            return generation, changed, page
+
+        generation, changed, page = await asyncio.to_thread(work)
+        if page is None:
+            return self.not_found("There is no such page (yet): the address may be mistyped.")
+        etag = '"' + hashlib.sha256(f"{generation} {key}".encode()).hexdigest()[:24] + '"'
+        headers = {"ETag": etag, "Cache-Control": f"public, max-age={MAX_AGE}"}
+        if changed is not None:
+            headers["Last-Modified"] = format_datetime(changed, usegmt=True)
+        if _fresh(request, etag, changed):
+            return web.Response(status=304, headers=headers)
+        return web.Response(
+            text=page.body, content_type=page.content_type, charset="utf-8", headers=headers
+        )
+
+    def not_found(self, what: str) -> web.Response:
+        """Answer an unknown topic, day or page with a friendly page and a way back."""
+        body = self.room.renderer.page(
+            "web/not_found.html", links=self.links, what=what, slugs=self.room.slugs
+        )
+        return web.Response(text=body, status=404, content_type="text/html")
+
+    async def index(self, request: web.Request) -> web.Response:
+        """GET /: the topics with their counts, the latest days, the feeds."""
+        return await self.serve(request, lambda store: self.room.index(store, self.links))
+
+    async def topic(self, request: web.Request) -> web.Response:
+        """GET /topics/{slug}?page=N: every paper of a topic, newest first."""
+        page = _page(request)
+        slug = request.match_info["slug"]
+        return await self.serve(
+            request, lambda store: self.room.topic(store, self.links, slug, page)
+        )
+
+    async def day(self, request: web.Request) -> web.Response:
+        """GET /days/{day}[/{topic+topic}]?page=N: a day's news (for a set of topics)."""
+        page = _page(request)
+        try:
+            day = date.fromisoformat(request.match_info["day"])
+        except ValueError:
+            return self.not_found("Days are written like 2026-11-27.")
+        topics = [t for t in request.match_info.get("topics", "").split("+") if t]
+        return await self.serve(
+            request, lambda store: self.room.day(store, self.links, day, topics, page)
+        )
+
+    async def search(self, request: web.Request) -> web.Response:
+        """GET /search?q=…&page=N: titles, abstracts and authors."""
+        page = _page(request)
+        text = request.query.get("q", "")
+        return await self.serve(
+            request, lambda store: self.room.search(store, self.links, text, page)
+        )
+
+    async def feed(self, request: web.Request) -> web.Response:
+        """GET /feeds/{slug}.atom or /feeds/all.atom: the newest announced papers."""
+        name = request.match_info["name"]
+        slug = None if name == "all" else name
+        return await self.serve(
+            request, lambda store: self.room.feed(store, self.links, slug, self.site)
+        )
+
+
+def _page(request: web.Request) -> int:
+    """Return the page number asked for; anything but a small positive number is page 0."""
+    raw = request.query.get("page", "1")
+    return int(raw) if raw.isdigit() and len(raw) < 6 else 0
+
+
+def _fresh(request: web.Request, etag: str, changed: datetime | None) -> bool:
+    """Tell whether the client's copy is current (If-None-Match, else If-Modified-Since)."""
+    match = request.headers.get("If-None-Match")
+    if match is not None:
+        return etag in [tag.strip().removeprefix("W/") for tag in match.split(",")] or (
+            match.strip() == "*"
+        )
+    since = request.headers.get("If-Modified-Since")
+    if since and changed is not None:
+        try:
+            return changed.replace(microsecond=0) <= parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+    return False
