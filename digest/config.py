@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
@@ -59,6 +60,18 @@ class Keyword:
             f"https://arxiv.org/search/?query={quote_plus(self.name)}"
             "&searchtype=all&order=-announced_date_first"
         )
+
+
+def slugs(keywords: Sequence[Keyword]) -> dict[str, str]:
+    """Return each keyword's URL name ('graph-neural-network'), unique, by key."""
+    found: dict[str, str] = {}
+    for keyword in keywords:
+        base = re.sub(r"[^a-z0-9]+", "-", keyword.key).strip("-") or "topic"
+        slug, n = base, 2
+        while slug in found.values():
+            slug, n = f"{base}-{n}", n + 1
+        found[keyword.key] = slug
+    return found
 
 
 @dataclass(frozen=True)

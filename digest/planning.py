@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from .addresses import address_key
-from .config import Settings
+from .config import Settings, slugs
 from .fetch import Fetched
 from .mail import new_message_id
 from .models import KeywordResult, Paper
@@ -117,6 +117,22 @@ def _news(result: KeywordResult) -> str:
     )
 
 
+def _web_links(
+    settings: Settings, day: date, followed: tuple[str, ...], keys: tuple[str, ...]
+) -> tuple[str | None, dict[str, str]]:
+    """Return this email's page in the reading room, and where each topic's full list is.
+
+    With the reading room off, a topic's full list is arXiv's own listing of it.
+    """
+    keywords = {k.key: k for k in settings.keywords}
+    if not settings.web_pages:
+        return None, {keywords[k].name: keywords[k].listing_url() for k in keys}
+    slug = slugs(settings.keywords)
+    base = f"{settings.base_url}/days/{day.isoformat()}"
+    more = {keywords[k].name: f"{base}/{slug[k]}" for k in keys}
+    return f"{base}/{'+'.join(slug[k] for k in followed)}", more
+
+
 def _notices(results: dict[str, KeywordResult], keys: tuple[str, ...]) -> list[str]:
     """Return the email's notes about keywords whose fetch hit the bound."""
     return [
@@ -163,7 +179,8 @@ def _messages(
             body = None
             if sections:
                 topics = [names[k] for k in followed]
-                body = renderer.edition(sections, day, _notices(results, keys), topics)
+                web = _web_links(settings, day, followed, keys)
+                body = renderer.edition(sections, day, _notices(results, keys), topics, *web)
             editions[followed] = body and store.add_edition(
                 cycle_id, keys, body.papers, body.subject, body.text, body.html, body.placeholders
             )

@@ -105,12 +105,16 @@ class Renderer:
         day: date,
         notices: Sequence[str] = (),
         topics: Sequence[str] = (),
+        browser_url: str | None = None,
+        more_urls: dict[str, str] | None = None,
         max_bytes: int = MAX_HTML_BYTES,
     ) -> Rendered:
         """Render one digest; if its HTML is too large, shorten abstracts, then cap topics.
 
-        `topics` are the keywords the reader follows (the footer names them); the text part
-        always lists every paper, since no client clips it.
+        `topics` are the keywords the reader follows (the footer names them); `browser_url`
+        is this email on the web and `more_urls` where each topic's full list is (the
+        reading room's day page, or arXiv's listing). The text part always lists every
+        paper, since no client clips it.
         """
         count = sum(len(papers) for _, papers in sections)
         placeholders = {
@@ -125,6 +129,8 @@ class Renderer:
             "count": count,
             "topics": list(topics) or [name for name, _ in sections],
             "archive_url": self.archive_url,
+            "browser_url": browser_url,
+            "more_urls": more_urls or {},
             **placeholders,
         }
         titles = [p.title for _, papers in sections for p, _ in papers[:3]]

@@ -119,7 +119,13 @@ def test_message_headers_and_parts(make_settings, fake_arxiv, mail_server):
     assert [p.get_content_type() for p in grace.iter_parts()] == ["text/plain", "text/html"]
     text = grace.get_body(("plain",)).get_content()
     html = grace.get_body(("html",)).get_content()
-    assert text.startswith("Daily Papers · Sunday 16 November 2025\r\n\r\nHello Grace Hopper,")
+    view = "https://papers.example.org/days/2025-11-16/"
+    view += "diffusion-model-for-recommendation+large-language-model"
+    assert text.startswith(
+        f"Daily Papers · Sunday 16 November 2025\r\nView in your browser: {view}\r\n\r\n"
+        "Hello Grace Hopper,"
+    )
+    assert f'<a href="{view}">View in your browser</a>' in html
     assert f"https://papers.example.org/unsubscribe?token={token}" in text
     assert f'href="https://papers.example.org/unsubscribe?token={token}"' in html
     assert "Continuous-time Discrete-space Diffusion Model for Recommendation" in html

@@ -80,10 +80,25 @@ def test_large_digest_stays_under_the_clipping_limit_and_says_so():
     assert "Abstracts are left out here" in body.html
     assert "newest papers of each topic are listed here" in body.html
     assert "the plain-text version of this email lists them all" in body.html
-    assert '<a href="https://example.org/papers">the archive</a>' in body.html
+    assert '<a href="https://example.org/papers">The archive</a>' in body.html
     # The text part is never shortened: no client clips it.
     assert "arxiv.org/abs/2511.02099v1" in body.text
     assert body.text.count("\n* ") == 300 and body.text.count("\n  Abstract: ") == 300
+
+
+def test_a_shortened_list_links_to_the_full_one():
+    sections = [("Topic 0", [(paper(i), ()) for i in range(400)])]
+    web = "https://papers.example.org/days/2025-11-16/topic-0"
+    body = renderer().edition(sections, DAY, browser_url=web, more_urls={"Topic 0": web + "-only"})
+    assert f'<a href="{web}">View in your browser</a>' in body.html
+    assert f'<a href="{web}-only">see all 400 on the web</a>' in body.html
+    assert f"View in your browser: {web}" in body.text
+    listing = "https://arxiv.org/list/cs.IR/new"
+    body = renderer().edition(sections, DAY, more_urls={"Topic 0": listing})
+    assert "View in your browser" not in body.html
+    assert f'<a href="{listing}">arXiv\'s listing of this topic</a>' in body.html.replace(
+        "&#39;", "'"
+    )
 
 
 def test_a_hundred_papers_with_snippets_fit_without_capping():

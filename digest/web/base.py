@@ -148,7 +148,10 @@ class Endpoint:
         """Return the friendly page for an HTTP error status."""
         heading, text = ERRORS.get(status) or ERRORS[500 if status >= 500 else 400]
         try:
-            return self.page("error", status=status, code=status, heading=heading, text=text)
+            home = "/" if self.settings.web_pages else None
+            return self.page(
+                "error", status=status, code=status, heading=heading, text=text, home=home
+            )
         except Exception:  # an operator's broken template must not hide the error itself
             log.exception("web: cannot render templates/web/error.html; answering plain text")
             return plain_error(status)
