@@ -35,7 +35,8 @@ bench: $(STAMP)
 # The README's pictures, as the browser tests took them (run make test first).
 screenshots:
 	cp tests/artifacts/email-375-light.png tests/artifacts/email-375-dark.png \
-		tests/artifacts/email-1024-light.png docs/
+		tests/artifacts/email-1024-light.png tests/artifacts/reading-day-375.png \
+		tests/artifacts/reading-topic-1280.png docs/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
