@@ -334,14 +334,29 @@ def preview(ctx: click.Context, subscriber: str | None, output: Path | None) -> 
 
 
 @main.command()
+@click.option(
+    "--html",
+    "site",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="Also write the reading room into DIR as a static site (relative links, no search).",
+)
 @click.pass_context
 @handled
-def archive(ctx: click.Context) -> None:
-    """Regenerate the markdown archive from the database alone."""
+def archive(ctx: click.Context, site: Path | None) -> None:
+    """Regenerate the markdown archive (and with --html, the static site) from the database."""
+    from .export import export_site
     from .pipeline import write_archive
     from .store import Store
 
     settings = settings_of(ctx)
     with Store(settings.database) as store:
         write_archive(settings, store, datetime.now(UTC))
-    click.echo(f"wrote {settings.archive}")
+        if site is None:
+            click.echo(f"wrote {settings.archive}")
+            return
+        done = export_site(settings, store, site)
+    click.echo(
+        f"wrote {settings.archive}; {done.pages} pages and {done.feeds} feeds in {site}{os.sep} "
+        f"({done.changed} changed, {done.removed} removed)"
+    )

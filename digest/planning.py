@@ -182,7 +182,13 @@ def _messages(
                 web = _web_links(settings, day, followed, keys)
                 body = renderer.edition(sections, day, _notices(results, keys), topics, *web)
             editions[followed] = body and store.add_edition(
-                cycle_id, keys, body.papers, body.subject, body.text, body.html, body.placeholders
+                cycle_id,
+                followed,  # the reader's topics: the day page of "View in your browser"
+                body.papers,
+                body.subject,
+                body.text,
+                body.html,
+                body.placeholders,
             )
             report.editions += body is not None
         if (edition_id := editions[followed]) is None:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from .config import Keyword, Settings
+from .config import Settings, slugs
 from .planning import sections_for
 from .presentation import Item, long_date
 from .render import Renderer, make_environment
@@ -25,18 +25,6 @@ FEED_SIZE = 50
 MAX_PAGE = 2000  # pagination is bounded: 100,000 papers at 50 a page
 MAX_QUERY = 200  # characters of a search query
 _WORD_RE = re.compile(r'"([^"]*)"|(\S+)')
-
-
-def slugs(keywords: Sequence[Keyword]) -> dict[str, str]:
-    """Return each keyword's URL name ('graph-neural-network'), unique, by key."""
-    found: dict[str, str] = {}
-    for keyword in keywords:
-        base = re.sub(r"[^a-z0-9]+", "-", keyword.key).strip("-") or "topic"
-        slug, n = base, 2
-        while slug in found.values():
-            slug, n = f"{base}-{n}", n + 1
-        found[keyword.key] = slug
-    return found
 
 
 def fts_query(text: str) -> str | None:
@@ -59,6 +47,11 @@ class Links:
     def __init__(self, root: str = "", static: bool = False):
         self.root, self.static = root, static
 
+    @classmethod
+    def seen_from(cls, name: str) -> Links:
+        """Return the static site's links relative to its file `name` ('topics/gnn/index.html')."""
+        return cls("../" * name.count("/"), static=True)
+
     def _to(self, path: str, page: int = 1) -> str:
         if not self.static:
             return f"{self.root}/{path}" + (f"?page={page}" if page > 1 else "")
@@ -75,8 +68,9 @@ class Links:
 
     def day(self, day: date, topics: Sequence[str] = (), page: int = 1) -> str:
         """Return a day's page, or its page for a set of topics."""
-        path = f"days/{day.isoformat()}" + (f"/{'+'.join(topics)}" if topics else "")
-        return self._to(path, page)
+        # A static site's links spell '+' as %2B: some hosts (S3) read a '+' in a path as a space.
+        joined = ("%2B" if self.static else "+").join(topics)
+        return self._to(f"days/{day.isoformat()}" + (f"/{joined}" if topics else ""), page)
 
     def feed(self, slug: str | None = None) -> str:
         """Return the Atom feed of a topic, or of everything."""
@@ -119,7 +113,7 @@ class ReadingRoom:
         """Return the days that had news, newest first, with their cycles."""
         found: dict[date, list[Cycle]] = {}
         for cycle in store.news_cycles():
-            found.setdefault(cycle.started_at.astimezone(self.settings.timezone).date(), []).append(
+            found.setdefault(cycle.planned_at.astimezone(self.settings.timezone).date(), []).append(
                 cycle
             )
         return found
@@ -212,8 +206,8 @@ class ReadingRoom:
             list_name=self.settings.name,
             title=self.keywords[key].name if key else None,
             feed_id=f"{site}/feeds/{slug or 'all'}",
-            self_url=f"{site}/feeds/{slug or 'all'}.atom",
-            home=site + "/",
+            self_url=links.feed(slug) if links.static else f"{site}/feeds/{slug or 'all'}.atom",
+            home=links.home() if links.static else site + "/",
             updated=updated,
             entries=entries,
         )

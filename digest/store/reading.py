@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import NamedTuple
 
@@ -11,10 +12,10 @@ from .history import _paper
 
 
 class Cycle(NamedTuple):
-    """A cycle that mailed news: when it started, and how many papers were new."""
+    """A cycle that mailed news: when it recorded them (its day), and how many were new."""
 
     id: int
-    started_at: datetime
+    planned_at: datetime
     papers: int
 
 
@@ -53,9 +54,9 @@ class Reading(Database):
     def news_cycles(self) -> list[Cycle]:
         """Return the cycles that mailed news, newest first, with their counts."""
         return [
-            Cycle(cycle_id, datetime.fromisoformat(started), count)
-            for cycle_id, started, count in self.db.execute(
-                "SELECT cycles.id, cycles.started_at, count(DISTINCT seen.paper_id) "
+            Cycle(cycle_id, datetime.fromisoformat(planned), count)
+            for cycle_id, planned, count in self.db.execute(
+                "SELECT cycles.id, cycles.planned_at, count(DISTINCT seen.paper_id) "
                 "FROM cycles JOIN seen ON seen.cycle_id = cycles.id AND seen.news = 1 "
                 "WHERE cycles.planned_at IS NOT NULL GROUP BY cycles.id ORDER BY cycles.id DESC"
             )
@@ -72,6 +73,15 @@ class Reading(Database):
         ):
             found.setdefault(key, []).append(paper_id)
         return found
+
+    def edition_topics(self) -> list[tuple[int, list[str]]]:
+        """Return each rendered email's cycle and its readers' keyword keys, oldest first."""
+        return [
+            (cycle_id, json.loads(keywords))
+            for cycle_id, keywords in self.db.execute(
+                "SELECT cycle_id, keywords FROM editions ORDER BY id"
+            )
+        ]
 
     def feed(self, key: str | None, limit: int) -> list[tuple[Paper, datetime]]:
         """Return the papers most recently announced (for a keyword, or any), with when."""
