@@ -8,6 +8,9 @@ Starts aiosmtpd in its own process on 127.0.0.1, answering every command after a
 and the fetch phase's wall time against the arXiv floor, delay_seconds x (requests - 1), for a
 few ordinary keywords and for one busy keyword with 1,000 new papers (paged).
 The digest part runs in a child process so that its peak RSS is its own.
+Then the reading room against a history of 100,000 papers (bench/reading_room.py): pages, feeds
+and search per second beside /healthz, the FTS index's size, and a cycle's diff and archive
+steps against the same with 1,000 papers; --reading-only runs that section alone.
 """
 
 from __future__ import annotations
@@ -115,7 +118,8 @@ def digest_child(folder: Path) -> None:
     from digest.planning import plan
     from digest.store import Store
 
-    settings = load_settings(folder / "settings.toml", env={"DIGEST_SECRET": "bench"})
+    secret = "a bench secret of at least thirty-two bytes"  # digest refuses shorter ones
+    settings = load_settings(folder / "settings.toml", env={"DIGEST_SECRET": secret})
     now = datetime.now(UTC)
     report = CycleReport(keywords=[KeywordResult(k.name) for k in settings.keywords])
     with Store(settings.database) as store:
@@ -315,10 +319,26 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="skip the two baselines and the fetch phase (for the memory check)",
     )
+    reading = parser.add_argument_group("the reading room")
+    reading.add_argument("--reading-only", action="store_true", help="run this section alone")
+    reading.add_argument("--no-reading", action="store_true", help="skip this section")
+    reading.add_argument("--reading-papers", type=int, default=100_000, help="in the history")
+    reading.add_argument("--reading-small", type=int, default=1000, help="the cycle steps' other")
+    reading.add_argument("--reading-seconds", type=float, default=5.0, help="each measure")
+    reading.add_argument("--reading-rounds", type=int, default=3, help="rounds of the measures")
+    reading.add_argument("--reading-connections", type=int, default=16, help="client's")
+    reading.add_argument("--reading-steps", type=int, default=21, help="cycle step repetitions")
+    reading.add_argument(
+        "--reading-db",
+        type=Path,
+        help="keep the written histories in this folder and reuse them (they take minutes)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return digest_child(args.child)
+    if args.reading_only:
+        return reading_room_section(args)
 
     port = free_port()
     ready = multiprocessing.Event()
@@ -372,6 +392,31 @@ def main(argv: list[str] | None = None) -> None:
         print(f"busy keyword: {args.busy} new papers, delay {args.fetch_delay:g} s ...", flush=True)
         fetches["busy"] = busy_keyword(args.busy, args.fetch_delay)
     report(args, result, runs, fetches, email_sizes())
+    if not (args.digest_only or args.no_reading):
+        reading_room_section(args)
+
+
+def reading_room_section(args: argparse.Namespace) -> None:
+    """Measure the reading room against a long history and print its figures."""
+    import reading_room
+
+    options = reading_room.Options(
+        papers=args.reading_papers,
+        small=args.reading_small,
+        seconds=args.reading_seconds,
+        rounds=args.reading_rounds,
+        concurrency=args.reading_connections,
+        steps=args.reading_steps,
+        keep=args.reading_db,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        found = reading_room.run(Path(tmp), options, free_port(), say=progress)
+    reading_room.report(found, options)
+
+
+def progress(line: str) -> None:
+    """Print a progress line at once."""
+    print(line, flush=True)
 
 
 def write_setup(folder: Path, port: int, args: argparse.Namespace) -> None:

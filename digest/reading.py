@@ -102,6 +102,7 @@ class ReadingRoom:
         self.slugs = slugs(settings.keywords)
         self.by_slug = {slug: key for key, slug in self.slugs.items()}
         self.renderer = Renderer(make_environment(settings.templates), settings.name)
+        self._days: tuple[str, dict[date, list[Cycle]]] | None = None
 
     def _page(self, template: str, links: Links, **context: Any) -> Page:
         body = self.renderer.page(
@@ -110,12 +111,16 @@ class ReadingRoom:
         return Page(body)
 
     def days(self, store: Store) -> dict[date, list[Cycle]]:
-        """Return the days that had news, newest first, with their cycles."""
+        """Return the days that had news, newest first, with their cycles (kept per cycle)."""
+        generation = store.generation()
+        if self._days is not None and self._days[0] == generation:
+            return self._days[1]
         found: dict[date, list[Cycle]] = {}
         for cycle in store.news_cycles():
             found.setdefault(cycle.planned_at.astimezone(self.settings.timezone).date(), []).append(
                 cycle
             )
+        self._days = (generation, found)
         return found
 
     def index(self, store: Store, links: Links) -> Page:

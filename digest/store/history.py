@@ -176,10 +176,11 @@ class History(Database):
         """Return a keyword's most recently updated papers, newest first (by its index)."""
         return [
             _paper(row)
-            for row in self.db.query(
-                "SELECT papers.* FROM seen JOIN papers ON papers.id = seen.paper_id "
-                "WHERE seen.keyword = ? ORDER BY seen.updated DESC, seen.paper_id DESC "
-                "LIMIT ? OFFSET ?",
+            for row in self.db.query(  # pick the page's ids by the index, then join them
+                "SELECT papers.* FROM (SELECT paper_id, updated FROM seen WHERE keyword = ? "
+                "ORDER BY updated DESC, paper_id DESC LIMIT ? OFFSET ?) AS page "
+                "JOIN papers ON papers.id = page.paper_id "
+                "ORDER BY page.updated DESC, page.paper_id DESC",
                 [key, limit, offset],
             )
         ]

@@ -84,26 +84,36 @@ class Reading(Database):
         ]
 
     def feed(self, key: str | None, limit: int) -> list[tuple[Paper, datetime]]:
-        """Return the papers most recently announced (for a keyword, or any), with when."""
-        where, params = ("WHERE seen.keyword = ? AND", [key]) if key else ("WHERE", [])
-        rows = self.db.query(
-            "SELECT papers.*, max(seen.first_seen) AS announced FROM seen "
-            f"JOIN papers ON papers.id = seen.paper_id {where} seen.news = 1 "
-            "GROUP BY seen.paper_id ORDER BY max(seen.cycle_id) DESC, papers.updated DESC, "
-            "papers.id DESC LIMIT ?",
-            [*params, limit],
-        )
-        return [(_paper(row), datetime.fromisoformat(row["announced"])) for row in rows]
+        """Return the papers most recently announced (for a keyword, or any), with when.
+
+        Read newest cycle first through an index, stopping after the cycle that reaches
+        `limit` papers, so a feed costs the same however long the history.
+        """
+        where, params = ("keyword = ? AND", [key]) if key else ("", [])
+        found: dict[str, tuple[int, str, str]] = {}  # paper -> (cycle, updated, announced)
+        last = None
+        for paper_id, cycle_id, updated, announced in self.db.execute(
+            "SELECT paper_id, cycle_id, updated, first_seen FROM seen "
+            f"WHERE {where} news = 1 ORDER BY cycle_id DESC",
+            params,
+        ):
+            if len(found) >= limit and cycle_id != last:
+                break
+            last = cycle_id
+            found.setdefault(paper_id, (cycle_id, updated or "", announced))
+        newest = sorted(found.items(), key=lambda item: (item[1][:2], item[0]), reverse=True)
+        papers = self.papers(found)
+        return [(papers[i], datetime.fromisoformat(when)) for i, (_, _, when) in newest[:limit]]
 
     def search(self, match: str, limit: int, offset: int) -> tuple[list[Paper], int]:
         """Return the papers an FTS5 MATCH expression finds, best first, and how many."""
         total = self.db.execute(
             "SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", [match]
         ).fetchone()[0]
-        rows = self.db.query(
-            "SELECT papers.* FROM papers_fts JOIN papers ON papers.rowid = papers_fts.rowid "
-            "WHERE papers_fts MATCH ? ORDER BY bm25(papers_fts, 10.0, 1.0, 5.0), "
-            "papers.updated DESC LIMIT ? OFFSET ?",
+        rows = self.db.query(  # rank the matches first; join only the page's papers
+            "SELECT papers.* FROM (SELECT rowid, bm25(papers_fts, 10.0, 1.0, 5.0) AS rank "
+            "FROM papers_fts WHERE papers_fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?) AS hits "
+            "JOIN papers ON papers.rowid = hits.rowid ORDER BY hits.rank, papers.updated DESC",
             [match, limit, offset],
         )
         return [_paper(row) for row in rows], total
