@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,3 +217,25 @@ def browser(tmp_path):
         yield driver
     finally:
         driver.quit()
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], port: int) -> Iterator[str]:
+    """Run `digest serve` as a real process until /healthz answers; yield its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "serve"], env=env, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "digest serve did not start"
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import UTC, datetime
 
 import pytest
-from conftest import ARTIFACTS, SECRET, settings_text
+from conftest import ARTIFACTS, SECRET, serving, settings_text
 from mailserver import free_port
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -35,22 +31,8 @@ def served(fake_arxiv, mail_server, tmp_path):
     env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": SECRET}
     settings = load_settings(config, env={"DIGEST_SECRET": SECRET})
     run_once(settings, clock=lambda: DAY1)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digest", "serve"], env=env, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "digest serve did not start"
-            time.sleep(0.05)
-    try:
+    with serving(env, port):
         yield settings
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_click_unsubscribe_in_the_email_then_confirm(served, mail_server, browser, tmp_path):

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import UTC, datetime
 
 import pytest
-from conftest import ARTIFACTS, SECRET, settings_text
+from conftest import ARTIFACTS, SECRET, serving, settings_text
 from mailserver import free_port
 
 from digest.config import load_settings
@@ -36,23 +32,8 @@ def site(fake_arxiv, mail_server, tmp_path):
     (tmp_path / "subscribers.csv").write_text("email,name,keywords\nada@example.org,Ada,\n")
     run_once(load_settings(config, env={"DIGEST_SECRET": SECRET}), clock=lambda: DAY1)
     env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": SECRET}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digest", "serve"], env=env, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "digest serve did not start"
-            time.sleep(0.05)
-    try:
+    with serving(env, port) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_the_pages_fit_a_phone_and_a_desktop(browser, site):
