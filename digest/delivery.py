@@ -50,6 +50,11 @@ def unsubscribe_url(settings: Settings, secret: bytes, email: str) -> str:
     return f"{settings.base_url}/unsubscribe?token={make_token(secret, email)}"
 
 
+def manage_url(settings: Settings, secret: bytes, email: str) -> str:
+    """Return the link to an address's preferences page (the same signed token)."""
+    return f"{settings.base_url}/manage?token={make_token(secret, email)}"
+
+
 class RateLimiter:
     """Space sends to `rate` per second and at most `hourly` per rolling hour, pool-wide."""
 
@@ -130,6 +135,7 @@ class Delivery:
             name=item.name,
             message_id=item.message_id,
             unsubscribe_url=unsubscribe_url(self.settings, self.secret, item.email),
+            manage_url=manage_url(self.settings, self.secret, item.email),
             date=self.clock(),
         )
 

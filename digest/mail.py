@@ -132,15 +132,28 @@ class Composer:
         )
 
     def _personal(self, body: str, values: dict[str, str], escape: bool) -> str:
-        for key, marker in self.edition.placeholders.items():
-            body = body.replace(marker, html.escape(values[key]) if escape else values[key])
+        for key, marker in self.edition.placeholders.items():  # editions before 0.2 lack some
+            value = values.get(key, "")
+            body = body.replace(marker, html.escape(value) if escape else value)
         return body
 
     def compose(
-        self, *, email: str, name: str, message_id: str, unsubscribe_url: str, date: datetime
+        self,
+        *,
+        email: str,
+        name: str,
+        message_id: str,
+        unsubscribe_url: str,
+        date: datetime,
+        manage_url: str = "",
     ) -> bytes:
         """Return the message bytes: multipart/alternative, text (QP) and HTML (base64)."""
-        values = {"greeting": greeting(name), "unsubscribe_url": unsubscribe_url, "email": email}
+        values = {
+            "greeting": greeting(name),
+            "unsubscribe_url": unsubscribe_url,
+            "manage_url": manage_url or unsubscribe_url,
+            "email": email,
+        }
         text = self._personal(self.edition.text, values, escape=False)
         page = self._personal(self.edition.html, values, escape=True)
         boundary = f"=_digest_{secrets.token_hex(12)}"

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .config import Settings, slugs
-from .planning import sections_for
+from .editions import sections_for
 from .presentation import Item, long_date
 from .render import Renderer, make_environment
 from .store import Cycle, Store

@@ -108,6 +108,7 @@ class Renderer:
         browser_url: str | None = None,
         more_urls: dict[str, str] | None = None,
         max_bytes: int = MAX_HTML_BYTES,
+        since: date | None = None,
     ) -> Rendered:
         """Render one digest; if its HTML is too large, shorten abstracts, then cap topics.
 
@@ -119,13 +120,14 @@ class Renderer:
         count = sum(len(papers) for _, papers in sections)
         placeholders = {
             k: f"DIGEST{k.upper()}{secrets.token_hex(8)}"
-            for k in ("greeting", "unsubscribe_url", "email")
+            for k in ("greeting", "unsubscribe_url", "manage_url", "email")
         }
         context: dict[str, Any] = {
             "list_name": self.list_name,
             "owner": self.owner,
             "day": day,
             "day_text": f"{day:%A} {long_date(day)}",
+            "period": f"since {long_date(since)}" if since else f"for {day:%A} {long_date(day)}",
             "count": count,
             "topics": list(topics) or [name for name, _ in sections],
             "archive_url": self.archive_url,

@@ -68,7 +68,7 @@ def test_small_digest_is_complete():
     assert body.subject == "1 new · Topic"
     assert "word " * 20 in body.html and "shorter than usual" not in body.html
     assert "Author 0, Author 1, Author 2, Author 3, Author 4 et al. (8 authors)" in body.html
-    assert set(body.placeholders) == {"greeting", "unsubscribe_url", "email"}
+    assert set(body.placeholders) == {"greeting", "unsubscribe_url", "manage_url", "email"}
     assert all(marker in body.html for marker in body.placeholders.values())
 
 
@@ -275,7 +275,7 @@ def test_no_paper_text_changes_the_html_structure(title, abstract, comment, auth
 
 
 def test_sections_show_each_paper_once_with_its_other_keywords_as_tags():
-    from digest.planning import sections_for
+    from digest.editions import sections_for
 
     papers = {n: paper(n) for n in (1, 2, 3)}
     ids = {n: p.id for n, p in papers.items()}

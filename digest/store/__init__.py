@@ -3,6 +3,7 @@
 from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
 from .history import History
 from .outbox import Edition, Message, Outbox
+from .people import People, Person
 from .reading import Cycle, Reading
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Cycle",
     "Edition",
     "Message",
+    "Person",
     "Store",
     "StoreBusy",
     "StoreError",
@@ -19,5 +21,5 @@ __all__ = [
 ]
 
 
-class Store(History, Outbox, Reading):
+class Store(History, Outbox, Reading, People):
     """The database of digest, the one place that speaks SQL."""

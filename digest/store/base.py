@@ -100,6 +100,17 @@ SCHEMA = [
     END;
     INSERT INTO papers_fts (papers_fts) VALUES ('rebuild');
     """,
+    # People's own choices (they win over their subscribers.csv row) and web sign-ups.
+    """
+    CREATE TABLE people (
+        key TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL,
+        topics TEXT, frequency TEXT, weekday INTEGER, paused_until TEXT, abstracts TEXT,
+        last_cycle INTEGER, last_sent_on TEXT, confirmed_at TEXT, updated_at TEXT NOT NULL);
+    CREATE TABLE signups (
+        nonce TEXT PRIMARY KEY, key TEXT NOT NULL, email TEXT NOT NULL, name TEXT NOT NULL,
+        topics TEXT NOT NULL, created_at TEXT NOT NULL, confirmed_at TEXT);
+    CREATE INDEX signups_key ON signups (key, created_at);
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list

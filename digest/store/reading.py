@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from typing import NamedTuple
 
 from ..models import Paper
@@ -73,6 +73,23 @@ class Reading(Database):
         ):
             found.setdefault(key, []).append(paper_id)
         return found
+
+    def news_between(self, after: int, before: int) -> dict[str, list[str]]:
+        """Return, per keyword key, the papers that were news in the cycles between, newest
+        cycle first."""
+        found: dict[str, list[str]] = {}
+        for key, paper_id in self.db.execute(
+            "SELECT keyword, paper_id FROM seen WHERE cycle_id > ? AND cycle_id < ? AND news = 1 "
+            "ORDER BY cycle_id DESC, updated DESC, paper_id DESC",
+            [after, before],
+        ):
+            found.setdefault(key, []).append(paper_id)
+        return found
+
+    def cycle_day(self, cycle_id: int, zone: tzinfo) -> date | None:
+        """Return the day (in a time zone) on which a cycle recorded its news."""
+        row = self.db.execute("SELECT planned_at FROM cycles WHERE id = ?", [cycle_id]).fetchone()
+        return datetime.fromisoformat(row[0]).astimezone(zone).date() if row and row[0] else None
 
     def edition_topics(self) -> list[tuple[int, list[str]]]:
         """Return each rendered email's cycle and its readers' keyword keys, oldest first."""

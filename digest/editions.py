@@ -1,0 +1,170 @@
+"""A cycle's distinct digests: one body per set of topics, schedule window and abstracts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from email.utils import parseaddr
+
+from .audience import Due, Reader
+from .config import Settings, slugs
+from .models import KeywordResult, Paper
+from .presentation import long_date
+from .render import Renderer, make_environment
+from .store import Store
+
+Sections = list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The news of the cycles after a reader's previous digest, up to this one."""
+
+    new_by_key: dict[str, list[str]]
+    earlier: dict[str, set[str]]
+    papers: dict[str, Paper]
+    since: date | None  # the day of the previous digest (None: this cycle only)
+
+
+def sections_for(
+    keys: tuple[str, ...],
+    new_by_key: dict[str, list[str]],
+    earlier: dict[str, set[str]],
+    papers: dict[str, Paper],
+    names: dict[str, str],
+) -> list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]:
+    """Group the news of a keyword set: each paper once, under its first keyword, with tags.
+
+    A paper already seen before this cycle under one of these keywords is not news to
+    someone who follows them all.
+    """
+    sections, placed = [], set()
+    for key in keys:
+        items = []
+        for paper_id in new_by_key[key]:
+            if paper_id in placed or earlier.get(paper_id, set()) & set(keys):
+                continue
+            placed.add(paper_id)
+            tags = tuple(names[k] for k in keys if k != key and paper_id in new_by_key[k])
+            items.append((papers[paper_id], tags))
+        if items:
+            sections.append((names[key], items))
+    return sections
+
+
+class Editions:
+    """Render each distinct digest of a cycle once, and store it as an edition."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        results: dict[str, KeywordResult],
+        cycle_id: int,
+        day: date,
+    ):
+        self.settings, self.store, self.results = settings, store, results
+        self.cycle_id, self.day = cycle_id, day
+        self.names = {key: result.keyword for key, result in results.items()}
+        self.current = {key: result.new for key, result in results.items() if result.new}
+        self.windows: dict[int | None, Window] = {}
+        self.renderers: dict[str, Renderer] = {}
+        self.ids: dict[tuple, int | None] = {}
+        self.count = 0
+
+    def edition_for(self, reader: Reader, due: Due) -> int | None:
+        """Return the id of the edition a reader gets (None: no news for them)."""
+        abstracts = reader.abstracts or self.settings.abstracts
+        key = (reader.topics, due.since, abstracts, due.resumed)
+        if key not in self.ids:
+            self.ids[key] = self._render(reader.topics, due, abstracts)
+        return self.ids[key]
+
+    def window(self, since: int | None) -> Window:
+        """Return the news of the cycles after `since` (None: of this cycle alone)."""
+        if since not in self.windows:
+            new_by_key = {k: list(ids) for k, ids in self.current.items()}
+            start = None
+            if since is not None:
+                for key, ids in self.store.news_between(since, self.cycle_id).items():
+                    known = set(new_by_key.get(key, ()))
+                    new_by_key.setdefault(key, []).extend(i for i in ids if i not in known)
+                start = self.store.cycle_day(since, self.settings.timezone)
+            all_new = {i for ids in new_by_key.values() for i in ids}
+            before = self.cycle_id if since is None else since + 1
+            self.windows[since] = Window(
+                new_by_key,
+                self.store.earlier_keywords(all_new, before),
+                self.store.papers(all_new),
+                start,
+            )
+        return self.windows[since]
+
+    def _render(self, topics: tuple[str, ...], due: Due, abstracts: str) -> int | None:
+        window = self.window(due.since)
+        keys = tuple(k for k in topics if k in window.new_by_key)
+        sections = sections_for(keys, window.new_by_key, window.earlier, window.papers, self.names)
+        if not sections:
+            return None
+        notices = _notices(self.results, keys)
+        if due.resumed is not None:
+            notices.append(
+                f"Your pause ended on {long_date(due.resumed)}: this email covers only the "
+                "papers announced since."
+            )
+        browser, more = self._links(topics, keys, single=window.since is None)
+        body = self._renderer(abstracts).edition(
+            sections,
+            self.day,
+            notices,
+            [self.names[k] for k in topics],
+            browser,
+            more,
+            since=window.since,
+        )
+        self.count += 1
+        return self.store.add_edition(
+            self.cycle_id, topics, body.papers, body.subject, body.text, body.html,
+            body.placeholders,
+        )  # fmt: skip
+
+    def _renderer(self, abstracts: str) -> Renderer:
+        if abstracts not in self.renderers:
+            self.renderers[abstracts] = Renderer(
+                make_environment(self.settings.templates),
+                self.settings.name,
+                self.settings.archive_url,
+                parseaddr(self.settings.sender)[1],
+                abstracts,
+            )
+        return self.renderers[abstracts]
+
+    def _links(
+        self, topics: tuple[str, ...], keys: tuple[str, ...], single: bool
+    ) -> tuple[str | None, dict[str, str]]:
+        """Return this email's page in the reading room, and where each topic's full list is.
+
+        A digest of several days has no one day page: its topics link to their pages. With
+        the reading room off, a topic's full list is arXiv's own listing of it.
+        """
+        keywords = {k.key: k for k in self.settings.keywords}
+        if not self.settings.web_pages:
+            return None, {keywords[k].name: keywords[k].listing_url() for k in keys}
+        slug = slugs(self.settings.keywords)
+        site = self.settings.base_url
+        if not single:
+            return None, {keywords[k].name: f"{site}/topics/{slug[k]}" for k in keys}
+        base = f"{site}/days/{self.day.isoformat()}"
+        more = {keywords[k].name: f"{base}/{slug[k]}" for k in keys}
+        return f"{base}/{'+'.join(slug[k] for k in topics)}", more
+
+
+def _notices(results: dict[str, KeywordResult], keys: tuple[str, ...]) -> list[str]:
+    """Return the email's notes about keywords whose fetch hit the bound."""
+    return [
+        f"arXiv had more than {results[k].limit} new papers for {results[k].keyword} today; "
+        f"only the newest {results[k].limit} were fetched (the list owner should narrow this "
+        "topic)."
+        for k in keys
+        if results[k].limit is not None
+    ]
