@@ -49,3 +49,18 @@ def verify_token(secret: bytes, token: str, email: str | None) -> str:
     if not hmac.compare_digest(expected.encode(), token.encode()) or email is None:
         raise TokenError("bad signature")
     return email
+
+
+def form_token(secret: bytes, purpose: str, subject: str) -> str:
+    """Return the hidden value a form posts back: bound to its purpose and its subject.
+
+    A cross-site page cannot know it, so a POST without it is refused (CSRF).
+    """
+    message = f"form\x00{purpose}\x00{subject}".encode()
+    return _b64(hmac.new(secret, message, hashlib.sha256).digest()[:16])
+
+
+def check_form_token(secret: bytes, purpose: str, subject: str, value: str | None) -> bool:
+    """Tell whether a form posted back the value form_token gave it."""
+    expected = form_token(secret, purpose, subject)
+    return bool(value) and hmac.compare_digest(expected.encode(), (value or "").encode())
