@@ -100,7 +100,7 @@ def _messages(
     editions = Editions(settings, store, results, cycle_id, day)
     suppressed = store.suppressed()
     covered, sent = advanced
-    recipients: list[tuple[str, str]] = []
+    recipients: list[tuple] = []
     for reader in readers(settings, store, report):
         if not reader.topics or reader.key in suppressed:
             continue
@@ -114,7 +114,15 @@ def _messages(
         if (edition_id := editions.edition_for(reader, decision)) is None:
             continue
         report.planned += 1
-        recipients.append((token_id(secret, reader.email), reader.email))
+        recipients.append(
+            (
+                token_id(secret, reader.email),
+                reader.email,
+                reader.name,
+                reader.topics,
+                reader.source,
+            )
+        )
         if len(recipients) >= 1000:  # keep memory flat however long the list
             store.remember_recipients(recipients)
             recipients.clear()

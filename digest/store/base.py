@@ -111,6 +111,12 @@ SCHEMA = [
         topics TEXT NOT NULL, created_at TEXT NOT NULL, confirmed_at TEXT);
     CREATE INDEX signups_key ON signups (key, created_at);
     """,
+    # What each mailed person's manage link shows without reading subscribers.csv.
+    """
+    ALTER TABLE recipients ADD COLUMN name TEXT;
+    ALTER TABLE recipients ADD COLUMN topics TEXT;
+    ALTER TABLE recipients ADD COLUMN source TEXT;
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list

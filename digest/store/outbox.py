@@ -93,12 +93,31 @@ class Outbox(Database):
         with self.transaction():
             self.db["outbox"].insert_all(batch)
 
-    def remember_recipients(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Remember which address each unsubscribe token id stands for."""
+    def remember_recipients(self, rows: Iterable[tuple]) -> None:
+        """Remember who each token id stands for: (id, email[, name, topics, source])."""
+
+        def record(row: tuple) -> dict[str, object]:
+            token_id, email, *details = row
+            found: dict[str, object] = {"id": token_id, "email": email}
+            if details:
+                name, topics, source = details
+                found |= {"name": name, "topics": json.dumps(list(topics)), "source": source}
+            return found
+
         with self.transaction():
             self.db["recipients"].insert_all(
-                ({"id": i, "email": e} for i, e in pairs), pk="id", replace=True, batch_size=1000
+                (record(row) for row in rows), pk="id", replace=True, batch_size=1000
             )
+
+    def recipient_details(self, token_id: str) -> tuple[str, str, list[str] | None, str] | None:
+        """Return who a token id stands for: address, name, topics and source when mailed."""
+        row = self.db.execute(
+            "SELECT email, name, topics, source FROM recipients WHERE id = ?", [token_id]
+        ).fetchone()
+        if row is None:
+            return None
+        email, name, topics, source = row
+        return email, name or "", json.loads(topics) if topics else None, source or "csv"
 
     def recipient(self, token_id: str) -> str | None:
         """Return the address an unsubscribe token id stands for, or None."""
@@ -217,6 +236,22 @@ class Outbox(Database):
             for email in emails:
                 self.clear_bounces(email)
         return emails
+
+    def suppression(self, email: str) -> tuple[str, datetime] | None:
+        """Return why and since when an address gets no mail, or None."""
+        row = self.db.execute(
+            "SELECT reason, created_at FROM suppressions WHERE email = ?", [address_key(email)]
+        ).fetchone()
+        return (row[0], datetime.fromisoformat(row[1])) if row else None
+
+    def sent_to(self, email: str) -> tuple[int, str | None]:
+        """Return how many digests an address was sent, and when the last one went."""
+        count, last = self.db.execute(
+            "SELECT count(*), max(sent_at) FROM outbox WHERE email = ? COLLATE NOCASE "
+            "AND status = 'sent'",
+            [email],
+        ).fetchone()
+        return count, last
 
     def suppressions(self) -> dict[str, tuple[str, datetime]]:
         """Return every suppressed address with its reason and since when."""

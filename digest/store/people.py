@@ -90,8 +90,10 @@ class People(Database):
         with self.transaction():
             self.db.execute(
                 "INSERT INTO people (key, email, name, source, topics, frequency, weekday, "
-                "paused_until, abstracts, updated_at) VALUES (:key, :email, :name, :source, "
-                ":topics, :frequency, :weekday, :paused_until, :abstracts, :now) "
+                "paused_until, abstracts, updated_at, last_cycle) VALUES (:key, :email, :name, "
+                ":source, :topics, :frequency, :weekday, :paused_until, :abstracts, :now, "
+                # Their digests so far covered everything up to the last cycle.
+                "(SELECT max(id) FROM cycles WHERE planned_at IS NOT NULL)) "
                 "ON CONFLICT (key) DO UPDATE SET topics = :topics, frequency = :frequency, "
                 "weekday = :weekday, paused_until = :paused_until, abstracts = :abstracts, "
                 "updated_at = :now",

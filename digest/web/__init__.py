@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..config import Settings
 from .base import HEADERS, Endpoint, plain_error
+from .preferences import Preferences
 from .reading import Reading
 from .server import QUIETED, REPEATS, Guard, GuardedSite, Limits, Repeats, raise_open_files
 from .unsubscribe import Unsubscribing
@@ -30,7 +31,14 @@ def make_app(
     endpoint = Endpoint(settings, status, limits)
     app = web.Application(client_max_size=64 * 1024, middlewares=[endpoint.protect])
     app[ENDPOINT] = endpoint
-    app.add_routes([*Unsubscribing(endpoint).routes(), web.get("/healthz", endpoint.health)])
+    unsubscribing = Unsubscribing(endpoint)
+    app.add_routes(
+        [
+            *unsubscribing.routes(),
+            *Preferences(endpoint, unsubscribing).routes(),
+            web.get("/healthz", endpoint.health),
+        ]
+    )
     if settings.web_pages:
         app.add_routes(Reading(endpoint).routes())
 

@@ -67,6 +67,7 @@ class Endpoint:
         self.secret: bytes | None = None
         self.journal = Journal(settings.database)
         self.write_wait = WRITE_WAIT
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests set their own
         self.retry_every = RETRY_EVERY
         self._applier: asyncio.Task[None] | None = None
 
@@ -87,7 +88,7 @@ class Endpoint:
         request: it is kept (fsynced) in the journal beside the database, honoured by the
         send phase at once, and applied as soon as the database is free.
         """
-        now = datetime.now(UTC)
+        now = self.clock()
 
         def write(store: Store) -> bool:
             if action == "unsubscribed":
