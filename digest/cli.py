@@ -17,7 +17,6 @@ from typing import Any
 import click
 
 from . import __version__
-from .addresses import address_key
 from .archive import ArchiveError
 from .config import ConfigError, Settings, find_settings, load_settings
 from .lock import CycleRunning, LockError
@@ -212,12 +211,28 @@ def serve(ctx: click.Context) -> None:
     type=click.DateTime(["%Y-%m-%d"]),
     help="With --resubscribe-bounced: only bounces since this day (YYYY-MM-DD, UTC).",
 )
+@click.option(
+    "--export",
+    "export_to",
+    type=click.File("w", encoding="utf-8"),
+    metavar="FILE",
+    help="Write everyone as CSV (email, name, keywords, source, schedule, pause, status).",
+)
+@click.option(
+    "--reset", metavar="EMAIL", help="Forget a person's own choices: their CSV row rules again."
+)
 @click.pass_context
 @handled
 def subscribers(
-    ctx: click.Context, resubscribe: str | None, bounced: bool, since: datetime | None
+    ctx: click.Context,
+    resubscribe: str | None,
+    bounced: bool,
+    since: datetime | None,
+    export_to: Any,
+    reset: str | None,
 ) -> None:
-    """List everyone with their status: active, unsubscribed, bounced, invalid row."""
+    """List everyone: status, source (csv or web), topics, schedule, pause."""
+    from .roster import export, line, roster
     from .store import Store
 
     settings = settings_of(ctx)
@@ -227,30 +242,23 @@ def subscribers(
             for email in emails:
                 click.echo(f"{email} is subscribed again")
             click.echo(f"{len(emails)} bounced address(es) subscribed again")
-            return
-        if resubscribe:
+        elif resubscribe:
             if not store.unsuppress(resubscribe):
                 fail(f"{resubscribe} is not unsubscribed", EXIT_FAILED)
             click.echo(f"{resubscribe} is subscribed again")
-            return
-        suppressed = store.suppressions()
-    listed = set()
-    names = {k.key: k.name for k in settings.keywords}
-    for entry in read_subscribers(settings.subscribers, settings.keywords):
-        if isinstance(entry, BadRow):
-            click.echo(f"invalid row    {entry}")
-            continue
-        listed.add(address_key(entry.email))
-        state = suppressed.get(address_key(entry.email))
-        status = f"{state[0]} since {state[1]:%Y-%m-%d %H:%M}" if state else "active"
-        topics = ", ".join(names[key] for key in entry.keywords)
-        click.echo(f"{status:<30} {entry.email}  ({topics})")
-    for email, (reason, since) in suppressed.items():
-        if email not in listed:
-            click.echo(
-                f"{reason + ' since ' + f'{since:%Y-%m-%d %H:%M}':<30} {email}  "
-                "(not in the subscribers file)"
-            )
+        elif reset:
+            if not store.reset_choices(reset, datetime.now(UTC)):
+                fail(f"{reset} has made no choices of their own", EXIT_FAILED)
+            click.echo(f"{reset}: their own choices are forgotten; the list's apply again")
+        elif export_to is not None:
+            count = export(settings, store, export_to)
+            click.echo(f"wrote {count} people to {export_to.name}", err=True)
+        else:
+            for entry in roster(settings, store):
+                click.echo(line(settings, entry))
+            for entry in read_subscribers(settings.subscribers, settings.keywords):
+                if isinstance(entry, BadRow):
+                    click.echo(f"invalid row    {entry}")
 
 
 @main.command()

@@ -203,3 +203,54 @@ async def test_delete_my_data_keeps_only_the_address_that_keeps_mail_away(
     await cycle(settings, day(1))
     assert mail_server.received == []  # still on the list file, never mailed again
     assert date(2025, 11, 17)  # the days above are in the Paris time zone of the settings
+
+
+# --- the operator's view -----------------------------------------------------------------------
+
+
+def test_the_operator_sees_exports_and_resets_peoples_choices(make_settings, tmp_path):
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    settings = make_settings()
+    with Store(settings.database) as store:
+        now = day(0)
+        store.save_choices(
+            "grace@example.org", "Grace Hopper", "csv",
+            {"topics": ["large language model"], "frequency": "weekly", "weekday": 2,
+             "paused_until": date(2025, 12, 1), "abstracts": "none"}, now,
+        )  # fmt: skip
+        store.add_signup("n" * 22, "web@example.org", "Web Person", ["graph neural network"], now)
+        store.confirm_signup("n" * 22, now)
+        store.add_signup("m" * 22, "pending@example.org", "", ["graph neural network"], now)
+        store.suppress("alan@example.org", "unsubscribed", now)
+    runner = CliRunner()
+    config = ["--config", str(settings.path), "subscribers"]
+    listing = runner.invoke(main, config).output.splitlines()
+    assert (
+        "active                         grace@example.org  [csv] (Large Language Model; "
+        "weekly on Wednesday; paused until 2025-12-01; abstracts: none)" in listing
+    )
+    assert any(
+        row.startswith("unsubscribed since") and "alan@example.org" in row for row in listing
+    )
+    assert any("web@example.org  [web] (Graph Neural Network; daily)" in row for row in listing)
+    assert not any("pending@example.org" in row for row in listing)  # not confirmed
+    exported = tmp_path / "everyone.csv"
+    assert runner.invoke(main, [*config, "--export", str(exported)]).exit_code == 0
+    rows = exported.read_text().splitlines()
+    assert rows[0] == "email,name,keywords,source,schedule,paused_until,abstracts,status"
+    assert (
+        "grace@example.org,Grace Hopper,Large Language Model,csv,weekly on Wednesday,"
+        "2025-12-01,none,active" in rows
+    )
+    assert len(rows) == 1 + 4  # ada, alan, grace, and the web sign-up
+    result = runner.invoke(main, [*config, "--reset", "grace@example.org"])
+    assert result.exit_code == 0 and "their own choices are forgotten" in result.output
+    listing = runner.invoke(main, config).output
+    assert (
+        "grace@example.org  [csv] (Diffusion Model for Recommendation, Large Language Model; "
+        "daily)" in listing
+    )
+    assert runner.invoke(main, [*config, "--reset", "ada@example.org"]).exit_code == 1

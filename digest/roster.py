@@ -1,0 +1,72 @@
+"""The list as its operator sees it: everyone, with source, topics, schedule, pause, status."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO
+
+from .audience import Reader, readers
+from .config import Settings
+from .store import Store
+
+COLUMNS = ("email", "name", "keywords", "source", "schedule", "paused_until", "abstracts", "status")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of the roster: a reader (None for an address only on the suppression list)."""
+
+    email: str
+    reader: Reader | None
+    status: str
+
+
+def roster(settings: Settings, store: Store) -> Iterator[Entry]:
+    """Yield everyone: the list's readers, then addresses suppressed but no longer listed."""
+    suppressed = store.suppressions()
+    listed = set()
+    for reader in readers(settings, store):
+        listed.add(reader.key)
+        yield Entry(reader.email, reader, _status(suppressed.get(reader.key)))
+    for email, state in suppressed.items():
+        if email not in listed:
+            yield Entry(email, None, _status(state))
+
+
+def _status(state: tuple[str, datetime] | None) -> str:
+    return f"{state[0]} since {state[1]:%Y-%m-%d %H:%M}" if state else "active"
+
+
+def line(settings: Settings, entry: Entry) -> str:
+    """Return an entry as a line of `digest subscribers`."""
+    if entry.reader is None:
+        return f"{entry.status:<30} {entry.email}  (not in the subscribers file)"
+    r = entry.reader
+    names = {k.key: k.name for k in settings.keywords}
+    details = [", ".join(names[k] for k in r.topics) or "no topic", r.schedule]
+    if r.paused_until:
+        details.append(f"paused until {r.paused_until}")
+    if r.abstracts:
+        details.append(f"abstracts: {r.abstracts}")
+    return f"{entry.status:<30} {r.email}  [{r.source}] ({'; '.join(details)})"
+
+
+def export(settings: Settings, store: Store, out: IO[str]) -> int:
+    """Write everyone as CSV (subscribers.csv's columns, then the rest); return how many."""
+    names = {k.key: k.name for k in settings.keywords}
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    count = 0
+    for entry in roster(settings, store):
+        r = entry.reader
+        writer.writerow(
+            [entry.email, r.name, ";".join(names[k] for k in r.topics), r.source, r.schedule,
+             r.paused_until or "", r.abstracts or "", entry.status]
+            if r
+            else [entry.email, "", "", "", "", "", "", entry.status]
+        )  # fmt: skip
+        count += 1
+    return count
