@@ -220,11 +220,10 @@ def browser(tmp_path):
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], port: int) -> Iterator[str]:
+def serving(env: dict[str, str], port: int, log: Path | None = None) -> Iterator[str]:
     """Run `digest serve` as a real process until /healthz answers; yield its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digest", "serve"], env=env, stderr=subprocess.DEVNULL
-    )
+    errors = log.open("w") if log else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, "-m", "digest", "serve"], env=env, stderr=errors)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -239,3 +238,5 @@ def serving(env: dict[str, str], port: int) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if log:
+            errors.close()

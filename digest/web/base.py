@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 HEADERS = {
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    # Links carry tokens: never a referrer to another site. (Not "no-referrer": browsers then
+    # send "Origin: null" with the site's own forms, and the forms check their Origin.)
+    "Referrer-Policy": "same-origin",
     "X-Robots-Tag": "noindex, nofollow",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -34,6 +36,7 @@ FORWARDING = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 # The friendly error pages: status -> (heading, text); other statuses use 400's or 500's.
 ERRORS = {
     400: ("This request could not be understood", "The link may be incomplete or altered."),
+    403: ("This form cannot be sent from here", "Please use the page itself, and try again."),
     404: ("Page not found", "There is nothing at this address."),
     405: ("Not available this way", "This address does not accept this kind of request."),
     408: ("Request timed out", "The request took too long to arrive; please try again."),
