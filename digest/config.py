@@ -137,6 +137,7 @@ class Settings:
     notices: tuple[str, ...] = ()  # deprecated settings still honoured, with what to write
     web_health_details: bool = False  # /healthz details for everyone, not only local requests
     web_pages: bool = True  # the public reading room: pages, feeds, search
+    web_signup: bool = False  # /subscribe and /confirm: sign-up with double opt-in
 
 
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
@@ -298,6 +299,7 @@ def _build(
         web_port=web["listen"][1],
         web_health_details=web["health_details"],
         web_pages=web["pages"],
+        web_signup=web["signup"],
         secret=env.get("DIGEST_SECRET") or None,
         notices=notices,
     )

@@ -173,6 +173,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "listen": (_listen, "127.0.0.1:8080"),
         "health_details": (_bool, False),
         "pages": (_bool, True),
+        "signup": (_bool, False),
     },
 }
 KEYWORD_SCHEMA: dict[str, tuple[Callable[[Any], Any], Any]] = {

@@ -75,7 +75,7 @@ def greeting(name: str) -> str:
     return f"Hello {name}," if name else "Hello,"
 
 
-def _header(name: str, value: str) -> str:
+def header_line(name: str, value: str) -> str:
     """Return one header, folded to 78 columns and RFC 2047-encoded where needed.
 
     Messages are built with LF line ends, as Maildir stores them; aiosmtplib sends CRLF.
@@ -87,11 +87,11 @@ def _header(name: str, value: str) -> str:
     return _POLICY.fold(name, value)
 
 
-def _address_header(name: str, display: str, address: str) -> str:
+def address_line(name: str, display: str, address: str) -> str:
     """Return an address header whose display name, of any length, is folded and encoded."""
     _refuse_breaks(name, display + address)
     if not display:
-        return _header(name, address)
+        return header_line(name, address)
     if display.isascii():  # quoted as formataddr does, which refuses a non-ASCII address
         quotes = '"' if _SPECIALS_RE.search(display) or "  " in display else ""
         plain = f"{quotes}{quote(display)}{quotes} <{address}>"
@@ -108,7 +108,7 @@ def _refuse_breaks(name: str, value: str) -> None:
         raise ValueError(f"{name} header value contains a line break")
 
 
-def _base64_lines(data: bytes) -> bytes:
+def base64_lines(data: bytes) -> bytes:
     """Return data in base64, in lines of 76 characters (faster than base64.encodebytes)."""
     encoded = binascii.b2a_base64(data, newline=False)
     return b"\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\n"
@@ -122,9 +122,9 @@ class Composer:
         display, address = parseaddr(sender)
         self.envelope_from = address
         self.shared = (
-            _address_header("From", display or list_name, address)
-            + _header("Subject", edition.subject)
-            + _header("List-Id", list_id(list_name, sender))
+            address_line("From", display or list_name, address)
+            + header_line("Subject", edition.subject)
+            + header_line("List-Id", list_id(list_name, sender))
             + "List-Unsubscribe-Post: List-Unsubscribe=One-Click\n"
             + "Auto-Submitted: auto-generated\n"
             + "Precedence: bulk\n"
@@ -159,10 +159,10 @@ class Composer:
         boundary = f"=_digest_{secrets.token_hex(12)}"
         head = (
             self.shared
-            + _address_header("To", name, email)
-            + _header("Date", format_datetime(date))
-            + _header("Message-ID", message_id)
-            + _header("List-Unsubscribe", f"<{unsubscribe_url}>")
+            + address_line("To", name, email)
+            + header_line("Date", format_datetime(date))
+            + header_line("Message-ID", message_id)
+            + header_line("List-Unsubscribe", f"<{unsubscribe_url}>")
             + f'Content-Type: multipart/alternative; boundary="{boundary}"\n\n'
         )
         return b"".join(
@@ -173,7 +173,7 @@ class Composer:
                 binascii.b2a_qp(text.encode(), istext=True),
                 f'\n--{boundary}\nContent-Type: text/html; charset="utf-8"\n'
                 "Content-Transfer-Encoding: base64\n\n".encode(),
-                _base64_lines(page.encode()),
+                base64_lines(page.encode()),
                 f"--{boundary}--\n".encode(),
             )
         )

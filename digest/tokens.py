@@ -1,4 +1,4 @@
-"""Sign and verify unsubscribe tokens without showing the address they stand for."""
+"""Sign and verify unsubscribe, form and sign-up tokens without showing any address."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import re
+from datetime import datetime
 
 from .addresses import address_key
 
@@ -64,3 +65,39 @@ def check_form_token(secret: bytes, purpose: str, subject: str, value: str | Non
     """Tell whether a form posted back the value form_token gave it."""
     expected = form_token(secret, purpose, subject)
     return bool(value) and hmac.compare_digest(expected.encode(), (value or "").encode())
+
+
+# --- sign-up confirmation links: 'nonce.expiry.signature', never an unsubscribe token -------
+
+_CONFIRM_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.(\d{1,12})\.([A-Za-z0-9_-]{22})$")
+
+
+class TokenExpired(TokenError):
+    """The confirmation token is genuine but its time is up."""
+
+
+def _confirm_mac(secret: bytes, nonce: str, expiry: int) -> str:
+    message = f"confirm\x00{nonce}\x00{expiry}".encode()
+    return _b64(hmac.new(secret, message, hashlib.sha256).digest()[:16])
+
+
+def make_confirm_token(secret: bytes, nonce: str, expires: datetime) -> str:
+    """Return a sign-up's confirmation token: 'nonce.expiry.signature', valid until expires."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", nonce):
+        raise ValueError("a sign-up nonce is 16 to 64 URL-safe characters")
+    expiry = int(expires.timestamp())
+    return f"{nonce}.{expiry}.{_confirm_mac(secret, nonce, expiry)}"
+
+
+def verify_confirm_token(secret: bytes, token: str | None, now: datetime) -> str:
+    """Return the nonce of a genuine, unexpired confirmation token; raise TokenError or
+    TokenExpired (a genuine token whose time is up)."""
+    match = _CONFIRM_RE.fullmatch(token or "")
+    if match is None:
+        raise TokenError("malformed confirmation token")
+    nonce, expiry, signature = match[1], int(match[2]), match[3]
+    if not hmac.compare_digest(_confirm_mac(secret, nonce, expiry).encode(), signature.encode()):
+        raise TokenError("bad signature")
+    if now.timestamp() >= expiry:
+        raise TokenExpired("expired confirmation token")
+    return nonce

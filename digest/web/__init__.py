@@ -13,6 +13,7 @@ from .base import HEADERS, Endpoint, plain_error
 from .preferences import Preferences
 from .reading import Reading
 from .server import QUIETED, REPEATS, Guard, GuardedSite, Limits, Repeats, raise_open_files
+from .signup import Signup
 from .unsubscribe import Unsubscribing
 
 __all__ = ["ENDPOINT", "HEADERS", "REPEATS", "Limits", "Repeats", "make_app", "start_site"]
@@ -41,6 +42,8 @@ def make_app(
     )
     if settings.web_pages:
         app.add_routes(Reading(endpoint).routes())
+    if settings.web_signup:
+        Signup(endpoint).install(app)
 
     async def resume(app: web.Application) -> None:  # requests kept before a restart
         endpoint.apply_soon()

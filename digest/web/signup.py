@@ -1,0 +1,288 @@
+"""Sign-up with double opt-in: a form, one confirmation email a day, a link that confirms."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import secrets
+from collections import OrderedDict, deque
+from collections.abc import Coroutine, Sequence
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from .. import notices
+from ..addresses import checked_key
+from ..store import Store, StoreBusy, StoreError
+from ..tokens import TokenError, TokenExpired, check_form_token, form_token, verify_confirm_token
+from .base import Endpoint, mask, same_origin
+
+log = logging.getLogger(__name__)
+
+TOO_FAST = 2.0  # seconds: a form sent back sooner after it was shown was filled in by a program
+TOO_OLD = 86_400.0  # seconds: a form sent back later than this is shown again, fresh
+PER_CLIENT = 5  # sign-ups one client address may send per hour (in memory, this process)
+CLIENTS = 10_000  # client addresses remembered at most; the longest quiet are forgotten
+# What can go wrong, each with its page (templates/web/signup_problem.html), by its status.
+PROBLEMS = {"refused": 403, "limit": 429, "busy": 503, "expired": 410, "invalid": 400}
+
+
+def client_address(request: web.BaseRequest) -> str:
+    """Return the client's address: the peer, or behind a local proxy X-Forwarded-For's last."""
+    remote = request.remote or ""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    try:
+        address = ipaddress.ip_address(remote)
+        loopback = (getattr(address, "ipv4_mapped", None) or address).is_loopback
+    except ValueError:
+        loopback = False
+    last = forwarded.rsplit(",", 1)[-1].strip()
+    return last[:64] if loopback and last else remote
+
+
+class Limiter:
+    """Allow each client address a few sign-ups per rolling hour."""
+
+    def __init__(self, per_hour: int, size: int = CLIENTS):
+        self.per_hour = per_hour
+        self.size = size
+        self.seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def admit(self, client: str, now: float) -> bool:
+        """Count a sign-up from a client; return False if it is over the limit."""
+        times = self.seen.pop(client, None) or deque()
+        while times and times[0] <= now - 3600:
+            times.popleft()
+        allowed = len(times) < self.per_hour
+        if allowed:
+            times.append(now)
+        self.seen[client] = times
+        while len(self.seen) > self.size:
+            self.seen.popitem(last=False)
+        return allowed
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class Signup:
+    """The sign-up form, its one email sent in the background, and the confirmation link."""
+
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint = endpoint
+        self.settings = endpoint.settings
+        self.limiter = Limiter(PER_CLIENT)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.lock = asyncio.Lock()  # one check-then-store at a time: one email a day at most
+
+    def install(self, app: web.Application) -> None:
+        """Answer the sign-up routes; let emails being sent finish when the app stops."""
+        app[SIGNUP] = self
+        app.add_routes([web.get("/subscribe", self.form), web.post("/subscribe", self.subscribe)])
+        app.add_routes([web.get("/confirm", self.confirm_page), web.post("/confirm", self.confirm)])
+        smtp = self.settings.smtp
+        app.on_cleanup.append(lambda app: self.idle((smtp.timeout if smtp else 5.0) * 2))
+
+    async def idle(self, timeout: float | None = None) -> None:
+        """Wait until every email started in the background is sent or has failed."""
+        while self.tasks:
+            done, _ = await asyncio.wait(set(self.tasks), timeout=timeout)
+            if not done:
+                for task in self.tasks:
+                    task.cancel()
+                return
+
+    async def secret(self) -> bytes:
+        """Return the signing secret (the database keeps one when DIGEST_SECRET is unset)."""
+        if self.endpoint.secret is None:
+            await self.endpoint.db(lambda store: None)
+        return self.endpoint.secret or b""
+
+    def problem(self, key: str) -> web.Response:
+        """Return the friendly page of something that went wrong."""
+        response = self.endpoint.page("signup_problem", status=PROBLEMS[key], problem=key)
+        if key == "limit":
+            response.headers["Retry-After"] = "3600"
+        return response
+
+    # --- the form --------------------------------------------------------------------------
+
+    async def form(self, request: web.Request) -> web.Response:
+        """GET /subscribe: the form, its topics unchecked (checked if the list has one)."""
+        keywords = self.settings.keywords
+        return await self._form("", "", [k.key for k in keywords] if len(keywords) == 1 else [])
+
+    async def _form(
+        self,
+        email: str,
+        name: str,
+        chosen: Sequence[str],
+        issued: str = "",
+        problem: tuple[str, str] | None = None,
+    ) -> web.Response:
+        issued = issued or str(int(self.endpoint.clock().timestamp()))
+        field, text = problem or ("", "")
+        return self.endpoint.page(
+            "subscribe",
+            status=400 if problem else 200,
+            keywords=self.settings.keywords,
+            email=email,
+            your_name=name,
+            chosen=set(chosen),
+            field=field,
+            problem=text,
+            issued=issued,
+            form=form_token(await self.secret(), "signup", issued),
+        )
+
+    async def subscribe(self, request: web.Request) -> web.Response:
+        """POST /subscribe: the same answer for a known, unknown or automated sign-up."""
+        data = await request.post()
+        issued = _text(data.get("issued"))
+        genuine = check_form_token(await self.secret(), "signup", issued, _text(data.get("form")))
+        if not (genuine and same_origin(request, self.settings.base_url)):
+            log.debug("web: refused a sign-up form from another site or without its token")
+            return self.problem("refused")
+        email = _text(data.get("email")).strip()
+        name = "".join(c for c in _text(data.get("name")) if c.isprintable()).strip()[:100]
+        wanted = set(data.getall("topic", []))
+        topics = [k.key for k in self.settings.keywords if k.key in wanted]
+        try:
+            checked_key(email)  # at most 254 characters, too
+        except ValueError:
+            text = "Please enter a whole email address, such as ada@example.org."
+            return await self._form(email, name, topics, issued, ("email", text))
+        if not topics:
+            text = "Please choose at least one topic."
+            return await self._form(email, name, topics, issued, ("topics", text))
+        if self.endpoint.clock().timestamp() - int(issued) > TOO_OLD:  # a tab left open
+            text = "This form was open for more than a day: please check it and send it again."
+            return await self._form(email, name, topics, "", ("email", text))
+        if not self.limiter.admit(client_address(request), self.endpoint.clock().timestamp()):
+            log.debug("web: over %d sign-ups an hour from one client; answered 429", PER_CLIENT)
+            return self.problem("limit")
+        reason = self._automated(_text(data.get("website")), issued)
+        if reason:
+            log.info("web: a sign-up looked automated (%s); nothing stored or sent", reason)
+        else:
+            self._start(self._sign_up(email, name, topics))
+        return self.endpoint.page("signup_sent", hours=notices.VALID_FOR // timedelta(hours=1))
+
+    def _automated(self, honeypot: str, issued: str) -> str | None:
+        """Say why a sign-up looks filled in by a program, or return None."""
+        if honeypot:
+            return "the hidden field was filled in"
+        age = self.endpoint.clock().timestamp() - int(issued)  # a number: the form token signs it
+        if age < TOO_FAST:
+            return f"sent {max(age, 0):.1f} s after the form was shown"
+        return None
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("web: a sign-up failed: %s", error, exc_info=error)
+
+    async def _sign_up(self, email: str, name: str, topics: list[str]) -> None:
+        """Store a sign-up and send its one email, unless the address had one within a day."""
+        now, nonce = self.endpoint.clock(), secrets.token_urlsafe(16)
+        try:
+            async with self.lock:
+                known = await self.endpoint.db(
+                    lambda store: notices.record_signup(
+                        store, self.settings, nonce, email, name, topics, now
+                    )
+                )
+        except StoreError as exc:
+            log.warning("web: sign-up of %s not stored (%s); nothing sent", mask(email), exc)
+            return
+        if known is None:
+            log.info("web: %s had an email from the sign-up form within a day", mask(email))
+            return
+        secret, env = await self.secret(), self.endpoint.renderer.env
+        notice = notices.signup_notice(
+            self.settings, env, secret, nonce, email, name, topics, now, known
+        )
+        await notices.send(notice, self.settings, now, mask(email))
+
+    # --- the confirmation link ---------------------------------------------------------------
+
+    async def _nonce(self, request: web.Request) -> tuple[str, web.Response | None]:
+        """Return the sign-up a link stands for, or the page answering a bad or old link."""
+        try:
+            token = request.query.get("token")
+            return verify_confirm_token(await self.secret(), token, self.endpoint.clock()), None
+        except TokenExpired:
+            return "", self.problem("expired")
+        except TokenError:
+            return "", self.problem("invalid")
+
+    async def confirm_page(self, request: web.Request) -> web.Response:
+        """GET /confirm: show a button; never confirm (mail scanners open links)."""
+        nonce, refused = await self._nonce(request)
+        if refused is not None:
+            return refused
+        state = await self.endpoint.db(lambda store: store.signup_state(nonce))
+        if state is None:
+            return self.problem("invalid")
+        email, confirmed = state
+        if confirmed:
+            return await self._confirmed(email, already=True)
+        return self.endpoint.page(
+            "signup_confirm",
+            masked=mask(email),
+            token=request.query["token"],
+            form=form_token(await self.secret(), "confirm", nonce),
+        )
+
+    async def confirm(self, request: web.Request) -> web.Response:
+        """POST /confirm: the person gets digests from the next cycle on; repeating is harmless."""
+        data = await request.post()
+        nonce, refused = await self._nonce(request)
+        if refused is not None:
+            return refused
+        genuine = check_form_token(await self.secret(), "confirm", nonce, _text(data.get("form")))
+        if not (genuine and same_origin(request, self.settings.base_url)):
+            log.debug("web: refused a confirmation from another site or without its token")
+            return self.problem("refused")
+        now = self.endpoint.clock()
+
+        def confirm(store: Store) -> tuple[str | None, bool]:
+            email = store.confirm_signup(nonce, now)
+            if email is not None:
+                return email, False
+            state = store.signup_state(nonce)  # None: pruned, or forgotten on request
+            return (state[0], True) if state and state[1] else (None, False)
+
+        try:
+            email, already = await self.endpoint.db(confirm, timeout=self.endpoint.write_wait)
+        except StoreBusy:
+            return self.problem("busy")
+        if email is None:
+            return self.problem("invalid")
+        if not already:
+            log.info("web: %s confirmed their sign-up", mask(email))
+        return await self._confirmed(email, already)
+
+    async def _confirmed(self, email: str, already: bool) -> web.Response:
+        """Return the page of a confirmed sign-up, naming its topics."""
+        person = await self.endpoint.db(lambda store: store.person(email))
+        chosen = set(person.topics or ()) if person else set()
+        return self.endpoint.page(
+            "signup_confirmed",
+            masked=mask(email),
+            already=already,
+            topics=[k.name for k in self.settings.keywords if k.key in chosen],
+            send_at=f"{self.settings.send_at:%H:%M}",
+            timezone=self.settings.timezone.key,
+        )
+
+
+SIGNUP = web.AppKey("signup", Signup)
