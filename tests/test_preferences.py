@@ -254,3 +254,17 @@ def test_the_operator_sees_exports_and_resets_peoples_choices(make_settings, tmp
         "daily)" in listing
     )
     assert runner.invoke(main, [*config, "--reset", "ada@example.org"]).exit_code == 1
+
+
+def test_a_new_web_subscriber_who_goes_weekly_gets_every_day_since(make_settings, fake_arxiv):
+    settings = changed(make_settings(subscribers="email,name,keywords\n"), first_run_days=10_000)
+    run_once(settings, clock=lambda: day(0))
+    with Store(settings.database) as store:
+        store.add_signup("w" * 22, "wendy@example.org", "Wendy", ["graph neural network"], day(0))
+        store.confirm_signup("w" * 22, day(0))
+        assert store.person("wendy@example.org").last_cycle is not None  # starts from now
+        store.save_choices(
+            "wendy@example.org", "Wendy", "web",
+            {"topics": ["graph neural network"], "frequency": "weekly", "weekday": 2}, day(0),
+        )  # fmt: skip
+        assert store.person("wendy@example.org").last_cycle is not None

@@ -96,7 +96,7 @@ class People(Database):
                 "(SELECT max(id) FROM cycles WHERE planned_at IS NOT NULL)) "
                 "ON CONFLICT (key) DO UPDATE SET topics = :topics, frequency = :frequency, "
                 "weekday = :weekday, paused_until = :paused_until, abstracts = :abstracts, "
-                "updated_at = :now",
+                "updated_at = :now, last_cycle = coalesce(last_cycle, excluded.last_cycle)",
                 {"key": address_key(email), "email": email, "name": name, "source": source,
                  "now": iso(now), **values},
             )  # fmt: skip
@@ -182,8 +182,9 @@ class People(Database):
                 "UPDATE signups SET confirmed_at = ? WHERE nonce = ?", [iso(now), nonce]
             )
             self.db.execute(
-                "INSERT INTO people (key, email, name, source, topics, confirmed_at, updated_at) "
-                "VALUES (?, ?, ?, 'web', ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "INSERT INTO people (key, email, name, source, topics, confirmed_at, updated_at, "
+                "last_cycle) VALUES (?, ?, ?, 'web', ?, ?, ?, (SELECT max(id) FROM cycles "
+                "WHERE planned_at IS NOT NULL)) ON CONFLICT (key) DO UPDATE SET "
                 "topics = excluded.topics, confirmed_at = excluded.confirmed_at, "
                 "updated_at = excluded.updated_at, source = CASE WHEN people.source = 'csv' "
                 "THEN 'csv' ELSE 'web' END",
