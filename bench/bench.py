@@ -11,6 +11,10 @@ The digest part runs in a child process so that its peak RSS is its own.
 Then the reading room against a history of 100,000 papers (bench/reading_room.py): pages, feeds
 and search per second beside /healthz, the FTS index's size, and a cycle's diff and archive
 steps against the same with 1,000 papers; --reading-only runs that section alone.
+And planning with mixed schedules (bench/plan_mix.py): plan() for 100,000 subscribers as today
+(all daily, all from subscribers.csv) against the same rows with people's own topics, weekly
+digests, pauses and abstracts, plus 10,000 web sign-ups: the time ratio and the peak RSS;
+--planning-only runs that section alone.
 """
 
 from __future__ import annotations
@@ -333,12 +337,21 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help="keep the written histories in this folder and reuse them (they take minutes)",
     )
+    planning = parser.add_argument_group("planning with mixed schedules")
+    planning.add_argument("--planning-only", action="store_true", help="run this section alone")
+    planning.add_argument("--no-planning", action="store_true", help="skip this section")
+    planning.add_argument("--planning-subscribers", type=int, default=100_000, help="CSV rows")
+    planning.add_argument("--planning-web", type=int, default=10_000, help="web sign-ups")
+    planning.add_argument("--planning-repeat", type=int, default=3, help="runs of each")
+    planning.add_argument("--planning-cycles", type=int, default=7, help="earlier daily cycles")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return digest_child(args.child)
     if args.reading_only:
         return reading_room_section(args)
+    if args.planning_only:
+        return planning_section(args)
 
     port = free_port()
     ready = multiprocessing.Event()
@@ -392,8 +405,25 @@ def main(argv: list[str] | None = None) -> None:
         print(f"busy keyword: {args.busy} new papers, delay {args.fetch_delay:g} s ...", flush=True)
         fetches["busy"] = busy_keyword(args.busy, args.fetch_delay)
     report(args, result, runs, fetches, email_sizes())
+    if not (args.digest_only or args.no_planning):
+        planning_section(args)
     if not (args.digest_only or args.no_reading):
         reading_room_section(args)
+
+
+def planning_section(args: argparse.Namespace) -> None:
+    """Time plan() for mixed schedules against all daily, and print the figures."""
+    import plan_mix
+
+    options = plan_mix.Options(
+        subscribers=args.planning_subscribers,
+        web=args.planning_web,
+        repeat=args.planning_repeat,
+        cycles=args.planning_cycles,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        found = plan_mix.run(Path(tmp), options, say=progress)
+    plan_mix.report(found, options)
 
 
 def reading_room_section(args: argparse.Namespace) -> None:

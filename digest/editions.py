@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from email.utils import parseaddr
 
@@ -68,6 +68,7 @@ class Editions:
         self.names = {key: result.keyword for key, result in results.items()}
         self.current = {key: result.new for key, result in results.items() if result.new}
         self.windows: dict[int | None, Window] = {}
+        self.previous = store.previous_cycle(cycle_id)  # the cycle before this one, or 0
         self.renderers: dict[str, Renderer] = {}
         self.ids: dict[tuple, int | None] = {}
         self.count = 0
@@ -75,6 +76,8 @@ class Editions:
     def edition_for(self, reader: Reader, due: Due) -> int | None:
         """Return the id of the edition a reader gets (None: no news for them)."""
         abstracts = reader.abstracts or self.settings.abstracts
+        if due.since is not None and due.since >= self.previous:
+            due = replace(due, since=None)  # their last digest was yesterday's: today's news
         key = (reader.topics, due.since, abstracts, due.resumed)
         if key not in self.ids:
             self.ids[key] = self._render(reader.topics, due, abstracts)

@@ -268,3 +268,18 @@ def test_a_new_web_subscriber_who_goes_weekly_gets_every_day_since(make_settings
             {"topics": ["graph neural network"], "frequency": "weekly", "weekday": 2}, day(0),
         )  # fmt: skip
         assert store.person("wendy@example.org").last_cycle is not None
+
+
+async def test_a_daily_reader_with_choices_gets_the_same_email_as_one_without(
+    alan, fake_arxiv, mail_server
+):
+    settings, base, client = alan
+    form = {"csrf": csrf("alan@example.org"), "topic": "graph neural network"}
+    await post(client, base + link("alan@example.org"), form | {"frequency": "daily"})
+    for n in (1, 2):
+        mail_server.handler.received.clear()
+        gnn_news(fake_arxiv, n)
+        await cycle(settings, day(n))
+        html = mail_server.received[0].message.get_body(("html",)).get_content()
+        assert "since" not in html.split("<h2", 1)[0]  # "for <day>", not "since yesterday"
+        assert "View in your browser" in html

@@ -86,6 +86,13 @@ class Reading(Database):
             found.setdefault(key, []).append(paper_id)
         return found
 
+    def previous_cycle(self, cycle_id: int) -> int:
+        """Return the last cycle planned before this one (0 if none)."""
+        row = self.db.execute(
+            "SELECT max(id) FROM cycles WHERE planned_at IS NOT NULL AND id < ?", [cycle_id]
+        ).fetchone()
+        return row[0] or 0
+
     def cycle_day(self, cycle_id: int, zone: tzinfo) -> date | None:
         """Return the day (in a time zone) on which a cycle recorded its news."""
         row = self.db.execute("SELECT planned_at FROM cycles WHERE id = ?", [cycle_id]).fetchone()
