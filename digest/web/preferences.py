@@ -113,15 +113,22 @@ class Preferences:
             secret, "manage", parse_token(token), form.get("csrf")
         )
 
-    async def save(self, request: web.Request) -> web.Response:
-        """POST /manage: save the person's choices (checked, then stored)."""
+    async def _posted(self, request: web.Request) -> tuple[Current, str, Any] | web.Response:
+        """Return the person and the form of a POST from their own page, or its refusal."""
         form = await request.post()
         loaded = await self._load(request)
         if loaded is None:
             return self.links.refused()
-        current, token = loaded
-        if not self._guarded(request, token, form):
+        if not self._guarded(request, loaded[1], form):
             return self.endpoint.error_page(403)
+        return (*loaded, form)
+
+    async def save(self, request: web.Request) -> web.Response:
+        """POST /manage: save the person's choices (checked, then stored)."""
+        posted = await self._posted(request)
+        if isinstance(posted, web.Response):
+            return posted
+        current, token, form = posted
         today = self.endpoint.clock().astimezone(self.endpoint.settings.timezone).date()
         choices, error = read_choices(form, [k.key for k in self.keywords], today)
         if error:
@@ -146,13 +153,10 @@ class Preferences:
 
     async def delete(self, request: web.Request) -> web.Response:
         """POST /manage/delete: delete what is kept, but the entry that keeps them from mail."""
-        form = await request.post()
-        loaded = await self._load(request)
-        if loaded is None:
-            return self.links.refused()
-        current, token = loaded
-        if not self._guarded(request, token, form):
-            return self.endpoint.error_page(403)
+        posted = await self._posted(request)
+        if isinstance(posted, web.Response):
+            return posted
+        current = posted[0]
         now = self.endpoint.clock()
         await self.endpoint.db(lambda store: store.forget(current.email, now))
         log.info("deleted the data of %s at their request", mask(current.email))
