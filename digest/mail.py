@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import binascii
-import email.policy
 import html
 import logging
 import mailbox
@@ -12,21 +11,19 @@ import secrets
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
-from email.header import Header
-from email.utils import format_datetime, make_msgid, parseaddr, quote
+from email.utils import format_datetime, make_msgid, parseaddr
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
 
+from . import headers
 from .config import SmtpSettings
 from .store import Edition
 
 log = logging.getLogger(__name__)
 
-_POLICY = email.policy.default.clone(linesep="\n", max_line_length=78, refold_source="all")
-_SPECIALS_RE = re.compile(r'[][\\()<>@,:;".]')
 _ENHANCED_RE = re.compile(r"\s*5\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -62,7 +59,7 @@ def list_id(list_name: str, sender: str) -> str:
     """Return the List-Id header value (RFC 2919) for the list."""
     label = re.sub(r"[^a-z0-9]+", "-", list_name.lower()).strip("-") or "digest"
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    return f"{list_name} <{label}.{domain}>"
+    return f"{headers.phrase(list_name)} <{label}.{domain}>"
 
 
 def new_message_id(sender: str) -> str:
@@ -76,42 +73,43 @@ def greeting(name: str) -> str:
 
 
 def header_line(name: str, value: str) -> str:
-    """Return one header, folded to 78 columns and RFC 2047-encoded where needed.
+    """Return one header line: Subject as text (encoded-words), any other never encoded.
 
-    Messages are built with LF line ends, as Maildir stores them; aiosmtplib sends CRLF.
+    See digest/headers.py: structured fields fold only where their grammar allows.
     """
-    _refuse_breaks(name, value)
-    line = f"{name}: {value}\n"
-    if value.isascii() and len(line) <= 79:
-        return line
-    return _POLICY.fold(name, value)
+    return headers.header(name, value)
 
 
 def address_line(name: str, display: str, address: str) -> str:
-    """Return an address header whose display name, of any length, is folded and encoded."""
-    _refuse_breaks(name, display + address)
-    if not display:
-        return header_line(name, address)
-    if display.isascii():  # quoted as formataddr does, which refuses a non-ASCII address
-        quotes = '"' if _SPECIALS_RE.search(display) or "  " in display else ""
-        plain = f"{quotes}{quote(display)}{quotes} <{address}>"
-        if len(name) + len(plain) <= 76:
-            return f"{name}: {plain}\n"
-    words = Header(display, "utf-8", maxlinelen=76, header_name=name).encode(linesep="\n ")
-    last = f"{name}: {words}".rsplit("\n", 1)[-1]
-    fold = "\n" if len(last) + len(address) + 3 > 78 else ""
-    return f"{name}: {words}{fold} <{address}>\n"
-
-
-def _refuse_breaks(name: str, value: str) -> None:
-    if "\r" in value or "\n" in value:
-        raise ValueError(f"{name} header value contains a line break")
+    """Return an address header: the display name as a phrase (encoded if need be), folded."""
+    return headers.mailbox(name, display, address)
 
 
 def base64_lines(data: bytes) -> bytes:
     """Return data in base64, in lines of 76 characters (faster than base64.encodebytes)."""
     encoded = binascii.b2a_base64(data, newline=False)
     return b"\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\n"
+
+
+def alternative(head: str, text: str, page: str) -> bytes:
+    """Return a message of head (its header lines) and a multipart/alternative body.
+
+    The text part goes quoted-printable, the HTML part base64; both UTF-8.
+    """
+    boundary = f"=_digest_{secrets.token_hex(12)}"
+    content_type = header_line("Content-Type", f'multipart/alternative; boundary="{boundary}"')
+    return b"".join(
+        (
+            (head + content_type + "\n").encode(),
+            f'--{boundary}\nContent-Type: text/plain; charset="utf-8"\n'
+            "Content-Transfer-Encoding: quoted-printable\n\n".encode(),
+            binascii.b2a_qp(text.encode(), istext=True),
+            f'\n--{boundary}\nContent-Type: text/html; charset="utf-8"\n'
+            "Content-Transfer-Encoding: base64\n\n".encode(),
+            base64_lines(page.encode()),
+            f"--{boundary}--\n".encode(),
+        )
+    )
 
 
 class Composer:
@@ -156,27 +154,14 @@ class Composer:
         }
         text = self._personal(self.edition.text, values, escape=False)
         page = self._personal(self.edition.html, values, escape=True)
-        boundary = f"=_digest_{secrets.token_hex(12)}"
         head = (
             self.shared
             + address_line("To", name, email)
             + header_line("Date", format_datetime(date))
             + header_line("Message-ID", message_id)
             + header_line("List-Unsubscribe", f"<{unsubscribe_url}>")
-            + f'Content-Type: multipart/alternative; boundary="{boundary}"\n\n'
         )
-        return b"".join(
-            (
-                head.encode(),
-                f'--{boundary}\nContent-Type: text/plain; charset="utf-8"\n'
-                "Content-Transfer-Encoding: quoted-printable\n\n".encode(),
-                binascii.b2a_qp(text.encode(), istext=True),
-                f'\n--{boundary}\nContent-Type: text/html; charset="utf-8"\n'
-                "Content-Transfer-Encoding: base64\n\n".encode(),
-                base64_lines(page.encode()),
-                f"--{boundary}--\n".encode(),
-            )
-        )
+        return alternative(head, text, page)
 
 
 class Transport(Protocol):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import binascii
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parseaddr
@@ -20,12 +18,13 @@ from .mail import (
     SmtpConnection,
     Transport,
     address_line,
-    base64_lines,
+    alternative,
     greeting,
     header_line,
     new_message_id,
 )
 from .presentation import long_date
+from .render import charset_first
 from .store import Store
 from .subscribers import Subscriber, SubscribersError, read_subscribers
 from .tokens import make_confirm_token, make_token
@@ -52,13 +51,12 @@ def render(env: jinja2.Environment, template: str, **context: object) -> tuple[s
     """Return the text and HTML bodies of templates/email/{template}.txt and .html."""
     text = env.get_template(f"email/{template}.txt").render(context)
     html = env.get_template(f"email/{template}.html").render(context)
-    return text, html
+    return text, charset_first(html)
 
 
 def compose(notice: Notice, sender: str, list_name: str, date: datetime, to: str = "") -> bytes:
     """Return the message bytes: multipart/alternative, text (QP) and HTML (base64)."""
     display, address = parseaddr(sender)
-    boundary = f"=_digest_{secrets.token_hex(12)}"
     head = (
         address_line("From", display or list_name, address)
         + address_line("To", notice.name, to or notice.email)
@@ -68,20 +66,8 @@ def compose(notice: Notice, sender: str, list_name: str, date: datetime, to: str
         + "Auto-Submitted: auto-generated\n"
         + "X-Auto-Response-Suppress: All\n"
         + "MIME-Version: 1.0\n"
-        + f'Content-Type: multipart/alternative; boundary="{boundary}"\n\n'
     )
-    return b"".join(
-        (
-            head.encode(),
-            f'--{boundary}\nContent-Type: text/plain; charset="utf-8"\n'
-            "Content-Transfer-Encoding: quoted-printable\n\n".encode(),
-            binascii.b2a_qp(notice.text.encode(), istext=True),
-            f'\n--{boundary}\nContent-Type: text/html; charset="utf-8"\n'
-            "Content-Transfer-Encoding: base64\n\n".encode(),
-            base64_lines(notice.html.encode()),
-            f"--{boundary}--\n".encode(),
-        )
-    )
+    return alternative(head, notice.text, notice.html)
 
 
 def letter(notice: Notice, settings: Settings, date: datetime) -> Letter:

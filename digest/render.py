@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import textwrap
 from collections.abc import Sequence
@@ -21,6 +22,9 @@ MAX_HTML_BYTES = 100_000
 # Abstract lengths tried in turn, then paper caps per topic, until the HTML fits.
 SNIPPET_STEPS = (SNIPPET, 200, 0)  # after the operator's own choice
 CAP_STEPS = (100, 50, 25, 10, 5, 2, 1)
+
+_HEAD_RE = re.compile(r"<head(?:\s[^>]*)?>", re.IGNORECASE)
+_CHARSET_RE = re.compile(r"""<meta\s+charset=["']?utf-8["']?\s*/?>\s*""", re.IGNORECASE)
 
 
 def default_templates() -> Path:
@@ -50,6 +54,23 @@ def make_environment(extra: Path | None = None) -> jinja2.Environment:
         break_on_hyphens=False,
     )
     return env
+
+
+def charset_first(html: str) -> str:
+    """Return the HTML with <meta charset="utf-8"> as the first element of its <head>.
+
+    css-inline puts the <style> it keeps first; a charset after 1,024 bytes is too late
+    (HTML's encoding sniffing stops there).
+    """
+    head = _HEAD_RE.search(html)
+    if head is None:
+        return html
+    meta = _CHARSET_RE.search(html, head.end())
+    if meta is not None and not html[head.end() : meta.start()].strip():
+        return html
+    if meta is not None:
+        html = html[: meta.start()] + html[meta.end() :]
+    return f'{html[: head.end()]}<meta charset="utf-8">{html[head.end() :]}'
 
 
 @dataclass(slots=True)
@@ -151,7 +172,7 @@ class Renderer:
             html = self.env.get_template("email/digest.html").render(
                 context, sections=shown, notes=notes
             )
-            html = self.inliner.inline(html)
+            html = charset_first(self.inliner.inline(html))
             if len(html.encode()) <= max_bytes:
                 break
         subject_line = self.env.get_template("email/subject.txt").render(context)
