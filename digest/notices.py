@@ -88,7 +88,7 @@ def compose(notice: Notice, sender: str, list_name: str, date: datetime, to: str
 def letter(notice: Notice, settings: Settings, date: datetime) -> Letter:
     """Compose a notice as written and, for a non-ASCII address, with its domain in ASCII."""
     message = compose(notice, settings.sender, settings.name, date)
-    signer = Signer.of(settings.smtp)  # DKIM when [smtp] dkim_* are set
+    signer = Signer.cached(settings.smtp)  # DKIM when [smtp] dkim_* are set
     if notice.email.isascii():
         return signed(signer, Letter(notice.email, message))
     ascii_form = ascii_address(notice.email)  # None: the relay must offer SMTPUTF8

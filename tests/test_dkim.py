@@ -352,3 +352,19 @@ def test_the_key_is_read_once_a_cycle(dkim_settings, mail_server, monkeypatch):
     monkeypatch.setattr(digest.dkim, "load_key", lambda path: reads.append(path) or real(path))
     report = run_once(settings, clock=lambda: DAY1)
     assert report.delivery.sent == 4 and reads == [settings.smtp.dkim_key_file]
+
+
+def test_notices_reuse_the_key_until_its_file_changes(dkim_settings, tmp_path, monkeypatch):
+    settings = dkim_settings("rsa")
+    old = resolver(published(tmp_path / "settings.toml"))
+    reads = []
+    real = digest.dkim.load_key
+    monkeypatch.setattr(digest.dkim, "load_key", lambda path: reads.append(path) or real(path))
+    notice = Notice("nora@example.org", "Nora", "A note", "Hello Nora,\n", "<p>Hello</p>")
+    first, second = (letter(notice, settings, DAY1).message for _ in range(2))
+    assert len(reads) == 1 and dkim.verify(first, dnsfunc=old) and dkim.verify(second, dnsfunc=old)
+    write_key(tmp_path / "keys" / "dkim.pem", new_key("ed25519"))  # the operator rotates it
+    new = resolver(published(tmp_path / "settings.toml"))
+    third = letter(notice, settings, DAY1).message
+    assert b"a=ed25519-sha256" in third and dkim.verify(third, dnsfunc=new)
+    assert not dkim.verify(third, dnsfunc=old)
