@@ -234,7 +234,7 @@ def test_a_1024_bit_rsa_key_is_refused(make_settings, tmp_path):
     write_key(tmp_path / "keys" / "dkim.pem", rsa.generate_private_key(65537, 1024))
     problems = bad_settings(make_settings, DKIM_KEYS)
     line = next(n for n, t in enumerate(settings_lines(tmp_path), 1) if "dkim_key_file" in t)
-    assert f"settings.toml:{line}: [smtp] dkim_key_file: {tmp_path / 'keys' / 'dkim.pem'} is a "
+    assert f"[smtp] dkim_key_file: {tmp_path / 'keys' / 'dkim.pem'} is a 1024-bit" in problems
     assert re.search(
         rf"settings\.toml:{line}: \[smtp\] dkim_key_file: \S+/keys/dkim\.pem is a 1024-bit RSA "
         r"key; DKIM needs 2048 to 4096 bits \(RFC 8301\): make a new one with: openssl genpkey "
@@ -368,3 +368,12 @@ def test_notices_reuse_the_key_until_its_file_changes(dkim_settings, tmp_path, m
     third = letter(notice, settings, DAY1).message
     assert b"a=ed25519-sha256" in third and dkim.verify(third, dnsfunc=new)
     assert not dkim.verify(third, dnsfunc=old)
+
+
+def test_a_key_gone_by_the_send_phase_sends_nothing_unsigned(dkim_settings, mail_server, tmp_path):
+    settings = dkim_settings("rsa")
+    (tmp_path / "keys" / "dkim.pem").unlink()  # after the settings were checked
+    report = run_once(settings, clock=lambda: DAY1)
+    assert not report.ok and report.delivery.sent == 0 and mail_server.received == []
+    assert "cannot read" in report.delivery.aborted and "dkim.pem" in report.delivery.aborted
+    assert report.delivery.pending == 4  # queued for the next cycle
