@@ -191,7 +191,7 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
         )
     if smtp and smtp["tls"] and smtp["starttls"]:
         problems.add("smtp", "tls", "set either tls (implicit TLS, port 465) or starttls, not both")
-    for key, problem in dkim_problems(smtp or {}, path.resolve().parent):
+    for key, problem in dkim_problems(data.get("smtp"), smtp or {}, path.resolve().parent):
         problems.add("smtp", key, problem)
     secret = env.get("DIGEST_SECRET") or ""
     if secret and len(secret.encode()) < 32:

@@ -105,9 +105,14 @@ def load_key(path: Path) -> Key:
     )
 
 
-def settings_problems(smtp: dict[str, Any], root: Path) -> list[tuple[str, str]]:
-    """Return (key, problem) pairs of [smtp]'s dkim_* keys: all three or none, a usable key."""
-    missing = [k for k in KEYS if not smtp.get(k)]
+def settings_problems(table: Any, values: dict[str, Any], root: Path) -> list[tuple[str, str]]:
+    """Return (key, problem) pairs of [smtp]'s dkim_* keys: all three or none, a usable key.
+
+    `table` is [smtp] as written, `values` as checked (None where a value was refused).
+    """
+    if not isinstance(table, dict):
+        return []
+    missing = [k for k in KEYS if k not in table]
     if len(missing) == len(KEYS):
         return []
     if missing:
@@ -119,8 +124,10 @@ def settings_problems(smtp: dict[str, Any], root: Path) -> list[tuple[str, str]]
             )
             for k in missing
         ]
+    if not values.get("dkim_key_file"):
+        return []  # refused already
     try:
-        load_key(root / smtp["dkim_key_file"])
+        load_key(root / values["dkim_key_file"])
     except DkimError as exc:
         return [("dkim_key_file", str(exc))]
     return []

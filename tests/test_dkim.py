@@ -287,13 +287,15 @@ def test_an_unusable_key_file_names_the_key_and_the_fix(make_settings, tmp_path,
     assert re.search(r"settings\.toml:\d+: \[smtp\] dkim_key_file: " + expected, problems), problems
 
 
-def test_a_bad_domain_or_selector_is_a_settings_error(make_settings):
+def test_a_bad_domain_or_selector_is_a_settings_error(make_settings, tmp_path):
+    write_key(tmp_path / "keys" / "dkim.pem", new_key("ed25519"))
     problems = bad_settings(
         make_settings,
         DKIM_KEYS.replace('"example.org"', '"example .org"').replace('"digest2025"', '"a/b"'),
     )
     assert "[smtp] dkim_domain: expected a DNS name such as example.org" in problems
     assert "[smtp] dkim_selector: expected a DNS name" in problems
+    assert problems.count("\n") == 1  # those two, and no "missing" beside them
 
 
 @pytest.mark.parametrize("kind", ["rsa", "ed25519"])
