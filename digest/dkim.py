@@ -163,10 +163,10 @@ class Signer:
     def sign(self, message: bytes) -> bytes:
         """Return the message with a DKIM-Signature header (relaxed/relaxed) in front."""
         linesep = b"\r\n" if message.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
-        signer = dkim.DKIM(message, linesep=linesep, signature_algorithm=self.key.algorithm)
-        present = {name.lower() for name, _ in signer.headers}
-        include = [name for name in _SIGNED if name in present]
         try:
+            signer = dkim.DKIM(message, linesep=linesep, signature_algorithm=self.key.algorithm)
+            present = {name.lower() for name, _ in signer.headers}
+            include = [name for name in _SIGNED if name in present]
             header = signer.sign(
                 self.selector.encode(),
                 self.domain.encode(),
