@@ -140,6 +140,7 @@ def digest_child(folder: Path) -> None:
         composer = Delivery(settings, store, secret)
         pending = store.pending()
         samples = [composer.message(next(pending)) for _ in KEYSETS]
+        sign_ms = dkim_ms(settings, samples)
         started = time.perf_counter()
         delivery = asyncio.run(Delivery(settings, store, secret).run())
         sent_in = time.perf_counter() - started
@@ -152,11 +153,45 @@ def digest_child(folder: Path) -> None:
                 "send_seconds": sent_in,
                 "message_bytes": statistics.mean(len(m) for m in samples),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "sign_ms": sign_ms,
             }
         )
     )
     for number, sample in enumerate(samples):
         (folder / f"sample{number}.eml").write_bytes(sample)
+
+
+def dkim_ms(settings, samples: list[bytes], rounds: int = 25) -> float | None:
+    """Return the mean milliseconds dkimpy takes to sign one of the samples (--dkim)."""
+    from digest.dkim import Signer
+
+    signer = Signer.of(settings.smtp)
+    if signer is None:
+        return None
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for sample in samples:
+            signer.sign(sample)
+    return (time.perf_counter() - started) / (rounds * len(samples)) * 1000
+
+
+def write_dkim_key(folder: Path, kind: str) -> str:
+    """Write a fresh private key; return the [smtp] lines that sign with it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    if kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    (folder / "dkim.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return 'dkim_domain = "example.org"\ndkim_selector = "bench"\ndkim_key_file = "dkim.pem"\n'
 
 
 # --- 2. the raw aiosmtplib pool and 3. naive smtplib --------------------------------------------
@@ -319,6 +354,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--busy", type=int, default=1000, help="new papers of the busy keyword")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the send measures")
     parser.add_argument(
+        "--dkim", choices=["rsa", "ed25519"], help="sign with DKIM, a fresh key of this kind"
+    )
+    parser.add_argument(
         "--digest-only",
         action="store_true",
         help="skip the two baselines and the fetch phase (for the memory check)",
@@ -457,6 +495,7 @@ def write_setup(folder: Path, port: int, args: argparse.Namespace) -> None:
         f"{keywords}"
         f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsender = "Papers <papers@example.org>"\n'
         f"connections = {args.connections}\ntimeout = 30\n"
+        + (write_dkim_key(folder, args.dkim) if args.dkim else "")
     )
     with open(folder / "subscribers.csv", "w") as csv:
         csv.write("email,name,keywords\n")
@@ -476,6 +515,8 @@ def report(args, result, runs, fetches, email):
         f"{args.repeat} run(s) (range in brackets)"
     )
     print(f"  digest send phase     {med['digest']:8.1f} msg/s  [{spread['digest']}]")
+    if result.get("sign_ms") is not None:
+        print(f"  DKIM ({args.dkim}) signing  {result['sign_ms']:8.2f} ms a message (dkimpy)")
     print(f"  raw aiosmtplib pool   {med['raw']:8.1f} msg/s  [{spread['raw']}]")
     print(
         f"  naive smtplib         {med['naive']:8.1f} msg/s  [{spread['naive']}] "

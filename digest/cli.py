@@ -288,6 +288,9 @@ def check(ctx: click.Context) -> None:
         else f"Maildir {settings.outbox}"
     )
     click.echo(f"  mail goes to {target}; database {settings.database}")
+    from .dkim import check_lines
+
+    click.echo("\n".join(check_lines(settings)))
     click.echo(f"  {len(settings.keywords)} keyword(s):")
     for keyword in settings.keywords:
         click.echo(f"    {keyword.name}: {keyword.search_query()}")

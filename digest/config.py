@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 from zoneinfo import ZoneInfo
 
+from .dkim import settings_problems as dkim_problems
 from .keys import KEYWORD_SCHEMA, OFFICIAL_API, SCHEMA, Problems, check_table
 
 
@@ -105,6 +106,9 @@ class SmtpSettings:
     max_attempts: int
     retry_seconds: float
     ca_file: Path | None = None
+    dkim_domain: str | None = None  # sign with DKIM: all three dkim_* set, or none
+    dkim_selector: str | None = None
+    dkim_key_file: Path | None = None
     username: str | None = None
     password: str | None = None
 
@@ -187,6 +191,8 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
         )
     if smtp and smtp["tls"] and smtp["starttls"]:
         problems.add("smtp", "tls", "set either tls (implicit TLS, port 465) or starttls, not both")
+    for key, problem in dkim_problems(data.get("smtp"), smtp or {}, path.resolve().parent):
+        problems.add("smtp", key, problem)
     secret = env.get("DIGEST_SECRET") or ""
     if secret and len(secret.encode()) < 32:
         problems.items.append(
@@ -265,6 +271,7 @@ def _build(
     if smtp is not None:
         port = smtp.pop("port") or (465 if smtp["tls"] else 587 if smtp["starttls"] else 25)
         smtp["ca_file"] = root / smtp["ca_file"] if smtp["ca_file"] else None
+        smtp["dkim_key_file"] = root / smtp["dkim_key_file"] if smtp["dkim_key_file"] else None
         smtp_settings = SmtpSettings(
             port=port,
             **smtp,

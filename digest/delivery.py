@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from .addresses import ascii_address
 from .config import Settings
+from .dkim import DkimError, Signer, signed
 from .mail import (
     Composer,
     Failure,
@@ -111,6 +112,7 @@ class Delivery:
         self._relay_refused = False
         self.retry_budget = 0
         self.limiter = RateLimiter(0, 0, [], clock=lambda: 0.0)
+        self.signer: Signer | None = None  # DKIM, its key loaded once a cycle by run()
 
     def _transports(self) -> list[Transport]:
         if self.settings.smtp is None:
@@ -143,10 +145,10 @@ class Delivery:
         """Compose an entry's message as written and, for a non-ASCII address, in ASCII too."""
         message = self.message(item)
         if item.email.isascii():
-            return Letter(item.email, message)
+            return signed(self.signer, Letter(item.email, message))
         ascii_form = ascii_address(item.email)
         ascii_message = self.message(item, ascii_form) if ascii_form else None
-        return Letter(item.email, message, ascii_form, ascii_message)
+        return signed(self.signer, Letter(item.email, message, ascii_form, ascii_message))
 
     def _abort(self, reason: str) -> None:
         if self.report.aborted is None:
@@ -174,8 +176,9 @@ class Delivery:
             smtp.rate_limit if smtp else 0, smtp.hourly_limit if smtp else 0, recent
         )
         try:
+            self.signer = Signer.of(smtp)
             transports = self._transports()
-        except SendError as exc:  # the Maildir cannot be made: nothing can be sent
+        except (SendError, DkimError) as exc:  # no Maildir, or no DKIM key: nothing can be sent
             self._abort(str(exc))
             self.report.pending = self.store.count_pending()
             return self.report

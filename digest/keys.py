@@ -122,6 +122,17 @@ def _keyword_name(value: Any) -> str:
     return value
 
 
+def _dns_name(value: Any) -> str:
+    value = _text(value).rstrip(".")
+    label = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
+    if len(value) > 253 or not re.fullmatch(rf"{label}(?:\.{label})*", value):
+        raise ValueError(
+            f"expected a DNS name such as example.org (letters, digits, '-', '_' and dots; "
+            f"an international domain in its xn-- form), got {value!r}"
+        )
+    return value
+
+
 def _show(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
@@ -168,6 +179,9 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "max_attempts": (_int(1, 100), 5),
         "retry_seconds": (_float, 2.0),
         "ca_file": (_text, None),
+        "dkim_domain": (_dns_name, None),  # DKIM: all three or none; see digest/dkim.py
+        "dkim_selector": (_dns_name, None),
+        "dkim_key_file": (_text, None),
     },
     "web": {
         "listen": (_listen, "127.0.0.1:8080"),

@@ -11,6 +11,7 @@ import jinja2
 
 from .addresses import address_key, ascii_address
 from .config import Settings
+from .dkim import Signer, signed
 from .mail import (
     Letter,
     MaildirTransport,
@@ -73,13 +74,14 @@ def compose(notice: Notice, sender: str, list_name: str, date: datetime, to: str
 def letter(notice: Notice, settings: Settings, date: datetime) -> Letter:
     """Compose a notice as written and, for a non-ASCII address, with its domain in ASCII."""
     message = compose(notice, settings.sender, settings.name, date)
+    signer = Signer.cached(settings.smtp)  # DKIM when [smtp] dkim_* are set
     if notice.email.isascii():
-        return Letter(notice.email, message)
+        return signed(signer, Letter(notice.email, message))
     ascii_form = ascii_address(notice.email)  # None: the relay must offer SMTPUTF8
     ascii_message = None
     if ascii_form:
         ascii_message = compose(notice, settings.sender, settings.name, date, ascii_form)
-    return Letter(notice.email, message, ascii_form, ascii_message)
+    return signed(signer, Letter(notice.email, message, ascii_form, ascii_message))
 
 
 def transport(settings: Settings) -> Transport:
