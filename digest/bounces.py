@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,8 +43,17 @@ def line(outcome: Outcome) -> str:
     )
 
 
-def read_bounces(settings: Settings, store: Store, secret: bytes, now: datetime) -> list[Outcome]:
-    """Read every message of the bounce mailbox; raise BounceBoxError if it cannot be read."""
+def read_bounces(
+    settings: Settings,
+    store: Store,
+    secret: bytes,
+    now: datetime,
+    beat: Callable[[], None] = lambda: None,
+) -> list[Outcome]:
+    """Read every message of the bounce mailbox; raise BounceBoxError if it cannot be read.
+
+    `beat` is called after each message (the daemon's watchdog sees the cycle alive).
+    """
     if settings.bounces is None:
         return []
     verp = verp_pattern(settings.smtp.return_path if settings.smtp else None)
@@ -52,15 +62,22 @@ def read_bounces(settings: Settings, store: Store, secret: bytes, now: datetime)
     try:
         for item in box.messages():
             outcomes += _handle(box, item, store, secret, verp, now)
+            beat()
     finally:
         box.close()
     return outcomes
 
 
-def read_in_cycle(settings: Settings, store: Store, secret: bytes, now: datetime) -> None:
+def read_in_cycle(
+    settings: Settings,
+    store: Store,
+    secret: bytes,
+    now: datetime,
+    beat: Callable[[], None] = lambda: None,
+) -> None:
     """Read the bounce mailbox at the start of a cycle; a failure is a warning, never fatal."""
     try:
-        outcomes = read_bounces(settings, store, secret, now)
+        outcomes = read_bounces(settings, store, secret, now, beat)
     except BounceBoxError as exc:
         log.warning("bounces: cannot read the bounce mailbox (%s); the cycle goes on", exc)
         return
@@ -98,23 +115,24 @@ def _handle(
         log.info("bounces: %s: %s %s", item.name, report.message_id, action)
         return [Outcome(item.name, f.email, "duplicate", f.status, action) for f in findings]
     outcomes = []
+    said = "; ".join(dict.fromkeys(r.detail for r in report.recipients if r.detail))
     for finding, effect in zip(findings, effects, strict=True):
         action = describe(finding, effect) + "; moved to processed"
         outcomes.append(Outcome(item.name, finding.email, finding.kind, finding.status, action))
         level = logging.WARNING if effect.suppressed or not finding.email else logging.INFO
-        log.log(level, "bounces: %s: %s %s %s: %s", item.name, finding.email or "nobody",
-                finding.kind, finding.status or "-", action)  # fmt: skip
+        log.log(level, "bounces: %s: %s %s %s (%s): %s", item.name, finding.email or "nobody",
+                finding.kind, finding.status or "-", said or "no diagnostic", action)  # fmt: skip
     return outcomes
 
 
 def attribute(report: Report, store: Store, secret: bytes) -> list[Finding]:
     """Say whom each part of a report is about, and which mail of ours it reports on."""
     signed = _signed_address(report, store, secret)
-    mailed = store.mailed_with(report.originals)
-    digest = mailed[0] if mailed else (report.originals or (report.message_id,))[0]
+    # Different digests have different Message-IDs; a report quoting none counts as one digest.
+    digest = (report.originals or (report.message_id,))[0]
     found: dict[str, Finding] = {}
     for recipient in report.recipients:
-        email = signed or recipient.address or (mailed[1] if mailed else "")
+        email = signed or recipient.address
         finding = Finding(email, recipient.kind, recipient.status, digest, recipient.counts)
         before = found.get(email.casefold())
         if before is None or _rank(finding) < _rank(before):

@@ -158,7 +158,7 @@ def run_once(
             log.warning("secret: %s", warning)
         cycle_id = store.begin_cycle(clock())
         store.apply_journal()  # requests the web endpoint kept while the database was busy
-        read_in_cycle(settings, store, secret, clock())  # late bounces and complaints first
+        read_in_cycle(settings, store, secret, clock(), progress.beat)  # late bounces first
         try:
             found = fetch_all(settings, report, windows(settings, store, clock()), stop, progress)
             if not stop.is_set():

@@ -42,6 +42,7 @@ MAILDIR = f'return_path = "{RETURN_PATH}"\n\n[bounces]\nmaildir = "bounces"\n'
 CORPUS_VERSION = "6.0.0"  # flufl.bounce's source distribution whose tests/data is read
 CACHE = Path(__file__).parent / ".cache"
 ADA, ALAN, GRACE = "ada@example.org", "alan@example.org", "grace@example.org"
+EVE = "eve@example.org"
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -217,7 +218,19 @@ def test_refusals_at_smtp_time_and_late_bounces_share_the_limit(mailed):
                 f"<dsn-{n}@relay>", [Finding(ALAN, "bounce", "5.1.1", f"<d{n}@x>", True)], LATER
             )
         assert effects[0].failures == 3 and effects[0].suppressed
-    assert suppressed(mailed) == {ALAN: "bounced"}
+        # The other way round: two late bounces, then a refusal at SMTP time.
+        for n in range(2):
+            finding = Finding(GRACE, "bounce", "5.2.1", f"<g{n}@x>", True)
+            store.record_report(f"<dsn-g{n}@relay>", [finding], LATER)
+        assert store.record_bounce(GRACE, "550 5.2.1 mailbox disabled", LATER) is True
+        # An accepted message clears the refusals at SMTP time, not the late bounces.
+        eve = Finding(EVE, "bounce", "5.1.1", "<e@x>", True)
+        store.record_report("<dsn-e@relay>", [eve], LATER)
+        store.record_bounce(EVE, "550 5.1.1 unknown", LATER)
+        assert store.failures(EVE, LATER) == 2
+        store.mark_sent(1, EVE, LATER)
+        assert store.failures(EVE, LATER) == 1
+    assert suppressed(mailed) == {ALAN: "bounced", GRACE: "bounced"}
 
 
 def test_late_bounces_older_than_45_days_no_longer_count(mailed):
@@ -236,7 +249,7 @@ def test_a_duplicate_counts_once(mailed, mail_server):
         (first, ALAN, "bounce"),
         (second, ALAN, "duplicate"),
     ]
-    assert outcomes[1].action == ("already read 2025-11-16 08:00; counted once; moved to processed")
+    assert outcomes[1].action == "already read 2025-11-16 08:00; counted once; moved to processed"
     assert failures(mailed, ALAN) == 1
     assert processed(mailed) == [first, second]  # moved, never deleted
 

@@ -125,7 +125,6 @@ SCHEMA = [
         status TEXT NOT NULL, digest TEXT NOT NULL, counts INTEGER NOT NULL,
         received_at TEXT NOT NULL, PRIMARY KEY (message_id, email));
     CREATE INDEX reports_email ON reports (email, received_at);
-    CREATE INDEX outbox_message_id ON outbox (message_id);
     """,
 ]
 VERSION = len(SCHEMA)

@@ -58,16 +58,6 @@ class Bounces(Database):
         ).fetchone()
         return datetime.fromisoformat(row[0]) if row[0] else None
 
-    def mailed_with(self, message_ids: Iterable[str]) -> tuple[str, str] | None:
-        """Return the Message-ID and address of the first outbox message among these ids."""
-        for message_id in message_ids:
-            row = self.db.execute(
-                "SELECT message_id, email FROM outbox WHERE message_id = ? LIMIT 1", [message_id]
-            ).fetchone()
-            if row and row[1]:  # a forgotten person's rows keep no address
-                return row[0], row[1]
-        return None
-
     def record_report(
         self, message_id: str, findings: Iterable[Finding], now: datetime
     ) -> list[Effect] | None:

@@ -169,7 +169,8 @@ class Outbox(Database):
     def record_bounce(self, email: str, error: str, now: datetime) -> bool:
         """Count a permanent failure in a row; suppress the address at the limit (say True).
 
-        Bounces read later from the mailbox count too; an accepted message clears only these.
+        Bounces read later from the mailbox add to the count; an accepted message clears the
+        refusals, not them.
         """
         key = address_key(email)
         with self.transaction():
