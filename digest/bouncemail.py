@@ -74,10 +74,7 @@ def read_report(raw: bytes, verp: re.Pattern[str] | None = None) -> Report:
     tokens = _unique(t.lower() for text in texts for t in verp.findall(text)) if verp else ()
     unsubscribe = _unique(t for text in texts for t in _UNSUBSCRIBE_RE.findall(text))
     feedback = _part(msg, "message/feedback-report")
-    if feedback is not None:
-        recipients = _complaint(feedback, originals, msg)
-    else:
-        recipients = _failures(msg, texts)
+    recipients = _complaint(feedback, msg) if feedback is not None else _failures(msg)
     return Report(message_id, _kind(recipients), recipients, originals, tokens, unsubscribe)
 
 
@@ -125,7 +122,7 @@ def _originals(msg: email.message.Message, texts: list[str], own: str) -> tuple[
 
 
 def _complaint(
-    feedback: email.message.Message, originals: tuple[str, ...], msg: email.message.Message
+    feedback: email.message.Message, msg: email.message.Message
 ) -> tuple[Recipient, ...]:
     """Read an ARF report (RFC 5965): who complained, or what else it reports."""
     payload = feedback.get_payload()
@@ -148,7 +145,7 @@ def _complaint(
     return tuple(Recipient(a, kind, "", False, f"feedback-type {kind_of}") for a in addresses)
 
 
-def _failures(msg: email.message.Message, texts: list[str]) -> tuple[Recipient, ...]:
+def _failures(msg: email.message.Message) -> tuple[Recipient, ...]:
     """Read a bounce: flufl.bounce's addresses, each with the status a DSN or the text gives."""
     blocks = _dsn_blocks(msg)
     try:
@@ -176,10 +173,10 @@ def _dsn_blocks(msg: email.message.Message) -> dict[str, Recipient]:
     for part in msg.walk():
         if part.get_content_type() != "message/delivery-status" or not part.is_multipart():
             continue
-        for block in part.get_payload()[1:]:  # the first block is about the message
+        for block in part.get_payload():
             action = (block.get("Action") or "").strip().lower()
             status_field = block.get("Status") or ""
-            if not action and not status_field:
+            if not action and not status_field:  # the block about the message as a whole
                 continue
             address = ""
             for field in ("Original-Recipient", "Final-Recipient", "X-Actual-Recipient"):
