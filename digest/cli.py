@@ -36,7 +36,7 @@ def setup_logging(verbosity: int) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
-    for noisy in ("mail.log", "aiohttp.access"):
+    for noisy in ("mail.log", "aiohttp.access", "flufl.bounce"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -259,6 +259,32 @@ def subscribers(
             for entry in read_subscribers(settings.subscribers, settings.keywords):
                 if isinstance(entry, BadRow):
                     click.echo(f"invalid row    {entry}")
+
+
+@main.command()
+@click.pass_context
+@handled
+def bounces(ctx: click.Context) -> None:
+    """Read the bounce mailbox now: count bounces, unsubscribe complaints, print each."""
+    from .bouncebox import BounceBoxError
+    from .bounces import line, read_bounces
+    from .store import Store
+
+    settings = settings_of(ctx)
+    if settings.bounces is None:
+        fail(
+            'no [bounces] section in the settings; add maildir = "PATH" or '
+            'imap = "imaps://user@host/INBOX"',
+            EXIT_CONFIG,
+        )
+    with Store(settings.database) as store:
+        try:
+            found = read_bounces(settings, store, store.secret(settings.secret), datetime.now(UTC))
+        except BounceBoxError as exc:
+            fail(str(exc), EXIT_FAILED)
+    for outcome in found:
+        click.echo(line(outcome))
+    click.echo(f"{len(found)} finding(s) in the bounce mailbox", err=True)
 
 
 @main.command()

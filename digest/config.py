@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from .dkim import settings_problems as dkim_problems
@@ -111,6 +111,21 @@ class SmtpSettings:
     dkim_key_file: Path | None = None
     username: str | None = None
     password: str | None = None
+    return_path: str | None = None  # the envelope sender; "{token}" in it names the reader
+
+
+@dataclass(frozen=True)
+class BouncesSettings:
+    """The mailbox the relay's bounces and feedback-loop reports arrive in."""
+
+    maildir: Path | None = None
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_tls: bool = True  # imaps://; imap:// sends the password in the clear
+    imap_user: str = ""
+    imap_folder: str = "INBOX"
+    password: str | None = None  # DIGEST_BOUNCES_PASSWORD
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +157,7 @@ class Settings:
     web_health_details: bool = False  # /healthz details for everyone, not only local requests
     web_pages: bool = True  # the public reading room: pages, feeds, search
     web_signup: bool = False  # /subscribe and /confirm: sign-up with double opt-in
+    bounces: BouncesSettings | None = None  # [bounces]: read late bounces and complaints
 
 
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +204,13 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
             "arxiv",
             "delay_seconds",
             "must be at least 3 against the official arXiv API (its terms of use)",
+        )
+    bounces = values["bounces"]
+    if "bounces" in data and bool(bounces["maildir"]) == bool(bounces["imap"]):
+        problems.add(
+            "bounces",
+            None,
+            'set either maildir = "PATH" or imap = "imaps://user@host/INBOX" (one of them)',
         )
     if smtp and smtp["tls"] and smtp["starttls"]:
         problems.add("smtp", "tls", "set either tls (implicit TLS, port 465) or starttls, not both")
@@ -309,6 +332,27 @@ def _build(
         web_signup=web["signup"],
         secret=env.get("DIGEST_SECRET") or None,
         notices=notices,
+        bounces=_bounces(root, values["bounces"], env),
+    )
+
+
+def _bounces(root: Path, values: dict[str, Any], env: Mapping[str, str]) -> BouncesSettings | None:
+    """Return where bounces arrive, or None without a [bounces] section."""
+    ca_file = root / values["ca_file"] if values["ca_file"] else None
+    if values["maildir"]:
+        return BouncesSettings(maildir=root / values["maildir"], ca_file=ca_file)
+    if not values["imap"]:
+        return None
+    url = urlsplit(values["imap"])
+    tls = url.scheme == "imaps"
+    return BouncesSettings(
+        imap_host=url.hostname,
+        imap_port=url.port or (993 if tls else 143),
+        imap_tls=tls,
+        imap_user=unquote(url.username or ""),
+        imap_folder=unquote(url.path.strip("/")) or "INBOX",
+        password=env.get("DIGEST_BOUNCES_PASSWORD") or None,
+        ca_file=ca_file,
     )
 
 

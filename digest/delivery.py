@@ -25,7 +25,7 @@ from .mail import (
 )
 from .progress import Progress
 from .store import Message, Store
-from .tokens import make_token
+from .tokens import bounce_token, make_token
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,13 @@ class Delivery:
             date=self.clock(),
         )
 
+    def envelope_sender(self, item: Message) -> str:
+        """Return the envelope sender: [smtp] return_path ({token}: VERP), else From's address."""
+        path = self.settings.smtp.return_path if self.settings.smtp else None
+        if path:
+            return path.replace("{token}", bounce_token(self.secret, item.email))
+        return self.composer(item.edition_id).envelope_from
+
     def letter(self, item: Message) -> Letter:
         """Compose an entry's message as written and, for a non-ASCII address, in ASCII too."""
         message = self.message(item)
@@ -243,7 +250,7 @@ class Delivery:
             wait -= 60.0
             self.progress.beat()
         try:
-            await transport.send(letter, self.composer(item.edition_id).envelope_from)
+            await transport.send(letter, self.envelope_sender(item))
         except SendError as exc:
             return self._failed(item, exc, queue)
         self._transient_run = 0

@@ -133,6 +133,36 @@ def _dns_name(value: Any) -> str:
     return value
 
 
+def _return_path(value: Any) -> str:
+    value = _text(value)
+    local, _, domain = value.rpartition("@")
+    plain = local.replace("{token}", "t", 1)  # a second {token} leaves braces: refused
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`|~.-]+", plain) or not re.fullmatch(
+        r"[A-Za-z0-9.-]+", domain
+    ):
+        raise ValueError(
+            'expected an address such as "bounces+{token}@lists.example.org" ({token} at '
+            f"most once, before the @), got {value!r}"
+        )
+    return value
+
+
+def _imap_url(value: Any) -> str:
+    value = _text(value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+        raise ValueError(f'expected a URL such as "imaps://user@host:993/INBOX", got {value!r}')
+    if parts.password is not None:
+        raise ValueError(
+            "put the password in the environment variable DIGEST_BOUNCES_PASSWORD, not in the URL"
+        )
+    try:
+        parts.port  # noqa: B018 (a bad port raises)
+    except ValueError:
+        raise ValueError(f"bad port in {value!r}") from None
+    return value
+
+
 def _show(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
@@ -182,12 +212,18 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "dkim_domain": (_dns_name, None),  # DKIM: all three or none; see digest/dkim.py
         "dkim_selector": (_dns_name, None),
         "dkim_key_file": (_text, None),
+        "return_path": (_return_path, None),  # the envelope sender; {token}: VERP
     },
     "web": {
         "listen": (_listen, "127.0.0.1:8080"),
         "health_details": (_bool, False),
         "pages": (_bool, True),
         "signup": (_bool, False),
+    },
+    "bounces": {  # where the relay's bounces and feedback-loop reports arrive
+        "maildir": (_text, None),
+        "imap": (_imap_url, None),
+        "ca_file": (_text, None),
     },
 }
 KEYWORD_SCHEMA: dict[str, tuple[Callable[[Any], Any], Any]] = {

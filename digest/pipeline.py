@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .archive import ArchiveError, render_archive, write_atomically
+from .bounces import read_in_cycle
 from .config import Keyword, Settings
 from .delivery import Delivery, DeliveryReport
 from .fetch import Fetched, FetchError, Window, fetch_keywords
@@ -157,6 +158,7 @@ def run_once(
             log.warning("secret: %s", warning)
         cycle_id = store.begin_cycle(clock())
         store.apply_journal()  # requests the web endpoint kept while the database was busy
+        read_in_cycle(settings, store, secret, clock(), progress.beat)  # late bounces first
         try:
             found = fetch_all(settings, report, windows(settings, store, clock()), stop, progress)
             if not stop.is_set():

@@ -101,3 +101,36 @@ def verify_confirm_token(secret: bytes, token: str | None, now: datetime) -> str
     if now.timestamp() >= expiry:
         raise TokenExpired("expired confirmation token")
     return nonce
+
+
+# --- return paths (VERP): 'id.signature' in lower-case base32, for an address's bounces ------
+
+_BOUNCE_RE = re.compile(r"^([a-z2-7]{20})\.([a-z2-7]{16})$")
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32encode(data).rstrip(b"=").decode().lower()
+
+
+def bounce_token(secret: bytes, email: str) -> str:
+    """Return the token of an address's return path (VERP), bound to the purpose 'bounce'.
+
+    Lower-case base32, because some mail systems lower-case an address's local part.
+    """
+    return f"{_b32(_mac(secret, 'id', email)[:12])}.{_b32(_mac(secret, 'bounce', email)[:10])}"
+
+
+def bounce_token_id(token: str) -> str:
+    """Return the token id (as in the unsubscribe token) a return path's token names."""
+    match = _BOUNCE_RE.fullmatch(token.lower())
+    if match is None:
+        raise TokenError("malformed return-path token")
+    return _b64(base64.b32decode(match[1].upper() + "===="))
+
+
+def verify_bounce_token(secret: bytes, token: str, email: str) -> str:
+    """Return the address if the token is its genuine return-path token; raise TokenError."""
+    bounce_token_id(token)
+    if not hmac.compare_digest(bounce_token(secret, email).encode(), token.lower().encode()):
+        raise TokenError("bad signature")
+    return email

@@ -1,6 +1,7 @@
-"""The only owner of the SQLite database: history, outbox, suppressions."""
+"""The only owner of the SQLite database: history, outbox, suppressions, bounce reports."""
 
 from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
+from .bounces import Bounces, Effect, Finding
 from .history import History
 from .outbox import Edition, Message, Outbox
 from .people import People, Person
@@ -12,6 +13,8 @@ __all__ = [
     "VERSION",
     "Cycle",
     "Edition",
+    "Effect",
+    "Finding",
     "Message",
     "Person",
     "Store",
@@ -21,5 +24,5 @@ __all__ = [
 ]
 
 
-class Store(History, Outbox, Reading, People):
+class Store(History, Outbox, Reading, People, Bounces):
     """The database of digest, the one place that speaks SQL."""

@@ -117,9 +117,19 @@ SCHEMA = [
     ALTER TABLE recipients ADD COLUMN topics TEXT;
     ALTER TABLE recipients ADD COLUMN source TEXT;
     """,
+    # Bounces and complaints read from the bounce mailbox: one row per report and address, so
+    # no report counts twice; `digest` is the Message-ID of the mail it reports on.
+    """
+    CREATE TABLE reports (
+        message_id TEXT NOT NULL, email TEXT NOT NULL, kind TEXT NOT NULL,
+        status TEXT NOT NULL, digest TEXT NOT NULL, counts INTEGER NOT NULL,
+        received_at TEXT NOT NULL, PRIMARY KEY (message_id, email));
+    CREATE INDEX reports_email ON reports (email, received_at);
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list
+LATE_BOUNCE_DAYS = 45  # a bounce read from the mailbox counts this long (3 weekly digests + 5 days)
 
 
 class StoreError(Exception):

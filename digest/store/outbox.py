@@ -10,6 +10,7 @@ from typing import Any
 
 from ..addresses import address_key
 from .base import BOUNCE_LIMIT, Database, iso
+from .bounces import clear_late_bounces, late_failures
 
 PLANNED = "SELECT id FROM cycles WHERE planned_at IS NOT NULL"  # cycles whose plan is whole
 
@@ -166,7 +167,11 @@ class Outbox(Database):
             )
 
     def record_bounce(self, email: str, error: str, now: datetime) -> bool:
-        """Count a permanent failure in a row; suppress the address at the limit (say True)."""
+        """Count a permanent failure in a row; suppress the address at the limit (say True).
+
+        Bounces read later from the mailbox add to the count; an accepted message clears the
+        refusals, not them.
+        """
         key = address_key(email)
         with self.transaction():
             self.db.execute(
@@ -178,7 +183,7 @@ class Outbox(Database):
             (failures,) = self.db.execute(
                 "SELECT failures FROM bounces WHERE email = ?", [key]
             ).fetchone()
-            if failures >= BOUNCE_LIMIT:
+            if failures + late_failures(self.db, key, now) >= BOUNCE_LIMIT:
                 return self.suppress(email, "bounced", now)
         return False
 
@@ -220,6 +225,7 @@ class Outbox(Database):
             cursor = self.db.execute(
                 "DELETE FROM suppressions WHERE email = ?", [address_key(email)]
             )
+            clear_late_bounces(self.db, email)
         return cursor.rowcount > 0
 
     def unsuppress_bounced(self, since: datetime | None = None) -> list[str]:
@@ -235,6 +241,7 @@ class Outbox(Database):
             self.db.execute(f"DELETE FROM suppressions WHERE {where[0]}", where[1])
             for email in emails:
                 self.clear_bounces(email)
+                clear_late_bounces(self.db, email)
         return emails
 
     def suppression(self, email: str) -> tuple[str, datetime] | None:

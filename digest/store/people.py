@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 
 from ..addresses import address_key
 from .base import Database, iso
+from .bounces import clear_late_bounces
 
 FIELDS = (
     "key, email, name, source, topics, frequency, weekday, paused_until, abstracts, "
@@ -133,6 +134,9 @@ class People(Database):
             self.db.execute("DELETE FROM people WHERE key = ?", [key])
             self.db.execute("DELETE FROM signups WHERE key = ?", [key])
             self.db.execute("DELETE FROM bounces WHERE email = ?", [key])
+            self.db.execute(
+                "UPDATE OR REPLACE reports SET email = '', counts = 0 WHERE email = ?", [key]
+            )
             rows = self.db.execute("SELECT id, email FROM recipients").fetchall()
             gone = [i for i, e in rows if address_key(e) == key]
             self.db.conn.executemany("DELETE FROM recipients WHERE id = ?", ((i,) for i in gone))
@@ -191,6 +195,7 @@ class People(Database):
                 [key, email, name, topics, iso(now), iso(now)],
             )
             self.db.execute("DELETE FROM suppressions WHERE email = ?", [key])
+            clear_late_bounces(self.db, key)  # they confirmed: their address takes mail
         return email
 
     def signup_state(self, nonce: str) -> tuple[str, bool] | None:
