@@ -80,10 +80,9 @@ def path_findings(settings: Settings, access: Access = os.access) -> list[Findin
         problems.add("digest", "archive", why)
     if settings.smtp is None:  # mail goes to the Maildir: written in tmp/, moved to new/
         outbox = settings.outbox
-        for why in dict.fromkeys(
-            unwritable(outbox / sub, access, folder=True) for sub in ("tmp", "new")
-        ):
-            if why:
+        made = [outbox / s for s in ("tmp", "new") if (outbox / s).exists()]
+        for path in made if outbox.is_dir() and made else [outbox]:
+            if why := unwritable(path, access, folder=True):
                 problems.add("digest", "outbox", why)
     fix = "; point it at a folder this user can write (or run digest as the user that can)"
     return [Finding(text + fix, fatal=True) for text in problems.items]

@@ -92,6 +92,12 @@ class Signup:
         app.on_cleanup.append(lambda app: self.mailer.close(wait))
 
     async def _resume(self) -> None:
+        try:  # before the site listens: open (and migrate) the database alone
+            if await self.endpoint.db(lambda store: store.next_notice()) is None:
+                return
+        except StoreError as exc:
+            log.warning("web: cannot look for emails waiting to be sent: %s", exc)
+            return
         self.mailer.send_soon()
 
     async def idle(self, timeout: float | None = None) -> None:
