@@ -44,7 +44,7 @@ def secret_findings(settings: Settings, meta: dict[str, str] | None) -> list[Fin
             meta.get("secret"),
         )  # fmt: skip
         if refusal is not None:
-            return [Finding(f"DIGEST_SECRET (environment): {refusal}", fatal=True)]
+            return [Finding(str(refusal), fatal=True)]
     found = []
     if not settings.secret:
         found.append(

@@ -134,10 +134,16 @@ class Mailer:
 
     async def _send(self, nonce: str) -> None:
         """Send one sign-up's email and record it; a failed one no longer counts."""
-        notice = await self.endpoint.db(lambda s: self.compose(s, nonce))
-        sent = notice is not None and await notices.send(
-            notice, self.endpoint.settings, self.endpoint.clock(), mask(notice.email)
-        )
+        try:
+            notice = await self.endpoint.db(lambda s: self.compose(s, nonce))
+            sent = notice is not None and await notices.send(
+                notice, self.endpoint.settings, self.endpoint.clock(), mask(notice.email)
+            )
+        except StoreError:
+            raise  # the loop tries again later
+        except Exception:  # e.g. an operator's broken template: this email only
+            log.exception("web: cannot compose or send the email of a sign-up; dropped")
+            sent = False
         if sent:
             now = self.endpoint.clock()
             await self.endpoint.db(lambda s: s.notice_sent(nonce, now))
