@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,10 @@ import click
 
 from . import __version__
 from .archive import ArchiveError
-from .config import ConfigError, Settings, find_settings, load_settings
+from .config import ConfigError, Keyword, Settings, find_settings, load_settings
 from .lock import CycleRunning, LockError
 from .progress import LogProgress, Progress
+from .signing import SecretChanged
 from .store import StoreError
 from .subscribers import BadRow, SubscribersError, read_subscribers
 
@@ -56,6 +57,8 @@ def handled(command: Callable[..., Any]) -> Callable[..., Any]:
         except ConfigError as exc:
             fail("bad settings:\n  " + "\n  ".join(exc.problems), EXIT_CONFIG)
         except SubscribersError as exc:
+            fail(str(exc), EXIT_CONFIG)
+        except SecretChanged as exc:
             fail(str(exc), EXIT_CONFIG)
         except StoreError as exc:
             fail(f"database: {exc}", EXIT_FAILED)
@@ -148,25 +151,41 @@ def warn_plain_http(settings: Settings) -> None:
 
 
 @main.command()
+@click.option(
+    "--new-secret",
+    is_flag=True,
+    help="Sign with this secret though another signed the mail already sent (voids old links).",
+)
 @click.pass_context
 @handled
-def once(ctx: click.Context) -> None:
+def once(ctx: click.Context, new_secret: bool) -> None:
     """Run one cycle now: fetch, diff, render, send, archive."""
     from .pipeline import run_once
 
     progress = TerminalProgress() if sys.stderr.isatty() else LogProgress()
-    report = run_once(settings_of(ctx), stop=stop_on_signals(), progress=progress)
+    settings = settings_of(ctx)
+    report = run_once(settings, stop=stop_on_signals(), progress=progress, new_secret=new_secret)
     # A cycle stopped by a signal is not a failure: its outbox resumes at the next start.
     sys.exit(EXIT_OK if report.ok or report.interrupted else EXIT_FAILED)
 
 
-def service_settings(ctx: click.Context) -> Settings:
-    """Load the settings of a long-running command and check what it will need."""
+def service_settings(ctx: click.Context, cycles: bool) -> Settings:
+    """Load the settings of a long-running command and check what it will need.
+
+    A secret that did not sign the mail already sent stops a service that runs cycles
+    (SecretChanged); the web endpoint alone starts, saying that old links will be refused.
+    """
+    from .signing import mismatch
     from .store import Store
 
     settings = settings_of(ctx)
     warn_plain_http(settings)
-    Store(settings.database).close()  # fail now on a bad database, not at the first cycle
+    with Store(settings.database) as store:  # fail now on a bad database, not at the first cycle
+        refusal = mismatch(settings.secret, *store.secret_record())
+    if refusal is not None and cycles:
+        raise refusal
+    if refusal is not None:
+        log.warning("secret: %s; until then the endpoint refuses the links mailed", refusal)
     return settings
 
 
@@ -177,7 +196,7 @@ def run(ctx: click.Context) -> None:
     """Run as a service: the daily cycle at send_at, and the unsubscribe endpoint."""
     from .daemon import Daemon, serve
 
-    settings = service_settings(ctx)
+    settings = service_settings(ctx, cycles=True)
     daemon = Daemon(settings)
     log.info(
         "daemon: cycles daily at %s %s; %s",
@@ -195,7 +214,7 @@ def serve(ctx: click.Context) -> None:
     """Serve only the unsubscribe endpoint (run `digest once` from a timer)."""
     from .daemon import serve as serve_web
 
-    asyncio.run(serve_web(service_settings(ctx)))
+    asyncio.run(serve_web(service_settings(ctx, cycles=False)))
 
 
 @main.command()
@@ -291,7 +310,9 @@ def bounces(ctx: click.Context) -> None:
 @click.pass_context
 @handled
 def check(ctx: click.Context) -> None:
-    """Validate the settings and the subscribers file (no network)."""
+    """Validate the settings, the subscribers file, the secret and the paths (no network)."""
+    from .checks import findings, subscribers_source
+
     path = find_settings(ctx.obj["config"])
     try:
         settings = load_settings(path)
@@ -300,6 +321,8 @@ def check(ctx: click.Context) -> None:
         click.echo(f"{path}: {len(problems)} problem(s)")
         for problem in problems:
             click.echo(f"  {problem}")
+        if path.is_file():  # the subscribers file's problems too, not hidden by these
+            check_subscribers(*subscribers_source(path))
         sys.exit(EXIT_CONFIG)
     click.echo(f"settings: {settings.path}")
     for notice in settings.notices:
@@ -320,17 +343,39 @@ def check(ctx: click.Context) -> None:
     click.echo(f"  {len(settings.keywords)} keyword(s):")
     for keyword in settings.keywords:
         click.echo(f"    {keyword.name}: {keyword.search_query()}")
+    fatal = False
+    for finding in findings(settings):  # warnings print; errors also fail the check
+        fatal = fatal or finding.fatal
+        click.echo(f"  {'error' if finding.fatal else 'warning'}: {finding.text}")
+    bad = check_subscribers(settings.subscribers, settings.keywords)
+    sys.exit(EXIT_CONFIG if bad or fatal else EXIT_OK)
+
+
+def check_subscribers(path: Path, keywords: Sequence[Keyword] | None) -> bool:
+    """Print what `check` finds in the subscribers file; return whether it has problems.
+
+    keywords None: the settings could not say which there are, so names go unchecked.
+    """
     from .addresses import needs_smtputf8
 
     good, bad, utf8 = 0, [], []
-    for entry in read_subscribers(settings.subscribers, settings.keywords):
-        if isinstance(entry, BadRow):
-            bad.append(str(entry))
-        else:
-            good += 1
-            if needs_smtputf8(entry.email):
-                utf8.append(f"line {entry.line} {entry.email}")
-    click.echo(f"subscribers: {settings.subscribers}: {good} valid, {len(bad)} bad row(s)")
+    try:
+        for entry in read_subscribers(path, keywords or ()):
+            if isinstance(entry, BadRow):
+                if keywords is None and entry.message.startswith("unknown keyword"):
+                    good += 1  # as far as it can be checked
+                else:
+                    bad.append(str(entry))
+            else:
+                good += 1
+                if needs_smtputf8(entry.email):
+                    utf8.append(f"line {entry.line} {entry.email}")
+    except SubscribersError as exc:
+        click.echo(f"subscribers: {exc}")
+        return True
+    click.echo(f"subscribers: {path}: {good} valid, {len(bad)} bad row(s)")
+    if keywords is None:
+        click.echo("  keyword names not checked: the settings name no keywords that can be read")
     if utf8:  # a warning: they are sent to, if the relay offers SMTPUTF8
         click.echo(
             f"  {len(utf8)} address(es) need a relay that offers SMTPUTF8 "
@@ -338,7 +383,7 @@ def check(ctx: click.Context) -> None:
         )
     for problem in bad:
         click.echo(f"  {problem}")
-    sys.exit(EXIT_CONFIG if bad else EXIT_OK)
+    return bool(bad)
 
 
 @main.command()

@@ -20,6 +20,7 @@ from .config import Settings
 from .lock import CycleRunning, LockError
 from .pipeline import CycleReport, run_once
 from .progress import LogProgress
+from .signing import SecretChanged
 from .store import Store, StoreError
 from .web import make_app, start_site
 
@@ -179,7 +180,7 @@ class Daemon:
         except CycleRunning as exc:
             log.warning("cycle: %s; trying again in 5 minutes", exc)
             self.clockwork.retry_at = self.clock() + RETRY_LOCKED
-        except (StoreError, LockError) as exc:  # said in one line: no traceback to read
+        except (StoreError, LockError, SecretChanged) as exc:  # one line, no traceback to read
             self.last_error = str(exc)
             log.error("cycle: failed: %s; the daemon goes on and tries at the next slot", exc)
         except Exception as exc:  # a failed cycle must never stop the daemon

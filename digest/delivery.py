@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import logging
 import random
@@ -57,25 +58,47 @@ def manage_url(settings: Settings, secret: bytes, email: str) -> str:
 
 
 class RateLimiter:
-    """Space sends to `rate` per second and at most `hourly` per rolling hour, pool-wide."""
+    """Space sends to `rate` per second and at most `hourly` per rolling hour, pool-wide.
 
-    def __init__(self, rate: float, hourly: int, recent: list[float], clock=None):
+    `others` returns the turns another process took since it was last called (the web's
+    confirmations, in this clock's time): they count in the hour, and are kept apart too.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        hourly: int,
+        recent: list[float],
+        clock=None,
+        others: Callable[[], list[float]] | None = None,
+    ):
         self.interval = 1.0 / rate if rate else 0.0
         self.hourly = hourly
         self.clock = clock or asyncio.get_running_loop().time
+        self.others = others
         self.next_slot = 0.0
-        self.window: collections.deque[float] = collections.deque(recent)
+        self.window: list[float] = sorted(recent)
+        self.foreign: list[float] = []  # the other process's turns, to keep apart from
 
     def reserve(self) -> float:
         """Reserve the next sending slot and return how long to wait for it."""
         now = self.clock()
+        for moment in self.others() if self.others else ():
+            bisect.insort(self.foreign, moment)
+            if self.hourly:
+                bisect.insort(self.window, moment)
         slot = max(now, self.next_slot)
         if self.hourly:
-            while self.window and self.window[0] <= slot - 3600:
-                self.window.popleft()
+            del self.window[: bisect.bisect_right(self.window, slot - 3600)]
             if len(self.window) >= self.hourly:
                 slot = max(slot, self.window[-self.hourly] + 3600)
-            self.window.append(slot)
+        if self.interval and self.foreign:
+            del self.foreign[: bisect.bisect_right(self.foreign, now - self.interval)]
+            for moment in self.foreign:
+                if moment - self.interval < slot < moment + self.interval:
+                    slot = moment + self.interval
+        if self.hourly:
+            bisect.insort(self.window, slot)
         self.next_slot = slot + self.interval
         return slot - now
 
@@ -113,6 +136,20 @@ class Delivery:
         self.retry_budget = 0
         self.limiter = RateLimiter(0, 0, [], clock=lambda: 0.0)
         self.signer: Signer | None = None  # DKIM, its key loaded once a cycle by run()
+
+    def _notices(self, loop_now: float, wall_now: datetime) -> Callable[[], list[float]]:
+        """Return a function giving the web's email turns taken since its last call (in the
+        event loop's time), so that they count in this cycle's limits too."""
+        seen, epoch = 0, wall_now.timestamp()
+
+        def taken() -> list[float]:
+            nonlocal seen
+            turns = self.store.notices_after(seen)
+            if turns:
+                seen = turns[-1][0]
+            return [loop_now - (epoch - at) for _, at in turns if at > epoch - 3600]
+
+        return taken
 
     def _transports(self) -> list[Transport]:
         if self.settings.smtp is None:
@@ -179,9 +216,9 @@ class Delivery:
             loop_now - (wall_now - t).total_seconds() for t in self.store.sent_since(hour_ago)
         ]
         smtp = self.settings.smtp
-        self.limiter = RateLimiter(
-            smtp.rate_limit if smtp else 0, smtp.hourly_limit if smtp else 0, recent
-        )
+        rate, hourly = (smtp.rate_limit, smtp.hourly_limit) if smtp else (0, 0)
+        others = self._notices(loop_now, wall_now) if rate or hourly else None
+        self.limiter = RateLimiter(rate, hourly, recent, others=others)
         try:
             self.signer = Signer.of(smtp)
             transports = self._transports()

@@ -20,6 +20,7 @@ from .lock import lock_for
 from .models import KeywordResult
 from .planning import plan, queries
 from .progress import LogProgress, Progress
+from .signing import signing_secret
 from .store import Store
 from .subscribers import read_subscribers
 
@@ -145,17 +146,18 @@ def run_once(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     stop: threading.Event | None = None,
     progress: Progress | None = None,
+    new_secret: bool = False,
 ) -> CycleReport:
-    """Run one whole cycle and return its report; raise CycleRunning if one already runs."""
+    """Run one whole cycle and return its report; raise CycleRunning if one already runs,
+    SecretChanged (before fetching or recording anything) if its secret is not the one that
+    signed the mail already sent, unless new_secret says the change is intended."""
     progress = progress or LogProgress()
     stop = stop or threading.Event()
     report = CycleReport()
     for _ in read_subscribers(settings.subscribers, settings.keywords):
         pass  # fail early, before fetching, on an unusable subscribers file
     with lock_for(settings.database), Store(settings.database) as store:
-        secret = store.secret(settings.secret)
-        if warning := store.check_secret(secret, clock()):
-            log.warning("secret: %s", warning)
+        secret = signing_secret(store, settings.secret, clock(), new_secret)
         cycle_id = store.begin_cycle(clock())
         store.apply_journal()  # requests the web endpoint kept while the database was busy
         read_in_cycle(settings, store, secret, clock(), progress.beat)  # late bounces first

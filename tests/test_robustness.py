@@ -136,11 +136,12 @@ def test_a_plan_cut_short_by_a_crash_is_dropped_and_its_papers_come_again(
     )
 
 
-async def test_a_changed_secret_is_said_at_the_cycle_and_when_an_old_link_is_used(
+async def test_a_changed_secret_is_refused_then_intended_and_an_old_link_is_said(
     make_settings, fake_arxiv, mail_server, caplog, monkeypatch
 ):
     from aiohttp.test_utils import TestServer
 
+    from digest.signing import SecretChanged
     from digest.web import make_app
 
     settings = make_settings()
@@ -148,9 +149,12 @@ async def test_a_changed_secret_is_said_at_the_cycle_and_when_an_old_link_is_use
     old_link = link_of(mail_server.received[0].message, "")
     monkeypatch.setenv("DIGEST_SECRET", "another secret, also 32 bytes long or more")
     settings = make_settings()
-    with caplog.at_level(logging.WARNING):
+    with pytest.raises(SecretChanged):
         await cycle(settings, DAY1 + timedelta(days=1))
-    assert "the signing secret is not the one that signed the links mailed before" in caplog.text
+    with caplog.at_level(logging.WARNING):
+        day = DAY1 + timedelta(days=1)
+        await asyncio.to_thread(run_once, settings, clock=lambda: day, new_secret=True)
+    assert "signing with a new secret, as --new-secret asked" in caplog.text
     server = TestServer(make_app(settings), host="127.0.0.1")
     await server.start_server()
     try:

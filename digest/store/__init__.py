@@ -4,8 +4,10 @@ from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
 from .bounces import Bounces, Effect, Finding
 from .history import History
 from .outbox import Edition, Message, Outbox
+from .peek import peek_meta
 from .people import People, Person
 from .reading import Cycle, Reading
+from .sends import Sends
 
 __all__ = [
     "BOUNCE_LIMIT",
@@ -21,8 +23,9 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "iso",
+    "peek_meta",
 ]
 
 
-class Store(History, Outbox, Reading, People, Bounces):
+class Store(History, Outbox, Reading, People, Bounces, Sends):
     """The database of digest, the one place that speaks SQL."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -126,6 +125,14 @@ SCHEMA = [
         received_at TEXT NOT NULL, PRIMARY KEY (message_id, email));
     CREATE INDEX reports_email ON reports (email, received_at);
     """,
+    # The web's emails (a sign-up's confirmation or note), each with its turn (`at`, Unix
+    # seconds) under [smtp] rate_limit and hourly_limit, shared with the digests' sends.
+    """
+    CREATE TABLE notice_sends (
+        id INTEGER PRIMARY KEY, nonce TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+        at REAL NOT NULL, sent_at TEXT);
+    CREATE INDEX notice_sends_at ON notice_sends (at);
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list
@@ -201,6 +208,8 @@ class Database:
         if version == VERSION:
             return
         with self.transaction():
+            # Another connection may have migrated while this one waited for the write lock.
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for number in range(version, VERSION):
                 log.info("migrating %s to schema %d", self.path, number + 1)
                 for statement in statements(SCHEMA[number]):
@@ -271,22 +280,20 @@ class Database:
                     self.set_meta("secret", stored)
         return stored.encode()
 
-    def check_secret(self, secret: bytes, now: datetime) -> str | None:
-        """Remember which secret signs the links; say so when it is not the one before."""
-        fingerprint = hashlib.sha256(b"digest-secret\0" + secret).hexdigest()[:16]
-        before = self.get_meta("secret_fingerprint")
-        if before == fingerprint:
-            return None
-        since = self.get_meta("secret_since") or "?"
-        self.set_meta("secret_fingerprint", fingerprint)
-        self.set_meta("secret_since", iso(now))
-        if before is None:
-            return None
+    def secret_record(self) -> tuple[str | None, str | None, str | None]:
+        """Return the fingerprint of the secret that signed the mail sent, since when, and the
+        secret kept in the database (None where there is none); write nothing."""
         return (
-            f"the signing secret is not the one that signed the links mailed before now "
-            f"(in use since {since[:10]}): those unsubscribe links no longer work; set "
-            "DIGEST_SECRET back to keep them working"
+            self.get_meta("secret_fingerprint"),
+            self.get_meta("secret_since"),
+            self.get_meta("secret"),
         )
+
+    def record_secret(self, fingerprint: str, now: datetime) -> None:
+        """Remember which secret signs the mail from now on."""
+        with self.transaction():
+            self.set_meta("secret_fingerprint", fingerprint)
+            self.set_meta("secret_since", iso(now))
 
     # --- cycles ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from ..addresses import checked_key
 from ..store import Store, StoreBusy, StoreError
 from ..tokens import TokenError, TokenExpired, check_form_token, form_token, verify_confirm_token
 from .base import Endpoint, mask, same_origin
+from .mailer import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Signup:
         self.limiter = Limiter(PER_CLIENT)
         self.tasks: set[asyncio.Task[None]] = set()
         self.lock = asyncio.Lock()  # one check-then-store at a time: one email a day at most
+        self.mailer = Mailer(endpoint, self._compose)
 
     def install(self, app: web.Application) -> None:
         """Answer the sign-up routes; let emails being sent finish when the app stops."""
@@ -84,16 +86,30 @@ class Signup:
         app.add_routes([web.get("/subscribe", self.form), web.post("/subscribe", self.subscribe)])
         app.add_routes([web.get("/confirm", self.confirm_page), web.post("/confirm", self.confirm)])
         smtp = self.settings.smtp
-        app.on_cleanup.append(lambda app: self.idle((smtp.timeout if smtp else 5.0) * 2))
+        wait = (smtp.timeout if smtp else 5.0) * 2
+        app.on_startup.append(lambda app: self._resume())  # emails kept waiting before a restart
+        app.on_cleanup.append(lambda app: self.idle(wait))
+        app.on_cleanup.append(lambda app: self.mailer.close(wait))
+
+    async def _resume(self) -> None:
+        try:  # before the site listens: open (and migrate) the database alone
+            if await self.endpoint.db(lambda store: store.next_notice()) is None:
+                return
+        except StoreError as exc:
+            log.warning("web: cannot look for emails waiting to be sent: %s", exc)
+            return
+        self.mailer.send_soon()
 
     async def idle(self, timeout: float | None = None) -> None:
-        """Wait until every email started in the background is sent or has failed."""
+        """Wait until every email is sent or has failed, but those waiting for the hourly
+        limit."""
         while self.tasks:
             done, _ = await asyncio.wait(set(self.tasks), timeout=timeout)
             if not done:
                 for task in self.tasks:
                     task.cancel()
                 return
+        await self.mailer.idle(timeout)
 
     async def secret(self) -> bytes:
         """Return the signing secret (the database keeps one when DIGEST_SECRET is unset)."""
@@ -169,7 +185,8 @@ class Signup:
             log.info("web: a sign-up looked automated (%s); nothing stored or sent", reason)
         else:
             self._start(self._sign_up(email, name, topics))
-        return self.endpoint.page("signup_sent", hours=notices.VALID_FOR // timedelta(hours=1))
+        hours = notices.VALID_FOR // timedelta(hours=1)
+        return self.endpoint.page("signup_sent", hours=hours, queued=await self.mailer.queued())
 
     def _automated(self, honeypot: str, issued: str) -> str | None:
         """Say why a sign-up looks filled in by a program, or return None."""
@@ -206,11 +223,19 @@ class Signup:
         if known is None:
             log.info("web: %s had an email from the sign-up form within a day", mask(email))
             return
-        secret, env = await self.secret(), self.endpoint.renderer.env
-        notice = notices.signup_notice(
-            self.settings, env, secret, nonce, email, name, topics, now, known
+        await self.mailer.add(nonce, "subscribed note" if known else "confirmation", mask(email))
+
+    def _compose(self, store: Store, nonce: str) -> notices.Notice | None:
+        """Compose a sign-up's email when its turn comes; None if the sign-up is gone."""
+        found = store.notice_signup(nonce)
+        if found is None or self.endpoint.secret is None:
+            return None
+        email, name, topics, created = found
+        known = notices.subscribed(store, self.settings, email)
+        env, secret = self.endpoint.renderer.env, self.endpoint.secret
+        return notices.signup_notice(
+            self.settings, env, secret, nonce, email, name, topics, created, known
         )
-        await notices.send(notice, self.settings, now, mask(email))
 
     # --- the confirmation link ---------------------------------------------------------------
 

@@ -1,0 +1,168 @@
+"""What `digest check` finds beyond the file's own problems: the secret, paths, pitfalls."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Keyword, Settings
+from .keys import SCHEMA, Problems
+from .lock import lock_for
+from .signing import mismatch
+from .store import peek_meta
+
+Access = Callable[[Path, int], bool]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing `digest check` found; a fatal one means digest cannot run as it is."""
+
+    text: str
+    fatal: bool = False
+
+
+def findings(settings: Settings) -> list[Finding]:
+    """Return everything `digest check` finds in loaded settings, as the running user."""
+    meta = peek_meta(settings.database, ("secret_fingerprint", "secret_since", "secret"))
+    return [*secret_findings(settings, meta), *path_findings(settings), *usage_findings(settings)]
+
+
+def secret_findings(settings: Settings, meta: dict[str, str] | None) -> list[Finding]:
+    """Find a missing DIGEST_SECRET, or one that did not sign the mail already sent.
+
+    meta is what the database keeps of its secret (None: no database, or unreadable). A
+    short DIGEST_SECRET is a settings problem already (load_settings refuses it).
+    """
+    if meta is not None:
+        refusal = mismatch(
+            settings.secret, meta.get("secret_fingerprint"), meta.get("secret_since"),
+            meta.get("secret"),
+        )  # fmt: skip
+        if refusal is not None:
+            return [Finding(str(refusal), fatal=True)]
+    found = []
+    if not settings.secret:
+        found.append(
+            Finding(
+                "DIGEST_SECRET (environment) is not set: links are signed with a secret digest "
+                "generates and keeps in its database, so every digest command must run without "
+                "it too; set it in the service's environment file (at least 32 random bytes)"
+            )
+        )
+    if meta is None and settings.database.exists():
+        found.append(
+            Finding(
+                f"{settings.database}: cannot read it as {user()}, so the secret was not "
+                "compared with the one that signed the mail already sent"
+            )
+        )
+    return found
+
+
+def path_findings(settings: Settings, access: Access = os.access) -> list[Finding]:
+    """Find the files and folders digest writes that the running user cannot write."""
+    problems = _problems(settings)
+    database = settings.database
+    if why := unwritable(database, access):
+        problems.add("digest", "database", why)
+    elif why := unwritable(database.parent, access, folder=True):
+        problems.add("digest", "database", f"{why}, where its lock file and write-ahead log go")
+    lock = lock_for(database).path
+    if lock.exists() and (why := unwritable(lock, access)):
+        problems.add("digest", "database", f"{why} (the cycle lock beside the database)")
+    archive = settings.archive
+    if why := unwritable(archive, access) or unwritable(archive.parent, access, folder=True):
+        problems.add("digest", "archive", why)
+    if settings.smtp is None:  # mail goes to the Maildir: written in tmp/, moved to new/
+        outbox = settings.outbox
+        made = [outbox / s for s in ("tmp", "new") if (outbox / s).exists()]
+        for path in made if outbox.is_dir() and made else [outbox]:
+            if why := unwritable(path, access, folder=True):
+                problems.add("digest", "outbox", why)
+    fix = "; point it at a folder this user can write (or run digest as the user that can)"
+    return [Finding(text + fix, fatal=True) for text in problems.items]
+
+
+def unwritable(path: Path, access: Access = os.access, folder: bool = False) -> str | None:
+    """Say why the running user cannot write path (or create it), or None if it can.
+
+    A missing path is judged by the nearest folder that exists (digest creates the rest).
+    """
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        mode = os.W_OK | os.X_OK if path.is_dir() else os.W_OK
+        return None if access(path, mode) else f"{user()} cannot write {path}"
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is None:
+        return None
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not access(existing, os.W_OK | os.X_OK):
+        return f"{user()} cannot create {path}: it cannot write in {existing}"
+    return None
+
+
+def usage_findings(settings: Settings) -> list[Finding]:
+    """Find settings that work but will not do what an operator wants (warnings)."""
+    problems = _problems(settings)
+    if settings.base_url.startswith("http://"):
+        problems.add(
+            "digest",
+            "base_url",
+            f"{settings.base_url} is not https: one-click unsubscribe (RFC 8058) needs https; "
+            "serve the endpoint behind an HTTPS proxy and write its https URL here",
+        )
+    if settings.web_signup and settings.smtp is None:
+        problems.add(
+            "web",
+            "signup",
+            f"on, but without an [smtp] section mail goes to the Maildir {settings.outbox}: "
+            "confirmation emails land where nobody reads them; add [smtp] or turn signup off",
+        )
+    return [Finding(text) for text in problems.items]
+
+
+def subscribers_source(path: Path) -> tuple[Path, tuple[Keyword, ...] | None]:
+    """Return where subscribers.csv is and its keywords, from settings that failed to load.
+
+    Whatever of the file can be read is used; the keywords are None if none can be.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = {}
+    digest = data.get("digest")
+    name = digest.get("subscribers") if isinstance(digest, dict) else None
+    if not (isinstance(name, str) and name.strip()):
+        name = SCHEMA["digest"]["subscribers"][1]
+    tables = data.get("keywords")
+    names = [
+        t["name"].strip()
+        for t in (tables if isinstance(tables, list) else [])
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"].strip()
+    ]
+    keywords = {n.casefold(): Keyword(n) for n in names}
+    return path.resolve().parent / name.strip(), tuple(keywords.values()) or None
+
+
+def user() -> str:
+    """Return the name of the user digest runs as (the real one, as os.access sees it)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"user {os.getuid()}"
+
+
+def _problems(settings: Settings) -> Problems:
+    """Return a collector that names the settings file's line of each key."""
+    try:
+        text = settings.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    return Problems(settings.path, text)
