@@ -53,7 +53,7 @@ def mismatch(
         what = "DIGEST_SECRET is not set, but the mail already sent was signed with it"
         fix = (
             "run digest with the service's environment file (`systemctl start digest-once`; "
-            "see the README, 'A cycle by hand')"
+            "see docs/operations.md, 'A cycle by hand')"
         )
     return SecretChanged(f"{what} (since {(since or '?')[:10]}): {fix}, {INTENDED}")
 
