@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from urllib.parse import quote
 
-from .folders import make_folder
+from .files import write_atomically
 from .models import Paper, collapse
 
 HEADER = "| **Title** | **Date** | **Abstract** | **Comment** |\n| --- | --- | --- | --- |\n"
@@ -81,36 +79,12 @@ class ArchiveError(Exception):
     """The archive file cannot be written (a bad path, no permission, a full disk)."""
 
 
-def write_atomically(path: Path, text: str) -> bool:
-    """Replace the file's contents in one step; return False when nothing changed."""
+def save_archive(path: Path, text: str) -> bool:
+    """Replace the archive file in one step (fsynced); return False when nothing changed."""
     try:
-        return _replace(path, text)
+        return write_atomically(path, text.encode("utf-8"), durable=True)
     except OSError as exc:
         raise ArchiveError(
             f"cannot write {path} ({exc.strerror or exc}); the previous archive is intact and "
             "the history is safe: fix the path or the disk, then `digest archive` writes it"
         ) from None
-
-
-def _replace(path: Path, text: str) -> bool:
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
-        pass
-    make_folder(path.parent)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(temp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return True

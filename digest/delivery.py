@@ -12,21 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .addresses import ascii_address
+from . import mail
 from .config import Settings
-from .dkim import DkimError, Signer, signed
-from .mail import (
-    Composer,
-    Failure,
-    Letter,
-    MaildirTransport,
-    SendError,
-    SmtpConnection,
-    Transport,
-)
+from .dkim import DkimError, Signer
+from .links import Links
+from .mail import Composer, Failure, Letter, SendError, Transport
 from .progress import Progress
 from .store import Message, Store
-from .tokens import bounce_token, make_token
+from .tokens import bounce_token
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +38,6 @@ class DeliveryReport:
     pending: int = 0
     bounced: int = 0
     aborted: str | None = None
-
-
-def unsubscribe_url(settings: Settings, secret: bytes, email: str) -> str:
-    """Return the one-click unsubscribe link of an address."""
-    return f"{settings.base_url}/unsubscribe?token={make_token(secret, email)}"
-
-
-def manage_url(settings: Settings, secret: bytes, email: str) -> str:
-    """Return the link to an address's preferences page (the same signed token)."""
-    return f"{settings.base_url}/manage?token={make_token(secret, email)}"
 
 
 class RateLimiter:
@@ -118,6 +101,7 @@ class Delivery:
         self.settings = settings
         self.store = store
         self.secret = secret
+        self.links = Links(settings.base_url, secret)
         self.clock = clock
         self.stop = stop or threading.Event()
         self.progress = progress or Progress()
@@ -152,9 +136,7 @@ class Delivery:
         return taken
 
     def _transports(self) -> list[Transport]:
-        if self.settings.smtp is None:
-            return [MaildirTransport(self.settings.outbox)]
-        return [SmtpConnection(self.settings.smtp) for _ in range(self.pool)]
+        return [mail.transport(self.settings) for _ in range(self.pool)]  # a Maildir: pool is 1
 
     def composer(self, edition_id: int) -> Composer:
         """Return the composer of an edition (a few are kept; editions come in runs)."""
@@ -173,8 +155,8 @@ class Delivery:
             email=address or item.email,
             name=item.name,
             message_id=item.message_id,
-            unsubscribe_url=unsubscribe_url(self.settings, self.secret, item.email),
-            manage_url=manage_url(self.settings, self.secret, item.email),
+            unsubscribe_url=self.links.unsubscribe(item.email),
+            manage_url=self.links.manage(item.email),
             date=self.clock(),
         )
 
@@ -187,12 +169,7 @@ class Delivery:
 
     def letter(self, item: Message) -> Letter:
         """Compose an entry's message as written and, for a non-ASCII address, in ASCII too."""
-        message = self.message(item)
-        if item.email.isascii():
-            return signed(self.signer, Letter(item.email, message))
-        ascii_form = ascii_address(item.email)
-        ascii_message = self.message(item, ascii_form) if ascii_form else None
-        return signed(self.signer, Letter(item.email, message, ascii_form, ascii_message))
+        return mail.letter(item.email, lambda to: self.message(item, to), self.signer)
 
     def _abort(self, reason: str) -> None:
         if self.report.aborted is None:

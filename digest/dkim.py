@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import stat
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 if TYPE_CHECKING:
     from .config import Settings, SmtpSettings
-    from .mail import Letter
 
 # What h= covers, of those a message has; RFC 8058 wants both List-Unsubscribe headers signed
 # (dkimpy's default list leaves out List-Unsubscribe-Post).
@@ -178,13 +176,6 @@ class Signer:
             raise DkimError(f"cannot sign the message with DKIM: {exc}") from None
         return header + message
 
-    def letter(self, letter: Letter) -> Letter:
-        """Return the letter with both its messages signed."""
-        ascii_message = letter.ascii_message and self.sign(letter.ascii_message)
-        return dataclasses.replace(
-            letter, message=self.sign(letter.message), ascii_message=ascii_message
-        )
-
     def record(self) -> str:
         """Return the DNS TXT record to publish, in strings of at most 255 characters."""
         value = f"v=DKIM1; k={self.key.kind}; p={self.key.public}"
@@ -195,11 +186,6 @@ class Signer:
 @functools.lru_cache(maxsize=4)
 def _load_unchanged(path: Path, mtime_ns: int, size: int) -> Key:
     return load_key(path)  # about 40 ms for RSA: cryptography checks the key
-
-
-def signed(signer: Signer | None, letter: Letter) -> Letter:
-    """Return the letter signed, or as it is when DKIM is off."""
-    return letter if signer is None else signer.letter(letter)
 
 
 def check_lines(settings: Settings) -> list[str]:

@@ -8,6 +8,7 @@ from email.utils import parseaddr
 
 from .audience import Due, Reader
 from .config import Settings, slugs
+from .links import Links
 from .models import KeywordResult, Paper
 from .presentation import long_date
 from .render import Renderer, make_environment
@@ -154,12 +155,11 @@ class Editions:
         if not self.settings.web_pages:
             return None, {keywords[k].name: keywords[k].listing_url() for k in keys}
         slug = slugs(self.settings.keywords)
-        site = self.settings.base_url
+        site = Links(self.settings.base_url)
         if not single:
-            return None, {keywords[k].name: f"{site}/topics/{slug[k]}" for k in keys}
-        base = f"{site}/days/{self.day.isoformat()}"
-        more = {keywords[k].name: f"{base}/{slug[k]}" for k in keys}
-        return f"{base}/{'+'.join(slug[k] for k in topics)}", more
+            return None, {keywords[k].name: site.topic(slug[k]) for k in keys}
+        more = {keywords[k].name: site.day(self.day, [slug[k]]) for k in keys}
+        return site.day(self.day, [slug[k] for k in topics]), more
 
 
 def _notices(results: dict[str, KeywordResult], keys: tuple[str, ...]) -> list[str]:

@@ -8,8 +8,6 @@ manifest lists them), so nothing else in the folder is ever touched.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -20,14 +18,15 @@ from urllib.parse import unquote
 
 from .archive import ArchiveError
 from .config import Settings
-from .folders import make_folder
-from .reading import Links, Page, ReadingRoom
+from .files import make_folder, write_atomically
+from .links import Links
+from .reading import Page, ReadingRoom
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 MANIFEST = ".digest-site"  # the files the last export wrote, one a line
-SITE = Links(static=True)  # each page's file name, from the folder's root (with %2B for '+')
+MODE = 0o644  # every file's: a web server reads them as another user
 
 
 class ExportError(ArchiveError):
@@ -47,15 +46,16 @@ class Exported:
 def site_files(settings: Settings, store: Store) -> Iterator[tuple[str, Page]]:
     """Yield every page and feed of the static site: its file name in the folder, and it."""
     room = ReadingRoom(settings)
-    yield "index.html", room.index(store, Links.seen_from("index.html"))
+    site = Links(settings.base_url).static_site()  # each file's name (with %2B for '+')
+    yield "index.html", room.index(store, site.seen_from("index.html"))
     for slug in room.slugs.values():
-        yield from _pages(store, room.topic, SITE.topic, slug)
+        yield from _pages(store, site, room.topic, site.topic, slug)
     for day, sets in mailed_topics(room, store).items():
         for topics in [(), *sets]:
-            yield from _pages(store, room.day, SITE.day, day, topics)
+            yield from _pages(store, site, room.day, site.day, day, topics)
     for slug in [None, *room.slugs.values()]:
-        name = SITE.feed(slug)
-        feed = room.feed(store, Links.seen_from(name), slug, settings.base_url)
+        name = site.feed(slug)
+        feed = room.feed(store, site.seen_from(name), slug)
         if feed is not None:
             yield name, feed
 
@@ -81,12 +81,16 @@ def mailed_topics(room: ReadingRoom, store: Store) -> dict[date, list[tuple[str,
 
 
 def _pages(
-    store: Store, render: Callable[..., Page | None], link: Callable[..., str], *args: Any
+    store: Store,
+    site: Links,
+    render: Callable[..., Page | None],
+    link: Callable[..., str],
+    *args: Any,
 ) -> Iterator[tuple[str, Page]]:
     """Yield the files of a paginated page, from page 1 until there is no such page."""
     for number in count(1):
         name = unquote(link(*args, number))
-        page = render(store, Links.seen_from(name), *args, number)
+        page = render(store, site.seen_from(name), *args, number)
         if page is None:
             return
         yield name, page
@@ -111,7 +115,7 @@ def _export(settings: Settings, store: Store, folder: Path) -> Exported:
     written: list[str] = []
     pages = feeds = changed = 0
     for name, page in site_files(settings, store):
-        changed += _write(folder / name, page.body.encode("utf-8"))
+        changed += write_atomically(folder / name, page.body.encode("utf-8"), mode=MODE)
         written.append(name)
         if page.content_type == "text/html":
             pages += 1
@@ -119,10 +123,10 @@ def _export(settings: Settings, store: Store, folder: Path) -> Exported:
             feeds += 1
     stale = sorted(before - set(written))
     # The manifest names every file of ours on disk until the stale ones are gone.
-    _write(folder / MANIFEST, _lines(before | set(written)))
+    write_atomically(folder / MANIFEST, _lines(before | set(written)), mode=MODE)
     for name in stale:
         _remove(folder, name)
-    _write(folder / MANIFEST, _lines(written))
+    write_atomically(folder / MANIFEST, _lines(written), mode=MODE)
     log.info("site: %d pages, %d feeds, %d changed, %d removed", pages, feeds, changed, len(stale))
     return Exported(pages, feeds, changed, len(stale))
 
@@ -139,26 +143,6 @@ def _manifest(folder: Path) -> set[str]:
 def _lines(names: Iterable[str]) -> bytes:
     """Return the manifest's text: the file names, sorted, one a line."""
     return "".join(f"{name}\n" for name in sorted(names)).encode("utf-8")
-
-
-def _write(path: Path, data: bytes) -> bool:
-    """Replace a file's contents in one step; return False when it already had them."""
-    try:
-        if path.read_bytes() == data:
-            return False
-    except (FileNotFoundError, NotADirectoryError):
-        pass
-    make_folder(path.parent)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, 0o644)  # a web server reads it as another user
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return True
 
 
 def _remove(folder: Path, name: str) -> None:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from .folders import make_folder
+from .files import make_folder
 
 
 class CycleRunning(Exception):

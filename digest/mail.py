@@ -1,4 +1,9 @@
-"""Compose digest messages and hand them to an SMTP server or a Maildir outbox."""
+"""Compose every message (digests, and one-off emails from templates) and send it.
+
+Both kinds go the same way: `letter` writes a message for an address as written and, when it
+is not ASCII, with its domain in ASCII, signed with DKIM when [smtp] dkim_* are set; `transport`
+chooses the SMTP relay, else the Maildir outbox.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import mailbox
 import re
 import secrets
 import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -17,9 +23,13 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+import jinja2
 
 from . import headers
-from .config import SmtpSettings
+from .addresses import ascii_address
+from .config import Settings, SmtpSettings
+from .dkim import Signer
+from .render import charset_first
 from .store import Edition
 
 log = logging.getLogger(__name__)
@@ -164,6 +174,77 @@ class Composer:
         return alternative(head, text, page)
 
 
+@dataclass(frozen=True, slots=True)
+class Email:
+    """One email to one person, not a digest: who, about what, and its two bodies."""
+
+    email: str
+    name: str
+    subject: str
+    text: str
+    html: str
+    kind: str = "email"  # what the log lines call it: "confirmation", ...
+
+
+def render_email(
+    env: jinja2.Environment,
+    template: str,
+    to: str,
+    name: str,
+    kind: str,
+    context: Mapping[str, object],
+) -> Email:
+    """Render templates/email/{template}.subject.txt, .txt and .html into an email to a person."""
+    subject = env.get_template(f"email/{template}.subject.txt").render(context)
+    text = env.get_template(f"email/{template}.txt").render(context)
+    html = env.get_template(f"email/{template}.html").render(context)
+    return Email(to, name, " ".join(subject.split()), text, charset_first(html), kind)
+
+
+def compose_email(email: Email, sender: str, list_name: str, date: datetime, to: str = "") -> bytes:
+    """Return an email's bytes (To: `to`, else as written): text (QP) and HTML (base64)."""
+    display, address = parseaddr(sender)
+    head = (
+        address_line("From", display or list_name, address)
+        + address_line("To", email.name, to or email.email)
+        + header_line("Subject", email.subject)
+        + header_line("Date", format_datetime(date))
+        + header_line("Message-ID", new_message_id(sender))
+        + "Auto-Submitted: auto-generated\n"
+        + "X-Auto-Response-Suppress: All\n"
+        + "MIME-Version: 1.0\n"
+    )
+    return alternative(head, email.text, email.html)
+
+
+def letter(recipient: str, compose: Callable[[str], bytes], signer: Signer | None) -> Letter:
+    """Compose a message to an address as written and, for a non-ASCII address, with its
+    domain in ASCII too (when it has one); sign both with DKIM when there is a signer.
+
+    `compose` returns the message with a given address in its To: header.
+    """
+    message = compose(recipient)
+    ascii_form: str | None = None
+    ascii_message: bytes | None = None
+    if not recipient.isascii():
+        ascii_form = ascii_address(recipient)  # None: the relay must offer SMTPUTF8
+        ascii_message = compose(ascii_form) if ascii_form else None
+    if signer is not None:
+        message = signer.sign(message)
+        ascii_message = ascii_message and signer.sign(ascii_message)
+    return Letter(recipient, message, ascii_form, ascii_message)
+
+
+def email_letter(email: Email, settings: Settings, date: datetime) -> Letter:
+    """Compose an email as the digests are: its ASCII form too, DKIM-signed if [smtp] says so."""
+    signer = Signer.cached(settings.smtp)  # the key is read again only when its file changes
+
+    def compose(to: str) -> bytes:
+        return compose_email(email, settings.sender, settings.name, date, to)
+
+    return letter(email.email, compose, signer)
+
+
 class Transport(Protocol):
     """Something that delivers one message at a time."""
 
@@ -299,3 +380,19 @@ class SmtpConnection:
                 await client.quit(timeout=2)
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 client.close()
+
+
+def transport(settings: Settings) -> Transport:
+    """Return a fresh way to send mail: a connection to the SMTP relay, else the Maildir outbox."""
+    if settings.smtp is not None:
+        return SmtpConnection(settings.smtp)
+    return MaildirTransport(settings.outbox)
+
+
+async def send_email(email: Email, settings: Settings, date: datetime) -> None:
+    """Send one email over its own connection; raise SendError if it is not accepted."""
+    way = transport(settings)
+    try:
+        await way.send(email_letter(email, settings, date), parseaddr(settings.sender)[1])
+    finally:
+        await way.close()

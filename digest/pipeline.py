@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .archive import ArchiveError, render_archive, write_atomically
+from .archive import ArchiveError, render_archive, save_archive
 from .bounces import read_in_cycle
 from .config import Keyword, Settings
 from .delivery import Delivery, DeliveryReport
@@ -135,7 +135,7 @@ def write_archive(settings: Settings, store: Store, now: datetime) -> bool:
     limit = settings.archive_rows
     sections = [(k.name, store.recent_papers(k.key, limit)) for k in settings.keywords]
     text = render_archive(settings.name, now.astimezone(settings.timezone).date(), limit, sections)
-    changed = write_atomically(settings.archive, text)
+    changed = save_archive(settings.archive, text)
     log.info("archive: %s %s", settings.archive.name, "updated" if changed else "unchanged")
     return changed
 

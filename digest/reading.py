@@ -1,7 +1,7 @@
 """The reading room: every paper of the history as pages, feeds and search results.
 
 The same functions render the live pages (under base_url) and the static export (files with
-relative links); `Links` says where each page lives.
+relative links); `links.Links` says where each page lives.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from .config import Settings, slugs
 from .editions import sections_for
+from .links import Links
 from .presentation import Item, long_date
 from .render import Renderer, make_environment
 from .store import Cycle, Store
@@ -39,50 +39,6 @@ def fts_query(text: str) -> str | None:
         if words:
             terms.append('"' + " ".join(words) + '"')
     return " AND ".join(terms) or None
-
-
-class Links:
-    """Where each page lives: under the endpoint's root, or as a file of the static site."""
-
-    def __init__(self, root: str = "", static: bool = False):
-        self.root, self.static = root, static
-
-    @classmethod
-    def seen_from(cls, name: str) -> Links:
-        """Return the static site's links relative to its file `name` ('topics/gnn/index.html')."""
-        return cls("../" * name.count("/"), static=True)
-
-    def _to(self, path: str, page: int = 1) -> str:
-        if not self.static:
-            return f"{self.root}/{path}" + (f"?page={page}" if page > 1 else "")
-        name = "index.html" if page == 1 else f"page-{page}.html"
-        return f"{self.root}{path}/{name}" if path else f"{self.root}{name}"
-
-    def home(self) -> str:
-        """Return the index page."""
-        return self._to("")
-
-    def topic(self, slug: str, page: int = 1) -> str:
-        """Return a topic's page."""
-        return self._to(f"topics/{slug}", page)
-
-    def day(self, day: date, topics: Sequence[str] = (), page: int = 1) -> str:
-        """Return a day's page, or its page for a set of topics."""
-        # A static site's links spell '+' as %2B: some hosts (S3) read a '+' in a path as a space.
-        joined = ("%2B" if self.static else "+").join(topics)
-        return self._to(f"days/{day.isoformat()}" + (f"/{joined}" if topics else ""), page)
-
-    def feed(self, slug: str | None = None) -> str:
-        """Return the Atom feed of a topic, or of everything."""
-        return f"{self.root}{'/' if not self.static else ''}feeds/{slug or 'all'}.atom"
-
-    def search(self) -> str | None:
-        """Return the search page (none in a static site)."""
-        return None if self.static else f"{self.root}/search"
-
-    def search_page(self, text: str, page: int) -> str:
-        """Return a page of a search's results."""
-        return f"{self.root}/search?{urlencode({'q': text, 'page': page})}"
 
 
 @dataclass(frozen=True)
@@ -200,7 +156,7 @@ class ReadingRoom:
             **_neighbours(page, pages, lambda n: links.search_page(text, n)),
         )  # fmt: skip
 
-    def feed(self, store: Store, links: Links, slug: str | None, site: str) -> Page | None:
+    def feed(self, store: Store, links: Links, slug: str | None) -> Page | None:
         """Render the Atom feed of a topic (or of everything): the newest announced papers."""
         key = self.by_slug.get(slug) if slug else None
         if slug and key is None:
@@ -210,9 +166,9 @@ class ReadingRoom:
         body = self.renderer.env.get_template("feeds/feed.atom").render(
             list_name=self.settings.name,
             title=self.keywords[key].name if key else None,
-            feed_id=f"{site}/feeds/{slug or 'all'}",
-            self_url=links.feed(slug) if links.static else f"{site}/feeds/{slug or 'all'}.atom",
-            home=links.home() if links.static else site + "/",
+            feed_id=links.feed_id(slug),
+            self_url=links.feed(slug) if links.static else links.absolute().feed(slug),
+            home=links.home() if links.static else links.absolute().home(),
             updated=updated,
             entries=entries,
         )

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from digest.archive import cell, comment_cell, render_archive, row, write_atomically
+from digest.archive import cell, comment_cell, render_archive, row, save_archive
 from digest.models import collapse
 
 paper = stored_paper
@@ -88,11 +88,11 @@ def test_document_layout(tmp_path: Path):
     assert lines[16:] == ["", "## Topic B", lines[12], lines[13], "", ""]
 
 
-def test_write_atomically_reports_changes_and_leaves_no_temp(tmp_path: Path):
+def test_save_archive_reports_changes_and_leaves_no_temp(tmp_path: Path):
     target = tmp_path / "archive" / "README.md"
-    assert write_atomically(target, "one\n") is True
-    assert write_atomically(target, "one\n") is False
-    assert write_atomically(target, "two\n") is True
+    assert save_archive(target, "one\n") is True
+    assert save_archive(target, "one\n") is False
+    assert save_archive(target, "two\n") is True
     assert target.read_text() == "two\n"
     assert [p.name for p in target.parent.iterdir()] == ["README.md"]
 

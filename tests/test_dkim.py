@@ -23,8 +23,7 @@ import digest.dkim
 from digest.cli import main
 from digest.config import ConfigError
 from digest.dkim import SIGNED, Signer
-from digest.mail import MaildirTransport
-from digest.notices import Notice, letter
+from digest.mail import Email, MaildirTransport, email_letter
 from digest.pipeline import run_once
 
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
@@ -198,10 +197,8 @@ async def test_confirmation_and_note_mails_are_signed(dkim_settings, mail_server
 async def test_a_message_in_a_maildir_verifies_with_its_lf_line_ends(dkim_settings, tmp_path):
     settings = dkim_settings("rsa")
     dns = resolver(published(tmp_path / "settings.toml"))
-    notice = Notice(
-        "zoe@bücher.de", "Zoë", "A note", "Hello Zoë,\n\n  spaced  text \n", "<p>Hi</p>"
-    )
-    mail = letter(notice, settings, DAY1)
+    note = Email("zoe@bücher.de", "Zoë", "A note", "Hello Zoë,\n\n  spaced  text \n", "<p>Hi</p>")
+    mail = email_letter(note, settings, DAY1)
     assert mail.ascii_message is not None  # the IDNA form is signed as well
     box = MaildirTransport(tmp_path / "box")
     await box.send(mail, "papers@example.org")
@@ -356,18 +353,18 @@ def test_the_key_is_read_once_a_cycle(dkim_settings, mail_server, monkeypatch):
     assert report.delivery.sent == 4 and reads == [settings.smtp.dkim_key_file]
 
 
-def test_notices_reuse_the_key_until_its_file_changes(dkim_settings, tmp_path, monkeypatch):
+def test_one_off_emails_reuse_the_key_until_its_file_changes(dkim_settings, tmp_path, monkeypatch):
     settings = dkim_settings("rsa")
     old = resolver(published(tmp_path / "settings.toml"))
     reads = []
     real = digest.dkim.load_key
     monkeypatch.setattr(digest.dkim, "load_key", lambda path: reads.append(path) or real(path))
-    notice = Notice("nora@example.org", "Nora", "A note", "Hello Nora,\n", "<p>Hello</p>")
-    first, second = (letter(notice, settings, DAY1).message for _ in range(2))
+    note = Email("nora@example.org", "Nora", "A note", "Hello Nora,\n", "<p>Hello</p>")
+    first, second = (email_letter(note, settings, DAY1).message for _ in range(2))
     assert len(reads) == 1 and dkim.verify(first, dnsfunc=old) and dkim.verify(second, dnsfunc=old)
     write_key(tmp_path / "keys" / "dkim.pem", new_key("ed25519"))  # the operator rotates it
     new = resolver(published(tmp_path / "settings.toml"))
-    third = letter(notice, settings, DAY1).message
+    third = email_letter(note, settings, DAY1).message
     assert b"a=ed25519-sha256" in third and dkim.verify(third, dnsfunc=new)
     assert not dkim.verify(third, dnsfunc=old)
 

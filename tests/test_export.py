@@ -15,8 +15,9 @@ from fake_arxiv import busy_papers
 
 from digest.cli import main
 from digest.export import MANIFEST, export_site
+from digest.links import Links
 from digest.pipeline import run_once
-from digest.reading import Links, ReadingRoom
+from digest.reading import ReadingRoom
 from digest.store import Store
 
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
@@ -106,15 +107,16 @@ def live_page(room: ReadingRoom, store: Store, name: str) -> str:
         def search(self) -> None:
             return None
 
+    links = NoSearch(room.settings.base_url, root="")  # the live pages' links, no host
     parts = name.split("/")
     page = 1 if parts[-1] == "index.html" else int(parts[-1][5:-5])
     if name == "index.html":
-        rendered = room.index(store, NoSearch())
+        rendered = room.index(store, links)
     elif parts[0] == "topics":
-        rendered = room.topic(store, NoSearch(), parts[1], page)
+        rendered = room.topic(store, links, parts[1], page)
     else:
         topics = parts[2].split("+") if len(parts) == 4 else []
-        rendered = room.day(store, NoSearch(), date.fromisoformat(parts[1]), topics, page)
+        rendered = room.day(store, links, date.fromisoformat(parts[1]), topics, page)
     assert rendered is not None, name
     return rendered.body
 

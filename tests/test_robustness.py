@@ -17,7 +17,7 @@ from conftest import SECRET, changed, stored_paper
 from test_delivery import subscribers, wide_first_run
 from test_web import cycle, link_of, news, suppressed
 
-import digest.archive
+import digest.files
 from digest.archive import title_cell
 from digest.cli import main
 from digest.fetch import Fetched, Window
@@ -220,7 +220,7 @@ def test_a_full_disk_keeps_the_previous_archive(make_settings, fake_arxiv, monke
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(digest.archive.os, "fsync", full)  # a full disk cannot be had here
+    monkeypatch.setattr(digest.files.os, "fsync", full)  # a full disk cannot be had here
     report = run_once(settings, clock=lambda: DAY1 + timedelta(days=1))
     assert "No space left on device" in report.archive_error
     assert settings.archive.read_text() == before  # the old archive is whole

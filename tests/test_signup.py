@@ -157,7 +157,7 @@ def web_logs(caplog) -> str:
     return "\n".join(
         r.getMessage()
         for r in caplog.records
-        if r.name.startswith(("digest.web", "digest.notices"))
+        if r.name.startswith(("digest.web", "digest.signups"))
     )
 
 

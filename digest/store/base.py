@@ -14,7 +14,7 @@ from typing import Any, Self
 
 import sqlite_utils
 
-from ..folders import make_folder
+from ..files import make_folder
 from .journal import Journal
 
 log = logging.getLogger(__name__)

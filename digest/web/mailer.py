@@ -14,8 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from .. import notices
-from ..notices import Notice
+from ..mail import Email, SendError, send_email
 from ..store import Store, StoreError
 from .base import Endpoint, mask
 
@@ -29,7 +28,7 @@ POLL = 30.0  # seconds between looks at the clock while the next turn is far
 class Mailer:
     """Give each email its turn, and send it when the turn comes."""
 
-    def __init__(self, endpoint: Endpoint, compose: Callable[[Store, str], Notice | None]):
+    def __init__(self, endpoint: Endpoint, compose: Callable[[Store, str], Email | None]):
         self.endpoint = endpoint
         self.compose = compose  # (store, nonce) -> the email of that sign-up, None if gone
         smtp = endpoint.settings.smtp
@@ -135,10 +134,8 @@ class Mailer:
     async def _send(self, nonce: str) -> None:
         """Send one sign-up's email and record it; a failed one no longer counts."""
         try:
-            notice = await self.endpoint.db(lambda s: self.compose(s, nonce))
-            sent = notice is not None and await notices.send(
-                notice, self.endpoint.settings, self.endpoint.clock(), mask(notice.email)
-            )
+            email = await self.endpoint.db(lambda s: self.compose(s, nonce))
+            sent = email is not None and await self._deliver(email)
         except StoreError:
             raise  # the loop tries again later
         except Exception:  # e.g. an operator's broken template: this email only
@@ -149,3 +146,14 @@ class Mailer:
             await self.endpoint.db(lambda s: s.notice_sent(nonce, now))
         else:
             await self.endpoint.db(lambda s: s.drop_notice(nonce))
+
+    async def _deliver(self, email: Email) -> bool:
+        """Send one email over its own connection; log one line and return False if it fails."""
+        masked = mask(email.email)
+        try:
+            await send_email(email, self.endpoint.settings, self.endpoint.clock())
+        except (SendError, OSError, ValueError) as exc:
+            log.warning("web: %s to %s not sent: %s", email.kind, masked, exc)
+            return False
+        log.info("web: %s sent to %s", email.kind, masked)
+        return True

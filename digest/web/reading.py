@@ -12,7 +12,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from aiohttp import web
 
-from ..reading import Links, Page, ReadingRoom
+from ..links import Links
+from ..reading import Page, ReadingRoom
 from ..store import Store
 from .base import Endpoint
 
@@ -26,8 +27,7 @@ class Reading:
     def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
         self.room = ReadingRoom(endpoint.settings)
-        self.links = Links()
-        self.site = endpoint.settings.base_url
+        self.links = Links(endpoint.settings.base_url).served()
         self.cache: OrderedDict[tuple[str, str], Page | None] = OrderedDict()
         self.local = threading.local()
         self.lock = threading.Lock()
@@ -126,9 +126,7 @@ class Reading:
         """GET /feeds/{slug}.atom or /feeds/all.atom: the newest announced papers."""
         name = request.match_info["name"]
         slug = None if name == "all" else name
-        return await self.serve(
-            request, lambda store: self.room.feed(store, self.links, slug, self.site)
-        )
+        return await self.serve(request, lambda store: self.room.feed(store, self.links, slug))
 
 
 def _page(request: web.Request) -> int:

@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import notices
+from .. import signups
 from ..addresses import checked_key
+from ..mail import Email
 from ..store import Store, StoreBusy, StoreError
 from ..tokens import TokenError, TokenExpired, check_form_token, form_token, verify_confirm_token
 from .base import Endpoint, mask, same_origin
@@ -185,7 +186,7 @@ class Signup:
             log.info("web: a sign-up looked automated (%s); nothing stored or sent", reason)
         else:
             self._start(self._sign_up(email, name, topics))
-        hours = notices.VALID_FOR // timedelta(hours=1)
+        hours = signups.VALID_FOR // timedelta(hours=1)
         return self.endpoint.page("signup_sent", hours=hours, queued=await self.mailer.queued())
 
     def _automated(self, honeypot: str, issued: str) -> str | None:
@@ -213,7 +214,7 @@ class Signup:
         try:
             async with self.lock:
                 known = await self.endpoint.db(
-                    lambda store: notices.record_signup(
+                    lambda store: signups.record_signup(
                         store, self.settings, nonce, email, name, topics, now
                     )
                 )
@@ -225,15 +226,15 @@ class Signup:
             return
         await self.mailer.add(nonce, "subscribed note" if known else "confirmation", mask(email))
 
-    def _compose(self, store: Store, nonce: str) -> notices.Notice | None:
+    def _compose(self, store: Store, nonce: str) -> Email | None:
         """Compose a sign-up's email when its turn comes; None if the sign-up is gone."""
         found = store.notice_signup(nonce)
         if found is None or self.endpoint.secret is None:
             return None
         email, name, topics, created = found
-        known = notices.subscribed(store, self.settings, email)
+        known = signups.subscribed(store, self.settings, email)
         env, secret = self.endpoint.renderer.env, self.endpoint.secret
-        return notices.signup_notice(
+        return signups.signup_email(
             self.settings, env, secret, nonce, email, name, topics, created, known
         )
 

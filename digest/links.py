@@ -1,0 +1,103 @@
+"""Every address digest writes: the reading room's pages, an email's signed links, the static site.
+
+One `Links` knows the site's base_url and the secret. Its pages are absolute (under base_url: what
+an email links to), root-relative (`served()`: the live pages link to each other as '/topics/x'),
+or files of the static site (`static_site()`, `seen_from(name)`: relative, '../index.html').
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from urllib.parse import urlencode
+
+from .tokens import make_confirm_token, make_token
+
+
+class Links:
+    """Where each page lives, and the signed links an email carries."""
+
+    def __init__(
+        self,
+        base_url: str,
+        secret: bytes | None = None,
+        *,
+        root: str | None = None,
+        static: bool = False,
+    ):
+        self.base_url, self.secret = base_url, secret
+        self.root = base_url if root is None else root  # what comes before a page's path
+        self.static = static
+
+    def served(self) -> Links:
+        """Return the live site's links between its own pages ('/topics/x', no host)."""
+        return Links(self.base_url, self.secret, root="")
+
+    def absolute(self) -> Links:
+        """Return the pages under base_url, as an email or a feed's id links to them."""
+        return Links(self.base_url, self.secret)
+
+    def static_site(self) -> Links:
+        """Return the static site's file names, from its folder's root ('topics/x/index.html')."""
+        return Links(self.base_url, root="", static=True)
+
+    def seen_from(self, name: str) -> Links:
+        """Return the static site's links relative to its file `name` ('topics/gnn/index.html')."""
+        return Links(self.base_url, root="../" * name.count("/"), static=True)
+
+    # --- the reading room's pages --------------------------------------------------------------
+
+    def _to(self, path: str, page: int = 1) -> str:
+        if not self.static:
+            return f"{self.root}/{path}" + (f"?page={page}" if page > 1 else "")
+        name = "index.html" if page == 1 else f"page-{page}.html"
+        return f"{self.root}{path}/{name}" if path else f"{self.root}{name}"
+
+    def home(self) -> str:
+        """Return the index page."""
+        return self._to("")
+
+    def topic(self, slug: str, page: int = 1) -> str:
+        """Return a topic's page."""
+        return self._to(f"topics/{slug}", page)
+
+    def day(self, day: date, topics: Sequence[str] = (), page: int = 1) -> str:
+        """Return a day's page, or its page for a set of topics."""
+        # A static site's links spell '+' as %2B: some hosts (S3) read a '+' in a path as a space.
+        joined = ("%2B" if self.static else "+").join(topics)
+        return self._to(f"days/{day.isoformat()}" + (f"/{joined}" if topics else ""), page)
+
+    def feed(self, slug: str | None = None) -> str:
+        """Return the Atom feed of a topic, or of everything."""
+        return f"{self.root}{'/' if not self.static else ''}feeds/{slug or 'all'}.atom"
+
+    def feed_id(self, slug: str | None = None) -> str:
+        """Return a feed's permanent id: its address under base_url, without '.atom'."""
+        return f"{self.base_url}/feeds/{slug or 'all'}"
+
+    def search(self) -> str | None:
+        """Return the search page (none in a static site)."""
+        return None if self.static else f"{self.root}/search"
+
+    def search_page(self, text: str, page: int) -> str:
+        """Return a page of a search's results."""
+        return f"{self.root}/search?{urlencode({'q': text, 'page': page})}"
+
+    # --- an email's signed links -----------------------------------------------------------------
+
+    def _secret(self) -> bytes:
+        if self.secret is None:
+            raise ValueError("signed links need the secret: build Links(base_url, secret)")
+        return self.secret
+
+    def unsubscribe(self, email: str) -> str:
+        """Return an address's one-click unsubscribe link."""
+        return f"{self.base_url}/unsubscribe?token={make_token(self._secret(), email)}"
+
+    def manage(self, email: str) -> str:
+        """Return the link to an address's preferences page (the same signed token)."""
+        return f"{self.base_url}/manage?token={make_token(self._secret(), email)}"
+
+    def confirm(self, nonce: str, expires: datetime) -> str:
+        """Return a sign-up's confirmation link, valid until `expires`."""
+        return f"{self.base_url}/confirm?token={make_confirm_token(self._secret(), nonce, expires)}"

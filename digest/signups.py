@@ -1,0 +1,97 @@
+"""Sign-ups from the web: keep one, and build its one email (a confirmation, or a note)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import jinja2
+
+from .addresses import address_key
+from .config import Settings
+from .links import Links
+from .mail import Email, greeting, render_email
+from .presentation import long_date
+from .store import Store
+from .subscribers import Subscriber, SubscribersError, read_subscribers
+
+VALID_FOR = timedelta(hours=48)  # a confirmation link's life
+ONCE_PER = timedelta(hours=24)  # at most one email from the sign-up form per address
+
+
+def record_signup(
+    store: Store,
+    settings: Settings,
+    nonce: str,
+    email: str,
+    name: str,
+    topics: list[str],
+    now: datetime,
+) -> bool | None:
+    """Keep a sign-up; return whether its address is subscribed already, or None (and keep
+    nothing) if the address had an email from the sign-up form within ONCE_PER."""
+    store.prune_signups(now)
+    if store.recent_signups(email, now - ONCE_PER):
+        return None
+    known = subscribed(store, settings, email)
+    store.add_signup(nonce, email, name, topics, now)
+    return known
+
+
+def subscribed(store: Store, settings: Settings, email: str) -> bool:
+    """Tell whether an address gets the digest: a confirmed sign-up, or subscribers.csv's."""
+    if store.is_suppressed(email):
+        return False
+    person = store.person(email)
+    if person is not None and person.source == "web" and person.confirmed_at is not None:
+        return True
+    key = address_key(email)
+    try:
+        rows = read_subscribers(settings.subscribers, settings.keywords)
+        return any(isinstance(r, Subscriber) and address_key(r.email) == key for r in rows)
+    except SubscribersError:
+        return False
+
+
+def confirmation_context(
+    settings: Settings,
+    secret: bytes,
+    nonce: str,
+    email: str,
+    name: str,
+    topics: list[str],
+    now: datetime,
+    known: bool,
+) -> dict[str, object]:
+    """Return what templates/email/confirm.* show: the confirmation link, or for someone
+    subscribed already (`known`) the links to their preferences."""
+    expires = (now + VALID_FOR).astimezone(settings.timezone)
+    links = Links(settings.base_url, secret)
+    return {
+        "list_name": settings.name,
+        "greeting": greeting(name),
+        "email": email,
+        "topics": [k.name for k in settings.keywords if k.key in topics],
+        "known": known,
+        "hours": VALID_FOR // timedelta(hours=1),
+        "expires": f"{long_date(expires)}, {expires:%H:%M} ({settings.timezone.key})",
+        "confirm_url": "" if known else links.confirm(nonce, now + VALID_FOR),
+        "manage_url": links.manage(email),
+        "unsubscribe_url": links.unsubscribe(email),
+    }
+
+
+def signup_email(
+    settings: Settings,
+    env: jinja2.Environment,
+    secret: bytes,
+    nonce: str,
+    email: str,
+    name: str,
+    topics: list[str],
+    now: datetime,
+    known: bool,
+) -> Email:
+    """Render a sign-up's confirmation email, or the note to someone subscribed already."""
+    context = confirmation_context(settings, secret, nonce, email, name, topics, now, known)
+    kind = "subscribed note" if known else "confirmation"
+    return render_email(env, "confirm", email, name, kind, context)
