@@ -14,6 +14,7 @@ import digest.web.signed
 from digest.store import Store
 from digest.tokens import form_token, make_confirm_token, make_token, token_id
 from digest.web import ENDPOINT, make_app
+from digest.web.signup import SIGNUP
 
 ALAN = "alan@example.org"
 NOW = datetime(2025, 11, 17, 6, 0, tzinfo=UTC)
@@ -195,6 +196,12 @@ async def test_a_cycle_holding_the_lock_gets_busy_pages_and_unsubscribes_are_kep
         async with client.post(f"{base}/confirm?token={confirm}", data=form) as answer:
             assert answer.status == 503 and answer.headers["Retry-After"] == "60"
             assert "busy for a moment" in await answer.text()
+        issued = str(int(NOW.timestamp()) - 60)
+        signup = {"email": "ada@example.org", "topic": "graph neural network", "issued": issued}
+        signup["form"] = form_token(secret, "signup", issued)
+        async with client.post(f"{base}/subscribe", data=signup) as answer:
+            assert answer.status == 503 and answer.headers["Retry-After"] == "60"
+            assert "busy for a moment" in await answer.text()
         async with client.post(f"{base}/unsubscribe?token={token}") as answer:
             assert answer.status == 200 and "your request is saved" in await answer.text()
         assert [r["email"] for r in endpoint.journal.pending()] == [ALAN]
@@ -203,5 +210,11 @@ async def test_a_cycle_holding_the_lock_gets_busy_pages_and_unsubscribes_are_kep
     with Store(settings.database) as store:
         assert store.person(ALAN) is None  # nothing was saved or deleted
         assert store.signup_state(nonce) == ("grace@example.org", False)
+        assert not store.recent_signups("ada@example.org", NOW - timedelta(days=1))
     async with client.post(base + writes[0][0], data=writes[0][1]) as answer:
-        assert answer.status == 200  # free again: the same POST goes through
+        assert answer.status == 200  # free again: the same POSTs go through
+    async with client.post(f"{base}/subscribe", data=signup) as answer:
+        assert answer.status == 200 and "Retry-After" not in answer.headers
+    await app[SIGNUP].idle(5)
+    with Store(settings.database) as store:
+        assert store.recent_signups("ada@example.org", NOW - timedelta(days=1))

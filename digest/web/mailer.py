@@ -47,13 +47,11 @@ class Mailer:
         """Return the endpoint's clock in Unix seconds."""
         return self.endpoint.clock().timestamp()
 
-    async def queued(self) -> bool:
+    def queued(self, store: Store, now: float) -> bool:
         """Tell whether an email asked for now would wait for the hourly limit."""
         if not self.hourly:
             return False
-        now = self.now()
-        turn = await self.endpoint.read(lambda s: s.notice_turn(now, self.interval, self.hourly))
-        return turn - now > QUEUED
+        return store.notice_turn(now, self.interval, self.hourly) - now > QUEUED
 
     async def add(self, nonce: str, kind: str, masked: str) -> bool:
         """Give a sign-up's email its turn and see that it is sent; False if it is not."""

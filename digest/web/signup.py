@@ -177,13 +177,24 @@ class Signup:
         if not self.limiter.admit(client_address(request), self.endpoint.clock().timestamp()):
             log.debug("web: over %d sign-ups an hour from one client; answered 429", PER_CLIENT)
             return self.problem("limit")
+        now = self.endpoint.clock().timestamp()
+        try:  # a cycle holding the database: say so now, rather than lose the sign-up
+            queued = await self.endpoint.write(lambda store: self._writable(store, now))
+        except StoreBusy:
+            return self.problem("busy")
         reason = self._automated(_text(data.get("website")), issued)
         if reason:
             log.info("web: a sign-up looked automated (%s); nothing stored or sent", reason)
         else:
             self._start(self._sign_up(email, name, topics))
         hours = notices.VALID_FOR // timedelta(hours=1)
-        return self.endpoint.page("signup_sent", hours=hours, queued=await self.mailer.queued())
+        return self.endpoint.page("signup_sent", hours=hours, queued=queued)
+
+    def _writable(self, store: Store, now: float) -> bool:
+        """Take and let go of the write lock (StoreBusy if a cycle holds it); tell whether an
+        email asked for now would wait for the hourly limit (the same for every address)."""
+        with store.transaction():
+            return self.mailer.queued(store, now)
 
     def _automated(self, honeypot: str, issued: str) -> str | None:
         """Say why a sign-up looks filled in by a program, or return None."""
