@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -11,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from conftest import SECRET, changed
 
 import digest.web.signed
-from digest.store import Store
+from digest.store import Store, StoreError
 from digest.tokens import form_token, make_confirm_token, make_token, token_id
 from digest.web import ENDPOINT, make_app
 from digest.web.signup import SIGNUP
@@ -218,3 +219,19 @@ async def test_a_cycle_holding_the_lock_gets_busy_pages_and_unsubscribes_are_kep
     await app[SIGNUP].idle(5)
     with Store(settings.database) as store:
         assert store.recent_signups("ada@example.org", NOW - timedelta(days=1))
+
+
+async def test_a_database_that_cannot_be_used_stops_the_start_with_its_reason(make_settings):
+    settings = make_settings()
+    with Store(settings.database) as store:
+        store.db.execute("PRAGMA user_version = 999")
+
+    def ours() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("web-")}
+
+    before = ours()
+    server = TestServer(make_app(settings), host="127.0.0.1")
+    with pytest.raises(StoreError, match="written by a newer digest"):
+        await server.start_server()
+    await server.close()
+    assert ours() <= before  # the connections opened before the failure are closed again

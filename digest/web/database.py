@@ -54,11 +54,14 @@ class Workers:
 
     def stop(self) -> None:
         """Let the threads finish the work given so far, close their Stores, and end."""
-        for _ in self.running:
+        threads, self.running = self.running, []  # run() takes no more work
+        for _ in threads:
             self.jobs.put(None)
-        for thread in self.running:
+        for thread in threads:
             thread.join()
-        self.running = []
+        while not self.jobs.empty():  # given in the meantime: refused, not left waiting
+            if (job := self.jobs.get()) is not None and job[1].set_running_or_notify_cancel():
+                job[1].set_exception(StoreError(f"{self.path}: the web's connections closed"))
 
     async def run(self, work: Callable[[Store], T], wait: float | None = None) -> T:
         """Run work(store) on one of the threads; a write waits `wait` seconds at most for the
