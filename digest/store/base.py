@@ -168,7 +168,7 @@ def iso(moment: datetime) -> str:
 class Database:
     """The connection, its schema and transactions, settings and cycles."""
 
-    def __init__(self, path: Path, *, timeout: float = 30.0):
+    def __init__(self, path: Path, *, timeout: float = 30.0, migrate: bool = True):
         self.path = path
         self.timeout = timeout
         self.journal = Journal(path)
@@ -180,7 +180,8 @@ class Database:
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a killed process loses nothing
-            self._migrate()
+            if migrate:  # False: another connection of this process checked it at its start
+                self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: {exc}") from None
         except OSError as exc:  # its folder cannot be made: a file in the way, no permission
@@ -191,6 +192,11 @@ class Database:
     def close(self) -> None:
         """Close the connection."""
         self.db.close()
+
+    def wait(self, seconds: float) -> None:
+        """Let the next statements wait this long for another writer's lock (then StoreBusy)."""
+        self.timeout = seconds
+        self.db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
     def __enter__(self) -> Self:
         return self

@@ -32,6 +32,7 @@ def make_app(
     endpoint = Endpoint(settings, status, limits)
     app = web.Application(client_max_size=64 * 1024, middlewares=[endpoint.protect])
     app[ENDPOINT] = endpoint
+    app.on_startup.append(lambda app: endpoint.start())  # before anything else uses it
     unsubscribing = Unsubscribing(endpoint)
     app.add_routes(
         [
@@ -49,6 +50,7 @@ def make_app(
         endpoint.apply_soon()
 
     app.on_startup.append(resume)
+    app.on_cleanup.append(lambda app: endpoint.stop())  # after the others: they use it
     return app
 
 

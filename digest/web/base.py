@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -17,7 +18,9 @@ from ..config import Settings
 from ..render import Renderer, make_environment
 from ..store import Store, StoreBusy
 from ..store.journal import Journal
+from .database import Database
 from .server import Connection, Limits
+from .signed import Link, SignedLinks, mask
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +44,23 @@ ERRORS = {
     405: ("Not available this way", "This address does not accept this kind of request."),
     408: ("Request timed out", "The request took too long to arrive; please try again."),
     413: ("Request too large", "The request was larger than this page accepts."),
+    503: (
+        "Busy for a moment",
+        "Nothing has changed yet: the list is busy sending. Please try again in a minute.",
+    ),
     500: ("Something went wrong", "Your request could not be completed; please try again later."),
 }
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-WRITE_WAIT = 2.0  # seconds a write waits for the database before the journal keeps it
+WRITE_WAIT = 2.0  # seconds a write waits for the database: then the journal keeps it, or 503
+START_WAIT = 30.0  # seconds the start waits to keep a new secret (only when none is kept yet)
 RETRY_EVERY = 5.0  # seconds between tries to apply the journal
-
-
-def mask(email: str) -> str:
-    """Show an address without giving it away: 'a•••@example.org'."""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}•••@{domain}"
+RETRY_AFTER = "60"  # seconds a busy answer (503) asks the client to wait
+PAGE_THREADS = 4  # read connections for the public pages, apart from the signed links' own
+T = TypeVar("T")
 
 
 class Endpoint:
-    """What every page shares: settings, templates, the database in a thread, error pages."""
+    """What every page shares: settings, templates, the database, the secret, error pages."""
 
     def __init__(
         self,
@@ -66,26 +71,49 @@ class Endpoint:
         self.settings = settings
         self.limits = limits or Limits()
         self.renderer = Renderer(make_environment(settings.templates), settings.name)
-        self.status = status or self.stored_status
-        self.secret: bytes | None = None
+        self.status = status
+        self.database = Database(settings.database, pages=PAGE_THREADS if settings.web_pages else 0)
+        self._secret: bytes | None = None
+        self.signed = SignedLinks(settings, lambda: self.secret)
         self.journal = Journal(settings.database)
         self.write_wait = WRITE_WAIT
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests set their own
         self.retry_every = RETRY_EVERY
         self._applier: asyncio.Task[None] | None = None
 
-    def _store(self, work: Callable[[Store], Any], timeout: float = 10.0) -> Any:
-        with Store(self.settings.database, timeout=timeout) as store:
-            if self.secret is None:
-                self.secret = store.secret(self.settings.secret)
-            return work(store)
+    @property
+    def secret(self) -> bytes:
+        """Return the signing secret, loaded when the app started."""
+        if self._secret is None:
+            raise RuntimeError("the web endpoint has not started: its secret is not loaded")
+        return self._secret
 
-    async def db(self, work: Callable[[Store], Any], timeout: float = 10.0) -> Any:
-        """Run work(store) in a thread, so a long cycle transaction never blocks the loop."""
-        return await asyncio.to_thread(self._store, work, timeout)
+    async def start(self) -> None:
+        """Open the database's connections (checking its schema once) and load the secret."""
+        await asyncio.to_thread(self.database.open)
+        configured = self.settings.secret  # else the one the database keeps (made if none)
+        self._secret = await self.database.write(lambda s: s.secret(configured), START_WAIT)
 
-    async def record(self, action: str, email: str) -> bool:
-        """Unsubscribe or resubscribe an address; return True if it had to wait in the journal.
+    async def stop(self) -> None:
+        """Stop applying the journal and close the database's connections."""
+        if self._applier is not None:
+            self._applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._applier
+        await asyncio.to_thread(self.database.close)
+
+    async def read(self, work: Callable[[Store], T]) -> T:
+        """Run work(store) on a read connection, in a thread: the loop never waits for SQLite."""
+        return await self.database.read(work)
+
+    async def write(self, work: Callable[[Store], T], wait: float | None = None) -> T:
+        """Run work(store), its reads and writes together, on the one writer; StoreBusy if
+        another process holds the write lock longer than `wait` (write_wait) seconds."""
+        return await self.database.write(work, self.write_wait if wait is None else wait)
+
+    async def record(self, action: str, link: Link) -> tuple[str | None, bool]:
+        """Unsubscribe or resubscribe the address of a signed link, in one database call;
+        return the address (None: not a genuine link) and whether it waits in the journal.
 
         A database held by another writer for longer than write_wait does not lose the
         request: it is kept (fsynced) in the journal beside the database, honoured by the
@@ -93,25 +121,33 @@ class Endpoint:
         """
         now = self.clock()
 
-        def write(store: Store) -> bool:
-            if action == "unsubscribed":
-                return store.suppress(email, "unsubscribed", now)
-            return store.unsuppress(email)
+        def write(store: Store) -> tuple[str | None, bool | None]:
+            email = self.signed.address(store, link)
+            if email is None:
+                return None, None
+            try:
+                if action == "unsubscribed":
+                    return email, store.suppress(email, "unsubscribed", now)
+                return email, store.unsuppress(email)
+            except StoreBusy:
+                return email, None  # kept in the journal below
 
-        try:
-            if await self.db(write, timeout=self.write_wait):
+        email, changed = await self.write(write)
+        if email is None:
+            return None, False
+        if changed is not None:
+            if changed:
                 log.info("%s %s", action, mask(email))
-            return False
-        except StoreBusy:
-            await asyncio.to_thread(self.journal.append, action, email, now)
-            log.warning(
-                "web: the database is busy; %s %s kept in %s until it is free",
-                action,
-                mask(email),
-                self.journal.path.name,
-            )
-            self.apply_soon()
-            return True
+            return email, False
+        await asyncio.to_thread(self.journal.append, action, email, now)
+        log.warning(
+            "web: the database is busy; %s %s kept in %s until it is free",
+            action,
+            mask(email),
+            self.journal.path.name,
+        )
+        self.apply_soon()
+        return email, True
 
     def apply_soon(self) -> None:
         """Apply the journal in the background, every retry_every seconds until it is empty."""
@@ -122,7 +158,7 @@ class Endpoint:
         while await asyncio.to_thread(self.journal.pending):
             await asyncio.sleep(self.retry_every)
             try:
-                applied = await self.db(lambda store: store.apply_journal(), self.write_wait)
+                applied = await self.write(lambda store: store.apply_journal())
             except StoreBusy:
                 continue
             if applied:
@@ -133,14 +169,17 @@ class Endpoint:
         body = self.renderer.page(f"web/{name}.html", **context)
         return web.Response(text=body, status=status, content_type="text/html", headers=HEADERS)
 
-    def stored_status(self) -> dict[str, Any]:
+    async def stored_status(self) -> dict[str, Any]:
         """Return the health status from the database alone (for `digest serve`)."""
-        last = self._store(lambda store: store.last_cycle())
+        last = await self.read(lambda store: store.last_cycle())
         return {"status": "ok", "last_cycle": last, "next_cycle": None}
 
     async def health(self, request: web.Request) -> web.Response:
         """GET /healthz: one line of JSON; the details only locally or if health_details is set."""
-        status = await asyncio.to_thread(self.status)
+        if self.status is None:
+            status = await self.stored_status()
+        else:
+            status = await asyncio.to_thread(self.status)
         if not (self.settings.web_health_details or is_local(request)):
             status = {"status": status.get("status", "ok")}
         return web.Response(
@@ -154,12 +193,24 @@ class Endpoint:
         heading, text = ERRORS.get(status) or ERRORS[500 if status >= 500 else 400]
         try:
             home = "/" if self.settings.web_pages else None
-            return self.page(
+            response = self.page(
                 "error", status=status, code=status, heading=heading, text=text, home=home
             )
         except Exception:  # an operator's broken template must not hide the error itself
             log.exception("web: cannot render templates/web/error.html; answering plain text")
-            return plain_error(status)
+            response = plain_error(status)
+        if status == 503:
+            response.headers["Retry-After"] = RETRY_AFTER
+        return response
+
+    def busy(self, request: web.Request) -> web.Response:
+        """Answer a write the database could not take in time: 503, try again in a minute."""
+        log.warning(
+            "web: the database is held by another process (a cycle?); answered %s %s with 503",
+            request.method,
+            request.path,  # the path only: the query holds the reader's token
+        )
+        return self.error_page(503)
 
     @web.middleware
     async def protect(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -194,6 +245,8 @@ class Endpoint:
                 response.headers["Allow"] = exc.headers["Allow"]
             if exc.status in (408, 413):  # the client may still be sending: stop listening
                 response.force_close()
+        except StoreBusy:  # a cycle holds the write lock: nothing changed, try again soon
+            response = self.busy(request)
         except ConnectionError:  # the client left mid-request: no one to answer, nothing to fix
             log.debug("web: the client of %s %s left early", request.method, request.path)
             response = self.error_page(400)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 HORIZON = 3600.0  # seconds: an email whose turn is further away is not sent (an hour waits)
 QUEUED = 60.0  # seconds: an email waiting longer than this is said to be queued
 POLL = 30.0  # seconds between looks at the clock while the next turn is far
+WAIT = 10.0  # seconds a write waits for the database (no request waits on these)
 
 
 class Mailer:
@@ -45,20 +46,19 @@ class Mailer:
         """Return the endpoint's clock in Unix seconds."""
         return self.endpoint.clock().timestamp()
 
-    async def queued(self) -> bool:
+    def queued(self, store: Store, now: float) -> bool:
         """Tell whether an email asked for now would wait for the hourly limit."""
         if not self.hourly:
             return False
-        now = self.now()
-        turn = await self.endpoint.db(lambda s: s.notice_turn(now, self.interval, self.hourly))
-        return turn - now > QUEUED
+        return store.notice_turn(now, self.interval, self.hourly) - now > QUEUED
 
     async def add(self, nonce: str, kind: str, masked: str) -> bool:
         """Give a sign-up's email its turn and see that it is sent; False if it is not."""
         now = self.now()
         try:
-            turn = await self.endpoint.db(
-                lambda s: s.reserve_notice(nonce, kind, now, self.interval, self.hourly, HORIZON)
+            turn = await self.endpoint.write(
+                lambda s: s.reserve_notice(nonce, kind, now, self.interval, self.hourly, HORIZON),
+                WAIT,
             )
         except StoreError as exc:
             log.warning("web: %s to %s not sent: %s", kind, masked, exc)
@@ -107,7 +107,7 @@ class Mailer:
                 self.wake.clear()
                 now = self.now()
                 try:
-                    due = await self.endpoint.db(lambda s, now=now: s.due_notices(now))
+                    due = await self.endpoint.read(lambda s, now=now: s.due_notices(now))
                     for nonce in due:
                         if self.stopping:
                             return
@@ -116,7 +116,7 @@ class Mailer:
                         last = time.monotonic()
                     if due:
                         continue
-                    turn = await self.endpoint.db(lambda s: s.next_notice())
+                    turn = await self.endpoint.read(lambda s: s.next_notice())
                 except StoreError as exc:
                     log.warning("web: cannot read the emails to send (%s); trying again", exc)
                     turn = now + self.poll
@@ -134,7 +134,7 @@ class Mailer:
     async def _send(self, nonce: str) -> None:
         """Send one sign-up's email and record it; a failed one no longer counts."""
         try:
-            email = await self.endpoint.db(lambda s: self.compose(s, nonce))
+            email = await self.endpoint.read(lambda s: self.compose(s, nonce))
             sent = email is not None and await self._deliver(email)
         except StoreError:
             raise  # the loop tries again later
@@ -143,9 +143,9 @@ class Mailer:
             sent = False
         if sent:
             now = self.endpoint.clock()
-            await self.endpoint.db(lambda s: s.notice_sent(nonce, now))
+            await self.endpoint.write(lambda s: s.notice_sent(nonce, now), WAIT)
         else:
-            await self.endpoint.db(lambda s: s.drop_notice(nonce))
+            await self.endpoint.write(lambda s: s.drop_notice(nonce), WAIT)
 
     async def _deliver(self, email: Email) -> bool:
         """Send one email over its own connection; log one line and return False if it fails."""

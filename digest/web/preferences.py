@@ -12,8 +12,9 @@ from aiohttp import web
 from ..audience import WEEKDAYS
 from ..presentation import ABSTRACTS, long_date
 from ..store import Store
-from ..tokens import check_form_token, form_token, parse_token
+from ..tokens import check_form_token, form_token
 from .base import Endpoint, mask, same_origin
+from .signed import Link, Signed
 from .unsubscribe import Unsubscribing
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,27 @@ class Current:
     sent: int
     last_sent: str | None
 
+    @classmethod
+    def of(cls, store: Store, signed: Signed) -> Current:
+        """Return the page's view of a person: their choices, status and digests sent."""
+        reader, email = signed.reader, signed.email
+        sent, last = store.sent_to(email)
+        reason = store.suppression(email)
+        return cls(
+            email, reader.name, reader.source, reader.topics, reader.frequency,
+            reader.weekday if reader.weekday is not None else 0,
+            reader.paused_until, reader.abstracts,
+            f"{reason[0]} since {reason[1]:%Y-%m-%d}" if reason else "active", sent, last,
+        )  # fmt: skip
+
 
 class Preferences:
     """GET shows the person's choices (and changes nothing); POST saves them."""
 
     def __init__(self, endpoint: Endpoint, links: Unsubscribing):
         self.endpoint = endpoint
-        self.links = links  # the token check the unsubscribe pages use
+        self.signed = endpoint.signed  # the one way from a token to a person
+        self.links = links  # the refusal the unsubscribe pages give
         self.keywords = endpoint.settings.keywords
 
     def routes(self) -> list[web.RouteDef]:
@@ -55,39 +70,23 @@ class Preferences:
             web.post("/manage/delete", self.delete),
         ]
 
-    def _current(self, store: Store, token: str) -> Current | None:
-        details = store.recipient_details(parse_token(token))
-        if details is None:
-            return None
-        email, name, topics, source = details
-        person = store.person(email)
-        chosen = person.topics if person and person.topics is not None else topics
-        keys = [k.key for k in self.keywords]
-        sent, last = store.sent_to(email)
-        reason = store.suppression(email)
-        return Current(
-            email, name or (person.name if person else ""), person.source if person else source,
-            tuple(k for k in keys if chosen is None or k in chosen),
-            (person.frequency if person else None) or "daily",
-            person.weekday if person and person.weekday is not None else 0,
-            person.paused_until if person else None, person.abstracts if person else None,
-            f"{reason[0]} since {reason[1]:%Y-%m-%d}" if reason else "active", sent, last,
-        )  # fmt: skip
+    def _current(self, store: Store, link: Link) -> Current | None:
+        signed = self.signed.person(store, link)
+        return Current.of(store, signed) if signed is not None else None
 
-    async def _load(self, request: web.Request) -> tuple[Current, str] | None:
-        if await self.links.address(request) is None:
+    async def _load(self, request: web.Request) -> tuple[Current, Link] | None:
+        link = self.signed.parse(request)
+        if link is None:
             return None
-        token = request.query["token"]
-        current = await self.endpoint.db(lambda store: self._current(store, token))
-        return (current, token) if current else None
+        current = await self.endpoint.read(lambda store: self._current(store, link))
+        return (current, link) if current else None
 
-    def _form(self, current: Current, token: str, **extra: Any) -> dict[str, Any]:
-        secret = self.endpoint.secret or b""
+    def _form(self, current: Current, link: Link, **extra: Any) -> dict[str, Any]:
         return {
             "current": current,
             "masked": mask(current.email),
-            "token": token,
-            "csrf": form_token(secret, "manage", parse_token(token)),
+            "token": link.token,
+            "csrf": form_token(self.endpoint.secret, "manage", link.token_id),
             "keywords": self.keywords,
             "weekdays": WEEKDAYS,
             "abstracts": ABSTRACTS,
@@ -95,9 +94,12 @@ class Preferences:
             "long_date": long_date,
             "saved": False,
             "error": None,
-            "today": self.endpoint.clock().astimezone(self.endpoint.settings.timezone).date(),
+            "today": self._today(),
             **extra,
         }
+
+    def _today(self) -> date:
+        return self.endpoint.clock().astimezone(self.endpoint.settings.timezone).date()
 
     async def show(self, request: web.Request) -> web.Response:
         """GET /manage: the person's choices in a form; a GET never changes anything."""
@@ -106,43 +108,47 @@ class Preferences:
             return self.links.refused()
         return self.endpoint.page("manage", **self._form(*loaded))
 
-    def _guarded(self, request: web.Request, token: str, form: Any) -> bool:
-        """Tell whether a POST comes from the page itself: its Origin and its form token."""
-        secret = self.endpoint.secret or b""
-        return same_origin(request, self.endpoint.settings.base_url) and check_form_token(
-            secret, "manage", parse_token(token), form.get("csrf")
-        )
-
-    async def _posted(self, request: web.Request) -> tuple[Current, str, Any] | web.Response:
-        """Return the person and the form of a POST from their own page, or its refusal."""
+    async def _posted(self, request: web.Request) -> tuple[Link, Any, bool] | None:
+        """Return a POST's link, its form, and whether it comes from the person's own page
+        (its Origin and its form token); None if it has no link that could be ours."""
         form = await request.post()
-        loaded = await self._load(request)
-        if loaded is None:
-            return self.links.refused()
-        if not self._guarded(request, loaded[1], form):
-            return self.endpoint.error_page(403)
-        return (*loaded, form)
+        link = self.signed.parse(request)
+        if link is None:
+            return None
+        genuine = same_origin(request, self.endpoint.settings.base_url) and check_form_token(
+            self.endpoint.secret, "manage", link.token_id, str(form.get("csrf", ""))
+        )
+        return link, form, genuine
 
     async def save(self, request: web.Request) -> web.Response:
-        """POST /manage: save the person's choices (checked, then stored)."""
+        """POST /manage: check the choices and save them, in one database call."""
         posted = await self._posted(request)
-        if isinstance(posted, web.Response):
-            return posted
-        current, token, form = posted
-        today = self.endpoint.clock().astimezone(self.endpoint.settings.timezone).date()
-        choices, error = read_choices(form, [k.key for k in self.keywords], today)
+        if posted is None:
+            return self.links.refused()
+        link, form, genuine = posted
+        keys, today, now = [k.key for k in self.keywords], self._today(), self.endpoint.clock()
+
+        def save(store: Store) -> tuple[int, Current | None, str | None]:
+            signed = self.signed.person(store, link)
+            if signed is None:
+                return 400, None, None
+            if not genuine:
+                return 403, None, None
+            choices, error = read_choices(form, keys, today)
+            if error:
+                return 400, Current.of(store, signed), error
+            store.save_choices(signed.email, signed.reader.name, signed.reader.source, choices, now)
+            reader = self.signed.reader(store, link, signed.email) or signed.reader
+            return 200, Current.of(store, Signed(link, signed.email, reader)), None
+
+        status, current, error = await self.endpoint.write(save)
+        if current is None:
+            return self.links.refused() if status == 400 else self.endpoint.error_page(status)
         if error:
-            page = self._form(current, token, error=error)
+            page = self._form(current, link, error=error)
             return self.endpoint.page("manage", status=400, **page)
-        now = self.endpoint.clock()
-        await self.endpoint.db(
-            lambda store: store.save_choices(
-                current.email, current.name, current.source, choices, now
-            )
-        )
         log.info("preferences saved for %s", mask(current.email))
-        saved = await self.endpoint.db(lambda store: self._current(store, token))
-        return self.endpoint.page("manage", **self._form(saved, token, saved=True))
+        return self.endpoint.page("manage", **self._form(current, link, saved=True))
 
     async def data(self, request: web.Request) -> web.Response:
         """GET /manage/data: what is kept about the person, and a button to delete it."""
@@ -154,13 +160,25 @@ class Preferences:
     async def delete(self, request: web.Request) -> web.Response:
         """POST /manage/delete: delete what is kept, but the entry that keeps them from mail."""
         posted = await self._posted(request)
-        if isinstance(posted, web.Response):
-            return posted
-        current = posted[0]
+        if posted is None:
+            return self.links.refused()
+        link, _, genuine = posted
         now = self.endpoint.clock()
-        await self.endpoint.db(lambda store: store.forget(current.email, now))
-        log.info("deleted the data of %s at their request", mask(current.email))
-        return self.endpoint.page("deleted", masked=mask(current.email))
+
+        def delete(store: Store) -> tuple[int, str | None]:
+            email = self.signed.address(store, link)
+            if email is None:
+                return 400, None
+            if not genuine:
+                return 403, None
+            store.forget(email, now)
+            return 200, email
+
+        status, email = await self.endpoint.write(delete)
+        if email is None:
+            return self.links.refused() if status == 400 else self.endpoint.error_page(status)
+        log.info("deleted the data of %s at their request", mask(email))
+        return self.endpoint.page("deleted", masked=mask(email))
 
 
 def read_choices(form: Any, keys: list[str], today: date) -> tuple[dict[str, object], str | None]:

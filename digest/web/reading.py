@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
@@ -22,14 +21,13 @@ MAX_AGE = 300  # seconds a proxy or browser may reuse a page without asking
 
 
 class Reading:
-    """Serve the reading room from one read connection per worker thread."""
+    """Serve the reading room from the read connections kept for the public pages."""
 
     def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
         self.room = ReadingRoom(endpoint.settings)
         self.links = Links(endpoint.settings.base_url).served()
         self.cache: OrderedDict[tuple[str, str], Page | None] = OrderedDict()
-        self.local = threading.local()
         self.lock = threading.Lock()
 
     def routes(self) -> list[web.RouteDef]:
@@ -43,20 +41,13 @@ class Reading:
             web.get("/feeds/{name}.atom", self.feed),
         ]
 
-    def _store(self) -> Store:
-        store = getattr(self.local, "store", None)
-        if store is None:
-            store = self.local.store = Store(self.endpoint.settings.database, timeout=10)
-        return store
-
     async def serve(
         self, request: web.Request, build: Callable[[Store], Page | None]
     ) -> web.Response:
         """Answer from the cache or by building the page; 304 when the client has it already."""
         key = request.path_qs
 
-        def work() -> tuple[str, datetime | None, Page | None]:
-            store = self._store()
+        def work(store: Store) -> tuple[str, datetime | None, Page | None]:
             generation, changed = store.generation(), store.last_change()
             cached = (generation, key)
             with self.lock:
@@ -70,7 +61,7 @@ class Reading:
                     self.cache.popitem(last=False)
             return generation, changed, page
 
-        generation, changed, page = await asyncio.to_thread(work)
+        generation, changed, page = await self.endpoint.database.page(work)
         if page is None:
             return self.not_found("There is no such page (yet): the address may be mistyped.")
         etag = '"' + hashlib.sha256(f"{generation} {key}".encode()).hexdigest()[:24] + '"'

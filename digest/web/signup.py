@@ -18,7 +18,7 @@ from ..addresses import checked_key
 from ..mail import Email
 from ..store import Store, StoreBusy, StoreError
 from ..tokens import TokenError, TokenExpired, check_form_token, form_token, verify_confirm_token
-from .base import Endpoint, mask, same_origin
+from .base import RETRY_AFTER, Endpoint, mask, same_origin
 from .mailer import Mailer
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ TOO_OLD = 86_400.0  # seconds: a form sent back later than this is shown again, 
 PER_CLIENT = 5  # sign-ups one client address may send per hour (in memory, this process)
 CLIENTS = 10_000  # client addresses remembered at most; the longest quiet are forgotten
 # What can go wrong, each with its page (templates/web/signup_problem.html), by its status.
+BACKGROUND_WAIT = 10.0  # seconds storing a sign-up waits for the database (no one waits on it)
 PROBLEMS = {"refused": 403, "limit": 429, "busy": 503, "expired": 410, "invalid": 400}
 
 
@@ -93,8 +94,8 @@ class Signup:
         app.on_cleanup.append(lambda app: self.mailer.close(wait))
 
     async def _resume(self) -> None:
-        try:  # before the site listens: open (and migrate) the database alone
-            if await self.endpoint.db(lambda store: store.next_notice()) is None:
+        try:  # before the site listens, once the endpoint has opened the database
+            if await self.endpoint.read(lambda store: store.next_notice()) is None:
                 return
         except StoreError as exc:
             log.warning("web: cannot look for emails waiting to be sent: %s", exc)
@@ -112,17 +113,13 @@ class Signup:
                 return
         await self.mailer.idle(timeout)
 
-    async def secret(self) -> bytes:
-        """Return the signing secret (the database keeps one when DIGEST_SECRET is unset)."""
-        if self.endpoint.secret is None:
-            await self.endpoint.db(lambda store: None)
-        return self.endpoint.secret or b""
-
     def problem(self, key: str) -> web.Response:
         """Return the friendly page of something that went wrong."""
         response = self.endpoint.page("signup_problem", status=PROBLEMS[key], problem=key)
         if key == "limit":
             response.headers["Retry-After"] = "3600"
+        if key == "busy":
+            response.headers["Retry-After"] = RETRY_AFTER
         return response
 
     # --- the form --------------------------------------------------------------------------
@@ -152,14 +149,14 @@ class Signup:
             field=field,
             problem=text,
             issued=issued,
-            form=form_token(await self.secret(), "signup", issued),
+            form=form_token(self.endpoint.secret, "signup", issued),
         )
 
     async def subscribe(self, request: web.Request) -> web.Response:
         """POST /subscribe: the same answer for a known, unknown or automated sign-up."""
         data = await request.post()
         issued = _text(data.get("issued"))
-        genuine = check_form_token(await self.secret(), "signup", issued, _text(data.get("form")))
+        genuine = check_form_token(self.endpoint.secret, "signup", issued, _text(data.get("form")))
         if not (genuine and same_origin(request, self.settings.base_url)):
             log.debug("web: refused a sign-up form from another site or without its token")
             return self.problem("refused")
@@ -181,13 +178,24 @@ class Signup:
         if not self.limiter.admit(client_address(request), self.endpoint.clock().timestamp()):
             log.debug("web: over %d sign-ups an hour from one client; answered 429", PER_CLIENT)
             return self.problem("limit")
+        now = self.endpoint.clock().timestamp()
+        try:  # a cycle holding the database: say so now, rather than lose the sign-up
+            queued = await self.endpoint.write(lambda store: self._writable(store, now))
+        except StoreBusy:
+            return self.problem("busy")
         reason = self._automated(_text(data.get("website")), issued)
         if reason:
             log.info("web: a sign-up looked automated (%s); nothing stored or sent", reason)
         else:
             self._start(self._sign_up(email, name, topics))
         hours = signups.VALID_FOR // timedelta(hours=1)
-        return self.endpoint.page("signup_sent", hours=hours, queued=await self.mailer.queued())
+        return self.endpoint.page("signup_sent", hours=hours, queued=queued)
+
+    def _writable(self, store: Store, now: float) -> bool:
+        """Take and let go of the write lock (StoreBusy if a cycle holds it); tell whether an
+        email asked for now would wait for the hourly limit (the same for every address)."""
+        with store.transaction():
+            return self.mailer.queued(store, now)
 
     def _automated(self, honeypot: str, issued: str) -> str | None:
         """Say why a sign-up looks filled in by a program, or return None."""
@@ -213,10 +221,11 @@ class Signup:
         now, nonce = self.endpoint.clock(), secrets.token_urlsafe(16)
         try:
             async with self.lock:
-                known = await self.endpoint.db(
+                known = await self.endpoint.write(
                     lambda store: signups.record_signup(
                         store, self.settings, nonce, email, name, topics, now
-                    )
+                    ),
+                    BACKGROUND_WAIT,
                 )
         except StoreError as exc:
             log.warning("web: sign-up of %s not stored (%s); nothing sent", mask(email), exc)
@@ -229,7 +238,7 @@ class Signup:
     def _compose(self, store: Store, nonce: str) -> Email | None:
         """Compose a sign-up's email when its turn comes; None if the sign-up is gone."""
         found = store.notice_signup(nonce)
-        if found is None or self.endpoint.secret is None:
+        if found is None:
             return None
         email, name, topics, created = found
         known = signups.subscribed(store, self.settings, email)
@@ -244,7 +253,7 @@ class Signup:
         """Return the sign-up a link stands for, or the page answering a bad or old link."""
         try:
             token = request.query.get("token")
-            return verify_confirm_token(await self.secret(), token, self.endpoint.clock()), None
+            return verify_confirm_token(self.endpoint.secret, token, self.endpoint.clock()), None
         except TokenExpired:
             return "", self.problem("expired")
         except TokenError:
@@ -255,17 +264,24 @@ class Signup:
         nonce, refused = await self._nonce(request)
         if refused is not None:
             return refused
-        state = await self.endpoint.db(lambda store: store.signup_state(nonce))
-        if state is None:
+
+        def look(store: Store) -> tuple[str, bool, list[str]] | None:
+            state = store.signup_state(nonce)
+            if state is None:
+                return None
+            return state[0], state[1], self._topics(store, state[0]) if state[1] else []
+
+        found = await self.endpoint.read(look)
+        if found is None:
             return self.problem("invalid")
-        email, confirmed = state
+        email, confirmed, topics = found
         if confirmed:
-            return await self._confirmed(email, already=True)
+            return self._confirmed(email, True, topics)
         return self.endpoint.page(
             "signup_confirm",
             masked=mask(email),
             token=request.query["token"],
-            form=form_token(await self.secret(), "confirm", nonce),
+            form=form_token(self.endpoint.secret, "confirm", nonce),
         )
 
     async def confirm(self, request: web.Request) -> web.Response:
@@ -274,38 +290,44 @@ class Signup:
         nonce, refused = await self._nonce(request)
         if refused is not None:
             return refused
-        genuine = check_form_token(await self.secret(), "confirm", nonce, _text(data.get("form")))
+        genuine = check_form_token(self.endpoint.secret, "confirm", nonce, _text(data.get("form")))
         if not (genuine and same_origin(request, self.settings.base_url)):
             log.debug("web: refused a confirmation from another site or without its token")
             return self.problem("refused")
         now = self.endpoint.clock()
 
-        def confirm(store: Store) -> tuple[str | None, bool]:
-            email = store.confirm_signup(nonce, now)
-            if email is not None:
-                return email, False
-            state = store.signup_state(nonce)  # None: pruned, or forgotten on request
-            return (state[0], True) if state and state[1] else (None, False)
+        def confirm(store: Store) -> tuple[str | None, bool, list[str]]:
+            email, already = store.confirm_signup(nonce, now), False
+            if email is None:
+                state = store.signup_state(nonce)  # None: pruned, or forgotten on request
+                if not (state and state[1]):
+                    return None, False, []
+                email, already = state[0], True
+            return email, already, self._topics(store, email)
 
         try:
-            email, already = await self.endpoint.db(confirm, timeout=self.endpoint.write_wait)
+            email, already, topics = await self.endpoint.write(confirm)
         except StoreBusy:
             return self.problem("busy")
         if email is None:
             return self.problem("invalid")
         if not already:
             log.info("web: %s confirmed their sign-up", mask(email))
-        return await self._confirmed(email, already)
+        return self._confirmed(email, already, topics)
 
-    async def _confirmed(self, email: str, already: bool) -> web.Response:
-        """Return the page of a confirmed sign-up, naming its topics."""
-        person = await self.endpoint.db(lambda store: store.person(email))
+    def _topics(self, store: Store, email: str) -> list[str]:
+        """Return the names of the topics a person follows (by their own choices)."""
+        person = store.person(email)
         chosen = set(person.topics or ()) if person else set()
+        return [k.name for k in self.settings.keywords if k.key in chosen]
+
+    def _confirmed(self, email: str, already: bool, topics: list[str]) -> web.Response:
+        """Return the page of a confirmed sign-up, naming its topics."""
         return self.endpoint.page(
             "signup_confirmed",
             masked=mask(email),
             already=already,
-            topics=[k.name for k in self.settings.keywords if k.key in chosen],
+            topics=topics,
             send_at=f"{self.settings.send_at:%H:%M}",
             timezone=self.settings.timezone.key,
         )

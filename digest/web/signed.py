@@ -1,0 +1,98 @@
+"""Signed links: the one way a request's token becomes an address, and the person behind it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..audience import Reader
+from ..config import Settings
+from ..store import Store
+from ..tokens import TokenError, parse_token, verify_token
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A request's signed link, parsed once: its token and the token's id."""
+
+    token: str
+    token_id: str
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A signed link checked against the database: the address, and the person it is."""
+
+    link: Link
+    email: str
+    reader: Reader
+
+
+def mask(email: str) -> str:
+    """Show an address without giving it away: 'a•••@example.org'."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+class SignedLinks:
+    """Parse a request's token once; in the database thread, check it and find the person."""
+
+    def __init__(self, settings: Settings, secret: Callable[[], bytes]):
+        self.settings = settings
+        self.secret = secret  # loaded when the app starts
+
+    def parse(self, request: web.Request) -> Link | None:
+        """Return the request's ?token= parsed, or None if it cannot be one of ours."""
+        token = request.query.get("token") or ""
+        try:
+            return Link(token, parse_token(token))
+        except TokenError:
+            return None
+
+    def address(self, store: Store, link: Link) -> str | None:
+        """Return the address a link genuinely stands for, or None (run in a database thread)."""
+        email = store.recipient(link.token_id)
+        try:
+            return verify_token(self.secret(), link.token, email)
+        except TokenError:
+            if email is not None:  # a link we mailed, its signature not this secret's
+                log.warning(
+                    "web: a link for %s has a signature the current secret did not make: "
+                    "DIGEST_SECRET changed since it was mailed (or the link was altered)",
+                    mask(email),
+                )
+            return None
+
+    def person(self, store: Store, link: Link) -> Signed | None:
+        """Return who a genuine link stands for, with their choices; None for any other link."""
+        email = self.address(store, link)
+        if email is None:
+            return None
+        reader = self.reader(store, link, email)
+        return Signed(link, email, reader) if reader is not None else None
+
+    def reader(self, store: Store, link: Link, email: str) -> Reader | None:
+        """Return the person a checked link stands for: as mailed, with their own choices."""
+        # Until readers.reader lands, the manage page's former _current; then this body is
+        # one line: `return readers.reader(self.settings, store, email)`.
+        details = store.recipient_details(link.token_id)
+        if details is None:
+            return None
+        _, name, topics, source = details
+        person = store.person(email)
+        chosen = person.topics if person and person.topics is not None else topics
+        keys = [k.key for k in self.settings.keywords]
+        return Reader(
+            email, name or (person.name if person else ""),
+            tuple(k for k in keys if chosen is None or k in chosen),
+            person.source if person else source,
+            (person.frequency if person else None) or "daily",
+            person.weekday if person else None,
+            person.paused_until if person else None, person.abstracts if person else None,
+            chosen=person is not None,
+        )  # fmt: skip
