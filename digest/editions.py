@@ -6,10 +6,10 @@ from dataclasses import dataclass, replace
 from datetime import date
 from email.utils import parseaddr
 
-from .audience import Due, Reader
 from .config import Settings, slugs
 from .models import KeywordResult, Paper
 from .presentation import long_date
+from .readers import Due, Reader
 from .render import Renderer, make_environment
 from .store import Store
 

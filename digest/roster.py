@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
-from .audience import Reader, readers
 from .config import Settings
+from .readers import Reader, readers
 from .store import Store
 
 COLUMNS = ("email", "name", "keywords", "source", "schedule", "paused_until", "abstracts", "status")
