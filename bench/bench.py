@@ -116,7 +116,7 @@ def digest_child(folder: Path) -> None:
     """Plan a cycle for the subscribers in `folder` and time the send phase; print JSON."""
     from digest.config import load_settings
     from digest.delivery import Delivery
-    from digest.fetch import Fetched, Window
+    from digest.fetch import Fetched, FetchWindow
     from digest.models import KeywordResult
     from digest.planning import plan
     from digest.store import Store
@@ -130,7 +130,7 @@ def digest_child(folder: Path) -> None:
         cycle_id = store.begin_cycle(now)
         for keyword in settings.keywords:  # known keywords: today's papers are news, no first run
             store.record_keyword(keyword.key, [], cycle_id, now, None)
-        window = Window(now - timedelta(days=3))
+        window = FetchWindow(now - timedelta(days=3))
         found = {k: Fetched(window, p) for k, p in synthetic_papers(8, now).items()}
         started = time.perf_counter()
         planning = plan(settings, store, found, fetched, cycle_id, now, secret)
@@ -253,13 +253,13 @@ def timed_fetch(papers, names: list[str], delay: float, since: datetime) -> tupl
     from fake_arxiv import FakeArxiv
 
     from digest.config import Keyword
-    from digest.fetch import Window
+    from digest.fetch import FetchWindow
     from digest.pipeline import fetch_all
 
     with FakeArxiv(papers) as fake:
         keywords = tuple(Keyword(n) for n in names)
         settings = SimpleNamespace(arxiv=arxiv_settings(fake.url, delay), keywords=keywords)
-        windows = {k.key: Window(since) for k in keywords}
+        windows = {k.key: FetchWindow(since) for k in keywords}
         started = time.perf_counter()
         fetch_all(settings, windows)
         return time.perf_counter() - started, len(fake.requests)

@@ -222,7 +222,7 @@ def child(folder: Path, profile: Path | None = None, memory: int = 0) -> None:
     tracemalloc peak and the top allocation sites (this many) instead of timing cleanly.
     """
     from digest.config import load_settings
-    from digest.fetch import Fetched, Window
+    from digest.fetch import Fetched, FetchWindow
     from digest.models import KeywordResult
     from digest.planning import plan
     from digest.store import Store
@@ -234,7 +234,7 @@ def child(folder: Path, profile: Path | None = None, memory: int = 0) -> None:
     with Store(settings.database) as store:
         secret = store.secret(settings.secret)
         cycle_id = store.begin_cycle(now)
-        window = Window(now - timedelta(days=3))
+        window = FetchWindow(now - timedelta(days=3))
         found = {k: Fetched(window, p) for k, p in papers_of(0, now).items()}
         if memory:
             import tracemalloc

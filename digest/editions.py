@@ -17,7 +17,7 @@ Sections = list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]
 
 
 @dataclass(frozen=True)
-class Window:
+class NewsWindow:
     """The news of the cycles after a reader's previous digest, up to this one."""
 
     new_by_key: dict[str, list[str]]
@@ -52,7 +52,7 @@ def sections_for(
     return sections
 
 
-class Editions:
+class EditionBuilder:
     """Render each distinct digest of a cycle once, and store it as an edition."""
 
     def __init__(
@@ -67,7 +67,7 @@ class Editions:
         self.cycle_id, self.day = cycle_id, day
         self.names = {key: result.keyword for key, result in results.items()}
         self.current = {key: result.new for key, result in results.items() if result.new}
-        self.windows: dict[int | None, Window] = {}
+        self.windows: dict[int | None, NewsWindow] = {}
         self.previous = store.previous_cycle(cycle_id)  # the cycle before this one, or 0
         self.renderers: dict[str, Renderer] = {}
         self.ids: dict[tuple, int | None] = {}
@@ -83,7 +83,7 @@ class Editions:
             self.ids[key] = self._render(reader.topics, due, abstracts)
         return self.ids[key]
 
-    def window(self, since: int | None) -> Window:
+    def window(self, since: int | None) -> NewsWindow:
         """Return the news of the cycles after `since` (None: of this cycle alone)."""
         if since not in self.windows:
             new_by_key = {k: list(ids) for k, ids in self.current.items()}
@@ -95,7 +95,7 @@ class Editions:
                 start = self.store.cycle_day(since, self.settings.timezone)
             all_new = {i for ids in new_by_key.values() for i in ids}
             before = self.cycle_id if since is None else since + 1
-            self.windows[since] = Window(
+            self.windows[since] = NewsWindow(
                 new_by_key,
                 self.store.earlier_keywords(all_new, before),
                 self.store.papers(all_new),
@@ -109,9 +109,9 @@ class Editions:
         sections = sections_for(keys, window.new_by_key, window.earlier, window.papers, self.names)
         if not sections:
             return None
-        notices = _notices(self.results, keys)
+        notes = _notes(self.results, keys)
         if due.resumed is not None:
-            notices.append(
+            notes.append(
                 f"Your pause ended on {long_date(due.resumed)}: this email covers only the "
                 "papers announced since."
             )
@@ -119,7 +119,7 @@ class Editions:
         body = self._renderer(abstracts).edition(
             sections,
             self.day,
-            notices,
+            notes,
             [self.names[k] for k in topics],
             browser,
             more,
@@ -162,7 +162,7 @@ class Editions:
         return f"{base}/{'+'.join(slug[k] for k in topics)}", more
 
 
-def _notices(results: dict[str, KeywordResult], keys: tuple[str, ...]) -> list[str]:
+def _notes(results: dict[str, KeywordResult], keys: tuple[str, ...]) -> list[str]:
     """Return the email's notes about keywords whose fetch hit the bound."""
     return [
         f"arXiv had more than {results[k].limit} new papers for {results[k].keyword} today; "

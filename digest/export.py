@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from .archive import ArchiveError
 from .config import Settings
 from .folders import make_folder
-from .reading import Links, Page, ReadingRoom
+from .room import Links, ReadingRoom, RoomPage
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Exported:
     removed: int
 
 
-def site_files(settings: Settings, store: Store) -> Iterator[tuple[str, Page]]:
+def site_files(settings: Settings, store: Store) -> Iterator[tuple[str, RoomPage]]:
     """Yield every page and feed of the static site: its file name in the folder, and it."""
     room = ReadingRoom(settings)
     yield "index.html", room.index(store, Links.seen_from("index.html"))
@@ -81,8 +81,8 @@ def mailed_topics(room: ReadingRoom, store: Store) -> dict[date, list[tuple[str,
 
 
 def _pages(
-    store: Store, render: Callable[..., Page | None], link: Callable[..., str], *args: Any
-) -> Iterator[tuple[str, Page]]:
+    store: Store, render: Callable[..., RoomPage | None], link: Callable[..., str], *args: Any
+) -> Iterator[tuple[str, RoomPage]]:
     """Yield the files of a paginated page, from page 1 until there is no such page."""
     for number in count(1):
         name = unquote(link(*args, number))

@@ -14,7 +14,7 @@ from .archive import ArchiveError, render_archive, write_atomically
 from .bounces import read_in_cycle
 from .config import Keyword, Settings
 from .delivery import Delivery
-from .fetch import Fetched, FetchError, Window, fetch_keywords
+from .fetch import Fetched, FetchError, FetchWindow, fetch_keywords
 from .lock import lock_for
 from .models import CycleReport, KeywordResult
 from .planning import plan, queries
@@ -26,7 +26,7 @@ from .subscribers import check_header
 log = logging.getLogger(__name__)
 
 
-def windows(settings: Settings, store: Store, now: datetime) -> dict[str, Window]:
+def windows(settings: Settings, store: Store, now: datetime) -> dict[str, FetchWindow]:
     """Return how far back each keyword's fetch must reach.
 
     Back to the newest update its last fetch saw, less an overlap for arXiv's announcement
@@ -39,7 +39,7 @@ def windows(settings: Settings, store: Store, now: datetime) -> dict[str, Window
     for keyword in settings.keywords:
         state = states.get(keyword.key)
         mark = state.watermark if state else None
-        found[keyword.key] = Window(
+        found[keyword.key] = FetchWindow(
             since=mark - overlap if mark else first,
             had_papers=bool(state and state.count),
             first=mark is None,
@@ -49,7 +49,7 @@ def windows(settings: Settings, store: Store, now: datetime) -> dict[str, Window
 
 def fetch_all(
     settings: Settings,
-    windows: dict[str, Window],
+    windows: dict[str, FetchWindow],
     stop: threading.Event | None = None,
     progress: Progress | None = None,
 ) -> tuple[dict[str, Fetched], list[KeywordResult]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from .config import Settings
-from .editions import Editions
+from .editions import EditionBuilder
 from .fetch import Fetched
 from .mail import new_message_id
 from .models import KeywordResult
@@ -111,7 +111,7 @@ class _Messages:
     def rows(self) -> Iterator[dict[str, object]]:
         """Yield one outbox row per reader with news today, each distinct digest rendered once."""
         settings, store, cycle_id, secret = self.settings, self.store, self.cycle_id, self.secret
-        editions = Editions(settings, store, self.results, cycle_id, self.day)
+        editions = EditionBuilder(settings, store, self.results, cycle_id, self.day)
         suppressed = store.suppressed()
         recipients: list[tuple] = []
         for reader in roll(settings, store):

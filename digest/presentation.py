@@ -17,7 +17,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[$\\])")
 
 
 @dataclass(frozen=True, slots=True)
-class Item:
+class PaperItem:
     """A paper as a digest shows it: its other matched topics, and the abstract shown."""
 
     paper: Paper

@@ -16,7 +16,7 @@ from fake_arxiv import busy_papers
 from digest.cli import main
 from digest.export import MANIFEST, export_site
 from digest.pipeline import run_once
-from digest.reading import Links, ReadingRoom
+from digest.room import Links, ReadingRoom
 from digest.store import Store
 
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ from test_web import cycle, link_of, news, suppressed
 import digest.archive
 from digest.archive import title_cell
 from digest.cli import main
-from digest.fetch import Fetched, Window
+from digest.fetch import Fetched, FetchWindow
 from digest.models import KeywordResult
 from digest.pipeline import run_once
 from digest.planning import plan
@@ -80,7 +80,7 @@ def test_planning_never_holds_the_database(make_settings, fake_arxiv):
     settings = wide_first_run(make_settings(subscribers=subscribers(6000)))
     now = DAY1
     papers = [stored_paper(id=f"2511.{i:05d}", updated=now, published=now) for i in range(30)]
-    window = Window(now - timedelta(days=3))
+    window = FetchWindow(now - timedelta(days=3))
     found = {k.key: Fetched(window, papers) for k in settings.keywords}
     done: list[float] = []  # when each unsubscribe made meanwhile was written
     planning = threading.Event()

@@ -12,7 +12,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from aiohttp import web
 
-from ..reading import Links, Page, ReadingRoom
+from ..room import Links, ReadingRoom, RoomPage
 from ..store import Store
 from .base import Endpoint
 
@@ -20,7 +20,7 @@ CACHE_SIZE = 512  # rendered pages kept in memory, newest used first
 MAX_AGE = 300  # seconds a proxy or browser may reuse a page without asking
 
 
-class Reading:
+class RoomRoutes:
     """Serve the reading room from one read connection per worker thread."""
 
     def __init__(self, endpoint: Endpoint):
@@ -28,7 +28,7 @@ class Reading:
         self.room = ReadingRoom(endpoint.settings)
         self.links = Links()
         self.site = endpoint.settings.base_url
-        self.cache: OrderedDict[tuple[str, str], Page | None] = OrderedDict()
+        self.cache: OrderedDict[tuple[str, str], RoomPage | None] = OrderedDict()
         self.local = threading.local()
         self.lock = threading.Lock()
 
@@ -50,12 +50,12 @@ class Reading:
         return store
 
     async def serve(
-        self, request: web.Request, build: Callable[[Store], Page | None]
+        self, request: web.Request, build: Callable[[Store], RoomPage | None]
     ) -> web.Response:
         """Answer from the cache or by building the page; 304 when the client has it already."""
         key = request.path_qs
 
-        def work() -> tuple[str, datetime | None, Page | None]:
+        def work() -> tuple[str, datetime | None, RoomPage | None]:
             store = self._store()
             generation, changed = store.generation(), store.last_change()
             cached = (generation, key)
