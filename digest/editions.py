@@ -8,12 +8,10 @@ from email.utils import parseaddr
 
 from .config import Settings, slugs
 from .models import KeywordResult, Paper
-from .presentation import long_date
+from .presentation import long_date, sections_for
 from .readers import Due, Reader
 from .render import Renderer, make_environment
 from .store import Store
-
-Sections = list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]
 
 
 @dataclass(frozen=True)
@@ -24,32 +22,6 @@ class NewsWindow:
     earlier: dict[str, set[str]]
     papers: dict[str, Paper]
     since: date | None  # the day of the previous digest (None: this cycle only)
-
-
-def sections_for(
-    keys: tuple[str, ...],
-    new_by_key: dict[str, list[str]],
-    earlier: dict[str, set[str]],
-    papers: dict[str, Paper],
-    names: dict[str, str],
-) -> list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]:
-    """Group the news of a keyword set: each paper once, under its first keyword, with tags.
-
-    A paper already seen before this cycle under one of these keywords is not news to
-    someone who follows them all.
-    """
-    sections, placed = [], set()
-    for key in keys:
-        items = []
-        for paper_id in new_by_key[key]:
-            if paper_id in placed or earlier.get(paper_id, set()) & set(keys):
-                continue
-            placed.add(paper_id)
-            tags = tuple(names[k] for k in keys if k != key and paper_id in new_by_key[k])
-            items.append((papers[paper_id], tags))
-        if items:
-            sections.append((names[key], items))
-    return sections
 
 
 class EditionBuilder:

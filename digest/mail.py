@@ -9,7 +9,6 @@ import mailbox
 import re
 import secrets
 import ssl
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, make_msgid, parseaddr
 from enum import Enum
@@ -20,6 +19,7 @@ import aiosmtplib
 
 from . import headers
 from .config import SmtpSettings
+from .models import Letter
 from .store import Edition
 
 log = logging.getLogger(__name__)
@@ -43,16 +43,6 @@ class SendError(Exception):
         super().__init__(message)
         self.failure = failure
         self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class Letter:
-    """One recipient's message: as written, and in ASCII (IDNA domain) when that can be."""
-
-    recipient: str
-    message: bytes  # with the address as written: needs SMTPUTF8 if it is not ASCII
-    ascii_recipient: str | None = None
-    ascii_message: bytes | None = None
 
 
 def list_id(list_name: str, sender: str) -> str:

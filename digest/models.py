@@ -56,6 +56,16 @@ class Paper:
         return f"https://arxiv.org/html/{self.id}v{self.version}"
 
 
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One recipient's message: as written, and in ASCII (IDNA domain) when that can be."""
+
+    recipient: str
+    message: bytes  # with the address as written: needs SMTPUTF8 if it is not ASCII
+    ascii_recipient: str | None = None
+    ascii_message: bytes | None = None
+
+
 @dataclass(slots=True)
 class KeywordResult:
     """What one keyword's fetch and diff produced in a cycle."""

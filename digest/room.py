@@ -14,8 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .config import Settings, slugs
-from .editions import sections_for
-from .presentation import PaperItem, long_date
+from .presentation import PaperItem, long_date, sections_for
 from .render import Renderer, make_environment
 from .store import Cycle, Store
 
