@@ -1,4 +1,5 @@
-# make run: one cycle with ./settings.toml (or $DIGEST_CONFIG); make test: lint + tests.
+# make run: one cycle with ./settings.toml (or $DIGEST_CONFIG); make test: lint (ruff, the
+# import layers of pyproject.toml) + tests.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -21,6 +22,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest -n 2
@@ -39,4 +41,4 @@ screenshots:
 		tests/artifacts/reading-topic-1280.png docs/
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .import_linter_cache build dist *.egg-info

@@ -116,25 +116,24 @@ def digest_child(folder: Path) -> None:
     """Plan a cycle for the subscribers in `folder` and time the send phase; print JSON."""
     from digest.config import load_settings
     from digest.delivery import Delivery
-    from digest.fetch import Fetched, Window
+    from digest.fetch import Fetched, FetchWindow
     from digest.models import KeywordResult
-    from digest.pipeline import CycleReport
     from digest.planning import plan
     from digest.store import Store
 
     secret = "a bench secret of at least thirty-two bytes"  # digest refuses shorter ones
     settings = load_settings(folder / "settings.toml", env={"DIGEST_SECRET": secret})
     now = datetime.now(UTC)
-    report = CycleReport(keywords=[KeywordResult(k.name) for k in settings.keywords])
+    fetched = [KeywordResult(k.name) for k in settings.keywords]
     with Store(settings.database) as store:
         secret = store.secret(settings.secret)
         cycle_id = store.begin_cycle(now)
         for keyword in settings.keywords:  # known keywords: today's papers are news, no first run
             store.record_keyword(keyword.key, [], cycle_id, now, None)
-        window = Window(now - timedelta(days=3))
+        window = FetchWindow(now - timedelta(days=3))
         found = {k: Fetched(window, p) for k, p in synthetic_papers(8, now).items()}
         started = time.perf_counter()
-        plan(settings, store, found, cycle_id, now, report, secret)
+        planning = plan(settings, store, found, fetched, cycle_id, now, secret)
         planned = time.perf_counter() - started
         # One message per keyword set, in outbox order: the baselines send the same mix.
         composer = Delivery(settings, store, secret)
@@ -147,7 +146,7 @@ def digest_child(folder: Path) -> None:
     print(
         json.dumps(
             {
-                "planned": report.planned,
+                "planned": planning.planned,
                 "plan_seconds": planned,
                 "sent": delivery.sent,
                 "send_seconds": sent_in,
@@ -254,15 +253,15 @@ def timed_fetch(papers, names: list[str], delay: float, since: datetime) -> tupl
     from fake_arxiv import FakeArxiv
 
     from digest.config import Keyword
-    from digest.fetch import Window
-    from digest.pipeline import CycleReport, fetch_all
+    from digest.fetch import FetchWindow
+    from digest.pipeline import fetch_all
 
     with FakeArxiv(papers) as fake:
         keywords = tuple(Keyword(n) for n in names)
         settings = SimpleNamespace(arxiv=arxiv_settings(fake.url, delay), keywords=keywords)
-        windows = {k.key: Window(since) for k in keywords}
+        windows = {k.key: FetchWindow(since) for k in keywords}
         started = time.perf_counter()
-        fetch_all(settings, CycleReport(), windows)
+        fetch_all(settings, windows)
         return time.perf_counter() - started, len(fake.requests)
 
 

@@ -222,20 +222,19 @@ def child(folder: Path, profile: Path | None = None, memory: int = 0) -> None:
     tracemalloc peak and the top allocation sites (this many) instead of timing cleanly.
     """
     from digest.config import load_settings
-    from digest.fetch import Fetched, Window
+    from digest.fetch import Fetched, FetchWindow
     from digest.models import KeywordResult
-    from digest.pipeline import CycleReport
     from digest.planning import plan
     from digest.store import Store
 
     settings = load_settings(folder / "settings.toml", env={"DIGEST_SECRET": SECRET})
     now = datetime.fromisoformat((folder / "now.txt").read_text())
-    report = CycleReport(keywords=[KeywordResult(k.name) for k in settings.keywords])
+    fetched = [KeywordResult(k.name) for k in settings.keywords]
     extra: dict[str, object] = {}
     with Store(settings.database) as store:
         secret = store.secret(settings.secret)
         cycle_id = store.begin_cycle(now)
-        window = Window(now - timedelta(days=3))
+        window = FetchWindow(now - timedelta(days=3))
         found = {k: Fetched(window, p) for k, p in papers_of(0, now).items()}
         if memory:
             import tracemalloc
@@ -248,7 +247,7 @@ def child(folder: Path, profile: Path | None = None, memory: int = 0) -> None:
             profiler = cProfile.Profile()
             profiler.enable()
         started = time.perf_counter()
-        plan(settings, store, found, cycle_id, now, report, secret)
+        planning = plan(settings, store, found, fetched, cycle_id, now, secret)
         planned = time.perf_counter() - started
         if profiler:
             profiler.disable()
@@ -261,8 +260,8 @@ def child(folder: Path, profile: Path | None = None, memory: int = 0) -> None:
     print(
         json.dumps(
             {
-                "planned": report.planned,
-                "editions": report.editions,
+                "planned": planning.planned,
+                "editions": planning.editions,
                 "plan_seconds": planned,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 **extra,

@@ -240,7 +240,7 @@ async def first_requests(session, base: str, urls: list[str]) -> tuple[list[floa
 def url_sets(settings: Path, options: Options) -> dict[str, list[str]]:
     """Return the URLs of each measure: the cached sets, the first-request samples, the rest."""
     from digest.config import load_settings
-    from digest.reading import PAGE_SIZE, ReadingRoom
+    from digest.room import PAGE_SIZE, ReadingRoom
     from digest.store import Store
 
     served = load_settings(settings, env={"DIGEST_SECRET": SECRET})
@@ -274,7 +274,7 @@ async def load(base: str, urls: dict[str, list[str]], options: Options, pid: int
     """Time the first requests, then rounds of each measure beside /healthz."""
     import aiohttp
 
-    from digest.web.reading import CACHE_SIZE
+    from digest.web.room_routes import CACHE_SIZE
 
     cached = ["healthz", "topic", "day", "feed", "search"]
     # Visited in order, a pool larger than the cache never finds a page still in it.

@@ -60,7 +60,7 @@ def _moment(text: str | None) -> datetime | None:
 
 
 @dataclass
-class Page:
+class FeedPage:
     """What one answer held: papers, entries skipped with the reason, the total, an error."""
 
     papers: list[Paper] = field(default_factory=list)
@@ -79,7 +79,7 @@ class PageParser:
     """Parse an answer chunk by chunk, keeping only finished papers and bounded text."""
 
     def __init__(self) -> None:
-        self.page = Page()
+        self.page = FeedPage()
         self._parser = ET.XMLParser(target=_Builder(self.page))
 
     def feed(self, data: bytes) -> None:
@@ -89,7 +89,7 @@ class PageParser:
         except ET.ParseError as exc:
             raise FeedError(f"arXiv answered something that is not XML ({exc})", True) from None
 
-    def close(self) -> Page:
+    def close(self) -> FeedPage:
         """Finish parsing and return the page; raise FeedError if the answer was cut short."""
         try:
             self._parser.close()
@@ -103,7 +103,7 @@ class PageParser:
 class _Builder:
     """The XML parser's target: turns elements into papers as expat reads them."""
 
-    def __init__(self, page: Page) -> None:
+    def __init__(self, page: FeedPage) -> None:
         self.page = page
         self._path: list[str] = []
         self._text: list[str] = []

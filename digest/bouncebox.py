@@ -27,7 +27,7 @@ class BounceBoxError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Item:
+class BoxMessage:
     """One message of the mailbox: where it is (a file name or an IMAP UID) and its bytes."""
 
     name: str
@@ -37,10 +37,10 @@ class Item:
 class BounceBox(Protocol):
     """A mailbox to read bounces from."""
 
-    def messages(self) -> Iterator[Item]:
+    def messages(self) -> Iterator[BoxMessage]:
         """Yield every message waiting in the mailbox."""
 
-    def move(self, item: Item) -> None:
+    def move(self, item: BoxMessage) -> None:
         """Move a message to the `processed` folder (created if missing)."""
 
     def close(self) -> None:
@@ -64,7 +64,7 @@ class MaildirBox:
             )
         self.path = path
 
-    def messages(self) -> Iterator[Item]:
+    def messages(self) -> Iterator[BoxMessage]:
         """Yield the messages of new/ and cur/, oldest name first."""
         for folder in ("new", "cur"):
             try:
@@ -80,9 +80,9 @@ class MaildirBox:
                     continue
                 except OSError as exc:
                     raise BounceBoxError(f"{self.path / folder / name}: {exc.strerror}") from None
-                yield Item(f"{folder}/{name}", data)
+                yield BoxMessage(f"{folder}/{name}", data)
 
-    def move(self, item: Item) -> None:
+    def move(self, item: BoxMessage) -> None:
         """Move a message into .processed/ (new/ or cur/ as it was), keeping its name."""
         target = self.path / f".{PROCESSED}"
         try:
@@ -143,7 +143,7 @@ class ImapBox:
             raise BounceBoxError(f"{self.where}: {what}: {_text(data)}")
         return data
 
-    def messages(self) -> Iterator[Item]:
+    def messages(self) -> Iterator[BoxMessage]:
         """Yield every message of the folder, by UID, without marking it read."""
         try:
             data = self._ok(self.conn.uid("SEARCH", "UNDELETED"), "search")
@@ -151,11 +151,11 @@ class ImapBox:
                 fetched = self._ok(self.conn.uid("FETCH", uid, "(BODY.PEEK[])"), "fetch")
                 body = next((p[1] for p in fetched if isinstance(p, tuple)), None)
                 if body is not None:
-                    yield Item(f"UID {uid.decode()}", body)
+                    yield BoxMessage(f"UID {uid.decode()}", body)
         except (OSError, imaplib.IMAP4.error) as exc:
             raise BounceBoxError(f"{self.where}: {_text(exc)}") from None
 
-    def move(self, item: Item) -> None:
+    def move(self, item: BoxMessage) -> None:
         """Move a message by UID to `processed` (MOVE, else COPY and expunge just that one)."""
         uid = item.name.removeprefix("UID ")
         try:

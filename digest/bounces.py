@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .bouncebox import BounceBox, BounceBoxError, Item, open_box
+from .bouncebox import BounceBox, BounceBoxError, BoxMessage, open_box
 from .bouncemail import Report, read_report, verp_pattern
 from .config import Settings
-from .store import BOUNCE_LIMIT, Effect, Finding, Store
+from .store import BOUNCE_LIMIT, BounceFinding, Effect, Store
 from .tokens import TokenError, bounce_token_id, parse_token, verify_bounce_token, verify_token
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def read_in_cycle(
 
 def _handle(
     box: BounceBox,
-    item: Item,
+    item: BoxMessage,
     store: Store,
     secret: bytes,
     verp: re.Pattern[str] | None,
@@ -125,22 +125,22 @@ def _handle(
     return outcomes
 
 
-def attribute(report: Report, store: Store, secret: bytes) -> list[Finding]:
+def attribute(report: Report, store: Store, secret: bytes) -> list[BounceFinding]:
     """Say whom each part of a report is about, and which mail of ours it reports on."""
     signed = _signed_address(report, store, secret)
     # Different digests have different Message-IDs; a report quoting none counts as one digest.
     digest = (report.originals or (report.message_id,))[0]
-    found: dict[str, Finding] = {}
+    found: dict[str, BounceFinding] = {}
     for recipient in report.recipients:
         email = signed or recipient.address
-        finding = Finding(email, recipient.kind, recipient.status, digest, recipient.counts)
+        finding = BounceFinding(email, recipient.kind, recipient.status, digest, recipient.counts)
         before = found.get(email.casefold())
         if before is None or _rank(finding) < _rank(before):
             found[email.casefold()] = finding
     return list(found.values())
 
 
-def _rank(finding: Finding) -> tuple[int, bool]:
+def _rank(finding: BounceFinding) -> tuple[int, bool]:
     return _PRECEDENCE.index(finding.kind), not finding.counts
 
 
@@ -163,7 +163,7 @@ def _signed_address(report: Report, store: Store, secret: bytes) -> str | None:
     return None
 
 
-def describe(finding: Finding, effect: Effect) -> str:
+def describe(finding: BounceFinding, effect: Effect) -> str:
     """Say what recording a finding did."""
     if not finding.email:
         return "no address found: counted for nobody"

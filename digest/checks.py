@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Keyword, Settings
-from .keys import SCHEMA, Problems
 from .lock import lock_for
+from .settings_schema import SCHEMA, Problems
 from .signing import mismatch
 from .store import peek_meta
 
@@ -19,20 +19,20 @@ Access = Callable[[Path, int], bool]
 
 
 @dataclass(frozen=True)
-class Finding:
+class CheckFinding:
     """One thing `digest check` found; a fatal one means digest cannot run as it is."""
 
     text: str
     fatal: bool = False
 
 
-def findings(settings: Settings) -> list[Finding]:
+def findings(settings: Settings) -> list[CheckFinding]:
     """Return everything `digest check` finds in loaded settings, as the running user."""
     meta = peek_meta(settings.database, ("secret_fingerprint", "secret_since", "secret"))
     return [*secret_findings(settings, meta), *path_findings(settings), *usage_findings(settings)]
 
 
-def secret_findings(settings: Settings, meta: dict[str, str] | None) -> list[Finding]:
+def secret_findings(settings: Settings, meta: dict[str, str] | None) -> list[CheckFinding]:
     """Find a missing DIGEST_SECRET, or one that did not sign the mail already sent.
 
     meta is what the database keeps of its secret (None: no database, or unreadable). A
@@ -44,11 +44,11 @@ def secret_findings(settings: Settings, meta: dict[str, str] | None) -> list[Fin
             meta.get("secret"),
         )  # fmt: skip
         if refusal is not None:
-            return [Finding(str(refusal), fatal=True)]
+            return [CheckFinding(str(refusal), fatal=True)]
     found = []
     if not settings.secret:
         found.append(
-            Finding(
+            CheckFinding(
                 "DIGEST_SECRET (environment) is not set: links are signed with a secret digest "
                 "generates and keeps in its database, so every digest command must run without "
                 "it too; set it in the service's environment file (at least 32 random bytes)"
@@ -56,7 +56,7 @@ def secret_findings(settings: Settings, meta: dict[str, str] | None) -> list[Fin
         )
     if meta is None and settings.database.exists():
         found.append(
-            Finding(
+            CheckFinding(
                 f"{settings.database}: cannot read it as {user()}, so the secret was not "
                 "compared with the one that signed the mail already sent"
             )
@@ -64,7 +64,7 @@ def secret_findings(settings: Settings, meta: dict[str, str] | None) -> list[Fin
     return found
 
 
-def path_findings(settings: Settings, access: Access = os.access) -> list[Finding]:
+def path_findings(settings: Settings, access: Access = os.access) -> list[CheckFinding]:
     """Find the files and folders digest writes that the running user cannot write."""
     problems = _problems(settings)
     database = settings.database
@@ -85,7 +85,7 @@ def path_findings(settings: Settings, access: Access = os.access) -> list[Findin
             if why := unwritable(path, access, folder=True):
                 problems.add("digest", "outbox", why)
     fix = "; point it at a folder this user can write (or run digest as the user that can)"
-    return [Finding(text + fix, fatal=True) for text in problems.items]
+    return [CheckFinding(text + fix, fatal=True) for text in problems.items]
 
 
 def unwritable(path: Path, access: Access = os.access, folder: bool = False) -> str | None:
@@ -108,7 +108,7 @@ def unwritable(path: Path, access: Access = os.access, folder: bool = False) -> 
     return None
 
 
-def usage_findings(settings: Settings) -> list[Finding]:
+def usage_findings(settings: Settings) -> list[CheckFinding]:
     """Find settings that work but will not do what an operator wants (warnings)."""
     problems = _problems(settings)
     if settings.base_url.startswith("http://"):
@@ -125,7 +125,7 @@ def usage_findings(settings: Settings) -> list[Finding]:
             f"on, but without an [smtp] section mail goes to the Maildir {settings.outbox}: "
             "confirmation emails land where nobody reads them; add [smtp] or turn signup off",
         )
-    return [Finding(text) for text in problems.items]
+    return [CheckFinding(text) for text in problems.items]
 
 
 def subscribers_source(path: Path) -> tuple[Path, tuple[Keyword, ...] | None]:

@@ -275,9 +275,6 @@ def subscribers(
         else:
             for entry in roster(settings, store):
                 click.echo(line(settings, entry))
-            for entry in read_subscribers(settings.subscribers, settings.keywords):
-                if isinstance(entry, BadRow):
-                    click.echo(f"invalid row    {entry}")
 
 
 @main.command()

@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from .dkim import settings_problems as dkim_problems
-from .keys import KEYWORD_SCHEMA, OFFICIAL_API, SCHEMA, Problems, check_table
+from .dkim_key import settings_problems as dkim_problems
+from .settings_schema import KEYWORD_SCHEMA, OFFICIAL_API, SCHEMA, Problems, check_table
 
 
 class ConfigError(Exception):

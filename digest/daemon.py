@@ -18,7 +18,8 @@ import schedule
 
 from .config import Settings
 from .lock import CycleRunning, LockError
-from .pipeline import CycleReport, run_once
+from .models import CycleReport
+from .pipeline import run_once
 from .progress import LogProgress
 from .signing import SecretChanged
 from .store import Store, StoreError

@@ -9,7 +9,6 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from . import mail
@@ -17,6 +16,7 @@ from .config import Settings
 from .dkim import DkimError, Signer
 from .links import Links
 from .mail import Composer, Failure, Letter, SendError, Transport
+from .models import DeliveryReport
 from .progress import Progress
 from .store import Message, Store
 from .tokens import bounce_token
@@ -25,19 +25,6 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
 RELAY_REFUSALS = 10  # different addresses refused in a row: the relay's doing, not theirs
-
-
-@dataclass(slots=True)
-class DeliveryReport:
-    """What the send phase did."""
-
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    retried: int = 0
-    pending: int = 0
-    bounced: int = 0
-    aborted: str | None = None
 
 
 class RateLimiter:

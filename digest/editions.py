@@ -6,19 +6,17 @@ from dataclasses import dataclass, replace
 from datetime import date
 from email.utils import parseaddr
 
-from .audience import Due, Reader
 from .config import Settings, slugs
 from .links import Links
 from .models import KeywordResult, Paper
-from .presentation import long_date
+from .presentation import long_date, sections_for
+from .readers import Due, Reader
 from .render import Renderer, make_environment
 from .store import Store
 
-Sections = list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]
-
 
 @dataclass(frozen=True)
-class Window:
+class NewsWindow:
     """The news of the cycles after a reader's previous digest, up to this one."""
 
     new_by_key: dict[str, list[str]]
@@ -27,33 +25,7 @@ class Window:
     since: date | None  # the day of the previous digest (None: this cycle only)
 
 
-def sections_for(
-    keys: tuple[str, ...],
-    new_by_key: dict[str, list[str]],
-    earlier: dict[str, set[str]],
-    papers: dict[str, Paper],
-    names: dict[str, str],
-) -> list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]:
-    """Group the news of a keyword set: each paper once, under its first keyword, with tags.
-
-    A paper already seen before this cycle under one of these keywords is not news to
-    someone who follows them all.
-    """
-    sections, placed = [], set()
-    for key in keys:
-        items = []
-        for paper_id in new_by_key[key]:
-            if paper_id in placed or earlier.get(paper_id, set()) & set(keys):
-                continue
-            placed.add(paper_id)
-            tags = tuple(names[k] for k in keys if k != key and paper_id in new_by_key[k])
-            items.append((papers[paper_id], tags))
-        if items:
-            sections.append((names[key], items))
-    return sections
-
-
-class Editions:
+class EditionBuilder:
     """Render each distinct digest of a cycle once, and store it as an edition."""
 
     def __init__(
@@ -68,7 +40,7 @@ class Editions:
         self.cycle_id, self.day = cycle_id, day
         self.names = {key: result.keyword for key, result in results.items()}
         self.current = {key: result.new for key, result in results.items() if result.new}
-        self.windows: dict[int | None, Window] = {}
+        self.windows: dict[int | None, NewsWindow] = {}
         self.previous = store.previous_cycle(cycle_id)  # the cycle before this one, or 0
         self.renderers: dict[str, Renderer] = {}
         self.ids: dict[tuple, int | None] = {}
@@ -84,7 +56,7 @@ class Editions:
             self.ids[key] = self._render(reader.topics, due, abstracts)
         return self.ids[key]
 
-    def window(self, since: int | None) -> Window:
+    def window(self, since: int | None) -> NewsWindow:
         """Return the news of the cycles after `since` (None: of this cycle alone)."""
         if since not in self.windows:
             new_by_key = {k: list(ids) for k, ids in self.current.items()}
@@ -96,7 +68,7 @@ class Editions:
                 start = self.store.cycle_day(since, self.settings.timezone)
             all_new = {i for ids in new_by_key.values() for i in ids}
             before = self.cycle_id if since is None else since + 1
-            self.windows[since] = Window(
+            self.windows[since] = NewsWindow(
                 new_by_key,
                 self.store.earlier_keywords(all_new, before),
                 self.store.papers(all_new),
@@ -110,9 +82,9 @@ class Editions:
         sections = sections_for(keys, window.new_by_key, window.earlier, window.papers, self.names)
         if not sections:
             return None
-        notices = _notices(self.results, keys)
+        notes = _notes(self.results, keys)
         if due.resumed is not None:
-            notices.append(
+            notes.append(
                 f"Your pause ended on {long_date(due.resumed)}: this email covers only the "
                 "papers announced since."
             )
@@ -120,7 +92,7 @@ class Editions:
         body = self._renderer(abstracts).edition(
             sections,
             self.day,
-            notices,
+            notes,
             [self.names[k] for k in topics],
             browser,
             more,
@@ -162,7 +134,7 @@ class Editions:
         return site.day(self.day, [slug[k] for k in topics]), more
 
 
-def _notices(results: dict[str, KeywordResult], keys: tuple[str, ...]) -> list[str]:
+def _notes(results: dict[str, KeywordResult], keys: tuple[str, ...]) -> list[str]:
     """Return the email's notes about keywords whose fetch hit the bound."""
     return [
         f"arXiv had more than {results[k].limit} new papers for {results[k].keyword} today; "

@@ -20,7 +20,7 @@ from .archive import ArchiveError
 from .config import Settings
 from .files import make_folder, write_atomically
 from .links import Links
-from .reading import Page, ReadingRoom
+from .room import ReadingRoom, RoomPage
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Exported:
     removed: int
 
 
-def site_files(settings: Settings, store: Store) -> Iterator[tuple[str, Page]]:
+def site_files(settings: Settings, store: Store) -> Iterator[tuple[str, RoomPage]]:
     """Yield every page and feed of the static site: its file name in the folder, and it."""
     room = ReadingRoom(settings)
     site = Links(settings.base_url).static_site()  # each file's name (with %2B for '+')
@@ -83,10 +83,10 @@ def mailed_topics(room: ReadingRoom, store: Store) -> dict[date, list[tuple[str,
 def _pages(
     store: Store,
     site: Links,
-    render: Callable[..., Page | None],
+    render: Callable[..., RoomPage | None],
     link: Callable[..., str],
     *args: Any,
-) -> Iterator[tuple[str, Page]]:
+) -> Iterator[tuple[str, RoomPage]]:
     """Yield the files of a paginated page, from page 1 until there is no such page."""
     for number in count(1):
         name = unquote(link(*args, number))

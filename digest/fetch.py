@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import aiohttp
 
 from . import __version__
-from .arxiv_feed import FeedError, Page, PageParser, error_message
+from .arxiv_feed import FeedError, FeedPage, PageParser, error_message
 from .config import ArxivSettings, Keyword
 from .models import Paper
 
@@ -54,7 +54,7 @@ class Transient(Exception):
 
 
 @dataclass(frozen=True)
-class Window:
+class FetchWindow:
     """How far back a keyword's fetch must reach, and whether an empty answer is suspect."""
 
     since: datetime
@@ -66,7 +66,7 @@ class Window:
 class Fetched:
     """A keyword's papers from one fetch of a window, and whether the bound cut it short."""
 
-    window: Window
+    window: FetchWindow
     papers: list[Paper] = field(default_factory=list)
     truncated: bool = False
     skipped: list[str] = field(default_factory=list)
@@ -129,7 +129,7 @@ class Fetcher:
         """Make the next request wait at least this long from now."""
         self.not_before = max(self.not_before, time.monotonic() + seconds)
 
-    async def fetch(self, keyword: Keyword, window: Window) -> Fetched:
+    async def fetch(self, keyword: Keyword, window: FetchWindow) -> Fetched:
         """Page through the keyword's newest updates until the window is covered (or the bound)."""
         fetched, seen = Fetched(window), set()
         limit, start, total = self.settings.max_papers, 0, 0
@@ -163,7 +163,7 @@ class Fetcher:
         }
         return f"{self.settings.api_url}?{urlencode(query)}"
 
-    async def _page(self, keyword: Keyword, start: int, size: int, suspect: bool) -> Page:
+    async def _page(self, keyword: Keyword, start: int, size: int, suspect: bool) -> FeedPage:
         """Get one page, retrying transient failures within the keyword's and run's budgets."""
         while True:
             try:
@@ -196,7 +196,7 @@ class Fetcher:
         wait = base * 2**attempt * (1 + random.random() / 4)
         return max(wait, exc.retry_after or 0.0)
 
-    async def _get(self, url: str) -> Page:
+    async def _get(self, url: str) -> FeedPage:
         """Send one request after the spacing delay and parse the answer, within the deadline."""
         assert self.session is not None, "use the Fetcher as an async context manager"
         for _ in range(MAX_REDIRECTS + 1):
@@ -237,7 +237,7 @@ class Fetcher:
             )
         return target
 
-    async def _answer(self, response: aiohttp.ClientResponse) -> Page:
+    async def _answer(self, response: aiohttp.ClientResponse) -> FeedPage:
         if response.status != 200:
             body = bytearray()
             await _read(response, body.extend, MAX_ERROR_BODY)
@@ -287,7 +287,7 @@ async def _until(work: Awaitable[T], stop: threading.Event) -> T:
 
 def fetch_keywords(
     settings: ArxivSettings,
-    jobs: Sequence[tuple[Keyword, Window]],
+    jobs: Sequence[tuple[Keyword, FetchWindow]],
     done: Callable[[Keyword, Fetched | FetchError], None],
     stop: threading.Event | None = None,
     beat: Callable[[], None] = lambda: None,

@@ -29,6 +29,7 @@ from . import headers
 from .addresses import ascii_address
 from .config import Settings, SmtpSettings
 from .dkim import Signer
+from .models import Letter
 from .render import charset_first
 from .store import Edition
 
@@ -53,16 +54,6 @@ class SendError(Exception):
         super().__init__(message)
         self.failure = failure
         self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class Letter:
-    """One recipient's message: as written, and in ASCII (IDNA domain) when that can be."""
-
-    recipient: str
-    message: bytes  # with the address as written: needs SMTPUTF8 if it is not ASCII
-    ascii_recipient: str | None = None
-    ascii_message: bytes | None = None
 
 
 def list_id(list_name: str, sender: str) -> str:

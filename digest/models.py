@@ -1,4 +1,4 @@
-"""Plain data shared by the modules: papers and what a cycle found."""
+"""Plain data shared by the modules: papers, and what a cycle found and did."""
 
 from __future__ import annotations
 
@@ -56,6 +56,16 @@ class Paper:
         return f"https://arxiv.org/html/{self.id}v{self.version}"
 
 
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One recipient's message: as written, and in ASCII (IDNA domain) when that can be."""
+
+    recipient: str
+    message: bytes  # with the address as written: needs SMTPUTF8 if it is not ASCII
+    ascii_recipient: str | None = None
+    ascii_message: bytes | None = None
+
+
 @dataclass(slots=True)
 class KeywordResult:
     """What one keyword's fetch and diff produced in a cycle."""
@@ -92,4 +102,61 @@ class KeywordResult:
         return (
             f"arXiv had more than {self.limit} new papers for {self.keyword}; only the newest "
             f"{self.limit} were fetched: narrow the keyword (or raise [arxiv] max_papers)"
+        )
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What the send phase did."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0
+    pending: int = 0
+    bounced: int = 0
+    aborted: str | None = None
+
+
+@dataclass
+class CycleReport:
+    """What a cycle did, for the summary line and the exit code."""
+
+    keywords: list[KeywordResult] = field(default_factory=list)
+    planned: int = 0
+    editions: int = 0
+    bad_rows: list[str] = field(default_factory=list)
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    archive_changed: bool = False
+    archive_error: str | None = None
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether every keyword was fetched and every message delivered."""
+        failed = self.delivery.failed + self.delivery.pending
+        return not any(k.failed for k in self.keywords) and not failed and not self.archive_error
+
+    def record(self) -> dict[str, object]:
+        """Return what the database keeps of the cycle (for /healthz and the logs)."""
+        d = self.delivery
+        return {
+            "summary": self.summary(),
+            "failed_keywords": [k.keyword for k in self.keywords if k.failed],
+            "errors": {k.keyword: k.error for k in self.keywords if k.failed},
+            "warnings": [k.warning for k in self.keywords if k.warning],
+            "archive_error": self.archive_error,
+            "sent": d.sent,
+            "failed": d.failed,
+            "pending": d.pending,
+        }
+
+    def summary(self) -> str:
+        """Return the one-line summary of the cycle."""
+        words = "; ".join(k.describe() for k in self.keywords)
+        d = self.delivery
+        archive = "; the archive was NOT written" if self.archive_error else ""
+        return (
+            f"summary: {words}. {d.sent} emails sent, {d.failed} failed, {d.pending} still "
+            f"queued, {d.skipped} skipped; {len(self.bad_rows)} bad subscriber rows{archive}"
         )

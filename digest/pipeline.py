@@ -8,70 +8,25 @@ import email.policy as email_policy
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .archive import ArchiveError, render_archive, save_archive
 from .bounces import read_in_cycle
 from .config import Keyword, Settings
-from .delivery import Delivery, DeliveryReport
-from .fetch import Fetched, FetchError, Window, fetch_keywords
+from .delivery import Delivery
+from .fetch import Fetched, FetchError, FetchWindow, fetch_keywords
 from .lock import lock_for
-from .models import KeywordResult
+from .models import CycleReport, KeywordResult
 from .planning import plan, queries
 from .progress import LogProgress, Progress
 from .signing import signing_secret
 from .store import Store
-from .subscribers import read_subscribers
+from .subscribers import check_header
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class CycleReport:
-    """What a cycle did, for the summary line and the exit code."""
-
-    keywords: list[KeywordResult] = field(default_factory=list)
-    planned: int = 0
-    editions: int = 0
-    bad_rows: list[str] = field(default_factory=list)
-    delivery: DeliveryReport = field(default_factory=DeliveryReport)
-    archive_changed: bool = False
-    archive_error: str | None = None
-    interrupted: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """Tell whether every keyword was fetched and every message delivered."""
-        failed = self.delivery.failed + self.delivery.pending
-        return not any(k.failed for k in self.keywords) and not failed and not self.archive_error
-
-    def record(self) -> dict[str, object]:
-        """Return what the database keeps of the cycle (for /healthz and the logs)."""
-        d = self.delivery
-        return {
-            "summary": self.summary(),
-            "failed_keywords": [k.keyword for k in self.keywords if k.failed],
-            "errors": {k.keyword: k.error for k in self.keywords if k.failed},
-            "warnings": [k.warning for k in self.keywords if k.warning],
-            "archive_error": self.archive_error,
-            "sent": d.sent,
-            "failed": d.failed,
-            "pending": d.pending,
-        }
-
-    def summary(self) -> str:
-        """Return the one-line summary of the cycle."""
-        words = "; ".join(k.describe() for k in self.keywords)
-        d = self.delivery
-        archive = "; the archive was NOT written" if self.archive_error else ""
-        return (
-            f"summary: {words}. {d.sent} emails sent, {d.failed} failed, {d.pending} still "
-            f"queued, {d.skipped} skipped; {len(self.bad_rows)} bad subscriber rows{archive}"
-        )
-
-
-def windows(settings: Settings, store: Store, now: datetime) -> dict[str, Window]:
+def windows(settings: Settings, store: Store, now: datetime) -> dict[str, FetchWindow]:
     """Return how far back each keyword's fetch must reach.
 
     Back to the newest update its last fetch saw, less an overlap for arXiv's announcement
@@ -84,7 +39,7 @@ def windows(settings: Settings, store: Store, now: datetime) -> dict[str, Window
     for keyword in settings.keywords:
         state = states.get(keyword.key)
         mark = state.watermark if state else None
-        found[keyword.key] = Window(
+        found[keyword.key] = FetchWindow(
             since=mark - overlap if mark else first,
             had_papers=bool(state and state.count),
             first=mark is None,
@@ -94,29 +49,26 @@ def windows(settings: Settings, store: Store, now: datetime) -> dict[str, Window
 
 def fetch_all(
     settings: Settings,
-    report: CycleReport,
-    windows: dict[str, Window],
+    windows: dict[str, FetchWindow],
     stop: threading.Event | None = None,
     progress: Progress | None = None,
-) -> dict[str, Fetched]:
-    """Fetch every keyword; a failing keyword is reported and left out."""
+) -> tuple[dict[str, Fetched], list[KeywordResult]]:
+    """Fetch every keyword; return the papers of those fetched, and each keyword's result (in
+    settings order; a failing keyword's says why, and it has no papers)."""
     progress = progress or Progress()
     found: dict[str, Fetched] = {}
+    results: list[KeywordResult] = []
     progress.start("fetch", len(settings.keywords))
 
     def done(keyword: Keyword, outcome: Fetched | FetchError) -> None:
-        result = KeywordResult(keyword.name)
-        report.keywords.append(result)
+        results.append(outcome_of(settings, keyword, outcome))
         progress.advance()
         if isinstance(outcome, FetchError):
-            result.error = str(outcome)
             log.error("fetch: %s: %s; nothing of it is marked seen", keyword.name, outcome)
             return
         found[keyword.key] = outcome
-        result.fetched, result.skipped = len(outcome.papers), len(outcome.skipped)
         if outcome.truncated:
-            result.limit = settings.arxiv.max_papers
-            log.warning("fetch: %s", result.warning)
+            log.warning("fetch: %s", results[-1].warning)
 
     jobs = [(k, windows[k.key]) for k in settings.keywords]
     requests = fetch_keywords(settings.arxiv, jobs, done, stop, progress.beat)
@@ -127,7 +79,19 @@ def fetch_all(
         requests,
         sum(len(f.papers) for f in found.values()),
     )
-    return found
+    return found, results
+
+
+def outcome_of(
+    settings: Settings, keyword: Keyword, outcome: Fetched | FetchError
+) -> KeywordResult:
+    """Return what a keyword's fetch came to: its counts, or its error."""
+    if isinstance(outcome, FetchError):
+        return KeywordResult(keyword.name, error=str(outcome))
+    limit = settings.arxiv.max_papers if outcome.truncated else None
+    return KeywordResult(
+        keyword.name, len(outcome.papers), skipped=len(outcome.skipped), limit=limit
+    )
 
 
 def write_archive(settings: Settings, store: Store, now: datetime) -> bool:
@@ -154,17 +118,21 @@ def run_once(
     progress = progress or LogProgress()
     stop = stop or threading.Event()
     report = CycleReport()
-    for _ in read_subscribers(settings.subscribers, settings.keywords):
-        pass  # fail early, before fetching, on an unusable subscribers file
+    check_header(settings.subscribers)  # fail early, before fetching, on an unusable file
     with lock_for(settings.database), Store(settings.database) as store:
         secret = signing_secret(store, settings.secret, clock(), new_secret)
         cycle_id = store.begin_cycle(clock())
         store.apply_journal()  # requests the web endpoint kept while the database was busy
         read_in_cycle(settings, store, secret, clock(), progress.beat)  # late bounces first
         try:
-            found = fetch_all(settings, report, windows(settings, store, clock()), stop, progress)
+            found, report.keywords = fetch_all(
+                settings, windows(settings, store, clock()), stop, progress
+            )
             if not stop.is_set():
-                plan(settings, store, found, cycle_id, clock(), report, secret)
+                planned = plan(settings, store, found, report.keywords, cycle_id, clock(), secret)
+                report.keywords = list(planned.keywords)
+                report.planned, report.editions = planned.planned, planned.editions
+                report.bad_rows = list(planned.bad_rows)
                 store.apply_journal()
                 delivery = Delivery(settings, store, secret, clock, stop, progress)
                 report.delivery = asyncio.run(delivery.run())
@@ -197,14 +165,13 @@ def render_preview(
     settings: Settings, email: str | None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ):
     """Return the message the next run would send to email (or the first one), recording nothing."""
-    report = CycleReport()
     with Store(settings.database) as store:
         secret = store.secret(settings.secret)
-        found = fetch_all(settings, report, windows(settings, store, clock()))
+        found, results = fetch_all(settings, windows(settings, store, clock()))
         with store.scratch():
             now = clock()
             cycle_id = store.begin_cycle(now)
-            plan(settings, store, found, cycle_id, now, report, secret)
+            plan(settings, store, found, results, cycle_id, now, secret)
             delivery = Delivery(settings, store, secret, clock)
             for item in store.pending():
                 if item.cycle_id == cycle_id and (

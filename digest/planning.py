@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
-from .audience import due, readers
 from .config import Settings
-from .editions import Editions
+from .editions import EditionBuilder
 from .fetch import Fetched
 from .mail import new_message_id
 from .models import KeywordResult
+from .readers import Reader, due, roll
 from .store import Store
 from .tokens import token_id
 
-if TYPE_CHECKING:
-    from .pipeline import CycleReport
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What planning did: each keyword's news, the messages and digests planned, bad rows."""
+
+    keywords: tuple[KeywordResult, ...]  # the fetch's results, with what was new
+    planned: int
+    editions: int
+    bad_rows: tuple[str, ...]
 
 
 def queries(settings: Settings) -> dict[str, str]:
@@ -31,12 +38,13 @@ def plan(
     settings: Settings,
     store: Store,
     found: dict[str, Fetched],
+    keywords: Sequence[KeywordResult],
     cycle_id: int,
     now: datetime,
-    report: CycleReport,
     secret: bytes,
-) -> None:
-    """Find what is new, plan one message per subscriber with news, then record it all.
+) -> Plan:
+    """Find what is new, plan one message per subscriber with news, record it all; return
+    what was planned (`keywords`: each keyword's result of the fetch, in settings order).
 
     Messages are written in small batches that the send phase does not see until one last
     short transaction records the history and marks the cycle planned. A crash before it
@@ -44,11 +52,11 @@ def plan(
     database for long, so an unsubscribe never waits for planning.
     """
     names = {k.key: k.name for k in settings.keywords}
-    results = dict(zip(names, report.keywords, strict=True))
+    results = dict(zip(names, keywords, strict=True))
     store.record_papers(p for fetched in found.values() for p in fetched.papers)
     for key, fetched in found.items():
         diff = store.diff_keyword(key, fetched.papers, fetched.window.since)
-        results[key].new, results[key].late = diff.new, diff.late
+        results[key] = replace(results[key], new=diff.new, late=diff.late)
         if diff.late and not fetched.window.first:
             log.info(
                 "diff: %s: %d unseen papers updated before %s recorded without mailing "
@@ -60,17 +68,19 @@ def plan(
     if found:
         log.info("diff: %s", "; ".join(_news(r) for key, r in results.items() if key in found))
     day = now.astimezone(settings.timezone).date()
-    advanced: tuple[list[str], list[str]] = ([], [])
-    rows = _messages(settings, store, results, cycle_id, day, report, secret, advanced)
-    store.plan_messages(rows, now)
+    messages = _Messages(settings, store, results, cycle_id, day, secret)
+    store.plan_messages(messages.rows(), now)
     query = queries(settings)
     with store.transaction():
         for key, fetched in found.items():
             store.record_keyword(key, fetched.papers, cycle_id, now, query[key], results[key].new)
-        store.advance(cycle_id, day, *advanced)
+        store.advance(cycle_id, day, messages.covered, messages.sent)
         store.mark_planned(cycle_id, now)
     log.info(
-        "render: %d messages planned from %d distinct digests", report.planned, report.editions
+        "render: %d messages planned from %d distinct digests", messages.planned, messages.editions
+    )
+    return Plan(
+        tuple(results.values()), messages.planned, messages.editions, tuple(messages.bad_rows)
     )
 
 
@@ -82,56 +92,62 @@ def _news(result: KeywordResult) -> str:
     )
 
 
-def _messages(
-    settings: Settings,
-    store: Store,
-    results: dict[str, KeywordResult],
-    cycle_id: int,
-    day: date,
-    report: CycleReport,
-    secret: bytes,
-    advanced: tuple[list[str], list[str]],
-) -> Iterator[dict[str, object]]:
-    """Yield one outbox row per reader with news today, each distinct digest rendered once.
+@dataclass
+class _Messages:
+    """A cycle's outbox rows, yielded as they are planned; what they came to, once all read."""
 
-    `advanced` collects the people whose window moves to this cycle: (covered while paused,
-    due today), recorded with the plan.
-    """
-    editions = Editions(settings, store, results, cycle_id, day)
-    suppressed = store.suppressed()
-    covered, sent = advanced
-    recipients: list[tuple] = []
-    for reader in readers(settings, store, report):
-        if not reader.topics or reader.key in suppressed:
-            continue
-        decision = due(reader, day)
-        if not decision.mail:
-            if decision.covered:
-                covered.append(reader.key)
-            continue
-        if reader.chosen:
-            sent.append(reader.key)
-        if (edition_id := editions.edition_for(reader, decision)) is None:
-            continue
-        report.planned += 1
-        recipients.append(
-            (
-                token_id(secret, reader.email),
-                reader.email,
-                reader.name,
-                reader.topics,
-                reader.source,
+    settings: Settings
+    store: Store
+    results: dict[str, KeywordResult]
+    cycle_id: int
+    day: date
+    secret: bytes
+    planned: int = 0
+    editions: int = 0
+    bad_rows: list[str] = field(default_factory=list)
+    covered: list[str] = field(default_factory=list)  # windows moved without mail (paused)
+    sent: list[str] = field(default_factory=list)  # people with choices mailed today
+
+    def rows(self) -> Iterator[dict[str, object]]:
+        """Yield one outbox row per reader with news today, each distinct digest rendered once."""
+        settings, store, cycle_id, secret = self.settings, self.store, self.cycle_id, self.secret
+        editions = EditionBuilder(settings, store, self.results, cycle_id, self.day)
+        suppressed = store.suppressed()
+        recipients: list[tuple] = []
+        for reader in roll(settings, store):
+            if not isinstance(reader, Reader):
+                self.bad_rows.append(str(reader))
+                continue
+            if not reader.topics or reader.key in suppressed:
+                continue
+            decision = due(reader, self.day)
+            if not decision.mail:
+                if decision.covered:
+                    self.covered.append(reader.key)
+                continue
+            if reader.chosen:
+                self.sent.append(reader.key)
+            if (edition_id := editions.edition_for(reader, decision)) is None:
+                continue
+            self.planned += 1
+            recipients.append(
+                (
+                    token_id(secret, reader.email),
+                    reader.email,
+                    reader.name,
+                    reader.topics,
+                    reader.source,
+                )
             )
-        )
-        if len(recipients) >= 1000:  # keep memory flat however long the list
-            store.remember_recipients(recipients)
-            recipients.clear()
-        yield {
-            "cycle_id": cycle_id,
-            "edition_id": edition_id,
-            "email": reader.email,
-            "name": reader.name,
-            "message_id": new_message_id(settings.sender),
-        }
-    store.remember_recipients(recipients)
-    report.editions = editions.count
+            if len(recipients) >= 1000:  # keep memory flat however long the list
+                store.remember_recipients(recipients)
+                recipients.clear()
+            yield {
+                "cycle_id": cycle_id,
+                "edition_id": edition_id,
+                "email": reader.email,
+                "name": reader.name,
+                "message_id": new_message_id(settings.sender),
+            }
+        store.remember_recipients(recipients)
+        self.editions = editions.count

@@ -1,4 +1,4 @@
-"""How a digest reads: each paper's labels and abstract, the subject, the preheader."""
+"""How a digest reads: its sections, each paper's labels and abstract, subject, preheader."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[$\\])")
 
 
 @dataclass(frozen=True, slots=True)
-class Item:
+class PaperItem:
     """A paper as a digest shows it: its other matched topics, and the abstract shown."""
 
     paper: Paper
@@ -131,3 +131,29 @@ def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(limit - 1, 1)].rsplit(" ", 1)[0].rstrip(" ,;:·") + "…"
+
+
+def sections_for(
+    keys: tuple[str, ...],
+    new_by_key: dict[str, list[str]],
+    earlier: dict[str, set[str]],
+    papers: dict[str, Paper],
+    names: dict[str, str],
+) -> list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]:
+    """Group the news of a keyword set: each paper once, under its first keyword, with tags.
+
+    A paper already seen before this cycle under one of these keywords is not news to
+    someone who follows them all.
+    """
+    sections, placed = [], set()
+    for key in keys:
+        items = []
+        for paper_id in new_by_key[key]:
+            if paper_id in placed or earlier.get(paper_id, set()) & set(keys):
+                continue
+            placed.add(paper_id)
+            tags = tuple(names[k] for k in keys if k != key and paper_id in new_by_key[k])
+            items.append((papers[paper_id], tags))
+        if items:
+            sections.append((names[key], items))
+    return sections

@@ -15,7 +15,7 @@ import css_inline
 import jinja2
 
 from .models import Paper
-from .presentation import SNIPPET, Item, abstract_of, long_date, preheader, subject
+from .presentation import SNIPPET, PaperItem, abstract_of, long_date, preheader, subject
 
 # Gmail clips HTML beyond 102 KB; stay clear of it, leaving room for personal details.
 MAX_HTML_BYTES = 100_000
@@ -79,7 +79,7 @@ class Section:
 
     keyword: str
     anchor: str
-    items: list[Item]
+    items: list[PaperItem]
     hidden: int = 0
 
     @property
@@ -124,7 +124,7 @@ class Renderer:
         self,
         sections: Papers,
         day: date,
-        notices: Sequence[str] = (),
+        notes: Sequence[str] = (),
         topics: Sequence[str] = (),
         browser_url: str | None = None,
         more_urls: dict[str, str] | None = None,
@@ -161,16 +161,16 @@ class Renderer:
         context["preheader"] = preheader(titles)
         full = self._sections(sections, None, None)
         text = self.env.get_template("email/digest.txt").render(
-            context, sections=full, notes=list(notices)
+            context, sections=full, notes=list(notes)
         )
         shorter = [n for n in SNIPPET_STEPS if self.abstracts == "full" or n < SNIPPET]
         steps = [(None, None)] + [(n, None) for n in shorter if self.abstracts != "none"]
         steps += [(0, cap) for cap in CAP_STEPS]
         for limit, cap in steps:
             shown = full if limit is None else self._sections(sections, limit, cap)
-            notes = list(notices) + _notes(self.abstracts, limit, cap)
+            shown_notes = list(notes) + _notes(self.abstracts, limit, cap)
             html = self.env.get_template("email/digest.html").render(
-                context, sections=shown, notes=notes
+                context, sections=shown, notes=shown_notes
             )
             html = charset_first(self.inliner.inline(html))
             if len(html.encode()) <= max_bytes:
@@ -182,7 +182,8 @@ class Renderer:
         shown = []
         for number, (name, papers) in enumerate(sections, 1):
             items = [
-                Item(p, tags, *abstract_of(p, self.abstracts, limit)) for p, tags in papers[:cap]
+                PaperItem(p, tags, *abstract_of(p, self.abstracts, limit))
+                for p, tags in papers[:cap]
             ]
             shown.append(Section(name, f"topic-{number}", items, len(papers) - len(items)))
         return shown

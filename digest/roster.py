@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
-from .audience import Reader, readers
 from .config import Settings
+from .readers import Reader, roll
 from .store import Store
+from .subscribers import BadRow
 
 COLUMNS = ("email", "name", "keywords", "source", "schedule", "paused_until", "abstracts", "status")
 
@@ -24,24 +25,32 @@ class Entry:
     status: str
 
 
-def roster(settings: Settings, store: Store) -> Iterator[Entry]:
-    """Yield everyone: the list's readers, then addresses suppressed but no longer listed."""
+def roster(settings: Settings, store: Store) -> Iterator[Entry | BadRow]:
+    """Yield everyone: the list's readers, then addresses suppressed but no longer listed,
+    then subscribers.csv's bad rows (the file read once)."""
     suppressed = store.suppressions()
     listed = set()
-    for reader in readers(settings, store):
+    bad: list[BadRow] = []
+    for reader in roll(settings, store):
+        if isinstance(reader, BadRow):
+            bad.append(reader)
+            continue
         listed.add(reader.key)
         yield Entry(reader.email, reader, _status(suppressed.get(reader.key)))
     for email, state in suppressed.items():
         if email not in listed:
             yield Entry(email, None, _status(state))
+    yield from bad
 
 
 def _status(state: tuple[str, datetime] | None) -> str:
     return f"{state[0]} since {state[1]:%Y-%m-%d %H:%M}" if state else "active"
 
 
-def line(settings: Settings, entry: Entry) -> str:
+def line(settings: Settings, entry: Entry | BadRow) -> str:
     """Return an entry as a line of `digest subscribers`."""
+    if isinstance(entry, BadRow):
+        return f"invalid row    {entry}"
     if entry.reader is None:
         return f"{entry.status:<30} {entry.email}  (not in the subscribers file)"
     r = entry.reader
@@ -61,6 +70,8 @@ def export(settings: Settings, store: Store, out: IO[str]) -> int:
     writer.writerow(COLUMNS)
     count = 0
     for entry in roster(settings, store):
+        if isinstance(entry, BadRow):
+            continue
         r = entry.reader
         writer.writerow(
             [entry.email, r.name, ";".join(names[k] for k in r.topics), r.source, r.schedule,

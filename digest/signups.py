@@ -6,13 +6,12 @@ from datetime import datetime, timedelta
 
 import jinja2
 
-from .addresses import address_key
 from .config import Settings
 from .links import Links
 from .mail import Email, greeting, render_email
 from .presentation import long_date
+from .readers import is_subscribed
 from .store import Store
-from .subscribers import Subscriber, SubscribersError, read_subscribers
 
 VALID_FOR = timedelta(hours=48)  # a confirmation link's life
 ONCE_PER = timedelta(hours=24)  # at most one email from the sign-up form per address
@@ -32,24 +31,9 @@ def record_signup(
     store.prune_signups(now)
     if store.recent_signups(email, now - ONCE_PER):
         return None
-    known = subscribed(store, settings, email)
+    known = is_subscribed(settings, store, email)
     store.add_signup(nonce, email, name, topics, now)
     return known
-
-
-def subscribed(store: Store, settings: Settings, email: str) -> bool:
-    """Tell whether an address gets the digest: a confirmed sign-up, or subscribers.csv's."""
-    if store.is_suppressed(email):
-        return False
-    person = store.person(email)
-    if person is not None and person.source == "web" and person.confirmed_at is not None:
-        return True
-    key = address_key(email)
-    try:
-        rows = read_subscribers(settings.subscribers, settings.keywords)
-        return any(isinstance(r, Subscriber) and address_key(r.email) == key for r in rows)
-    except SubscribersError:
-        return False
 
 
 def confirmation_context(

@@ -61,25 +61,7 @@ def read_subscribers(path: Path, keywords: Sequence[Keyword]) -> Iterator[Subscr
     order = [k.key for k in keywords]
     with ExitStack() as stack:
         lines = _Lines(_split(path, stack.enter_context(_open(path))))
-        header = lines.take() if lines.more() else ""
-        if header is None:
-            raise SubscribersError(
-                f"{path.name}:1: the first line is longer than {_MAX_LINE:,} characters; it "
-                f"must be the header {','.join(COLUMNS)}"
-            )
-        fields = _parse(header)[0]
-        if not any(h.strip() for h in fields):
-            raise SubscribersError(
-                f"{path.name}:1: the file is empty; its first line must be "
-                f"the header {','.join(COLUMNS)}"
-            )
-        columns = [h.strip().lower() for h in fields]
-        if sorted(columns) != sorted(COLUMNS):
-            raise SubscribersError(
-                f"{path.name}:1: the header is {','.join(fields)!r}; it must "
-                f"be {','.join(COLUMNS)} (in any order)"
-            )
-        position = {name: columns.index(name) for name in COLUMNS}
+        position = _header(path, lines)
         seen: dict[str, tuple[int, str]] = {}
         reach = _Reach(path, stack)
         while lines.more():
@@ -112,6 +94,35 @@ def read_subscribers(path: Path, keywords: Sequence[Keyword]) -> Iterator[Subscr
             else:
                 swallowed = reach.end(line) - line
             yield BadRow(path, line, _unclosed(swallowed))
+
+
+def check_header(path: Path) -> None:
+    """Raise SubscribersError if the file cannot be used at all (missing, empty, bad header)."""
+    with ExitStack() as stack:
+        _header(path, _Lines(_split(path, stack.enter_context(_open(path)))))
+
+
+def _header(path: Path, lines: _Lines) -> dict[str, int]:
+    """Read the header line; return each column's position, or raise SubscribersError."""
+    header = lines.take() if lines.more() else ""
+    if header is None:
+        raise SubscribersError(
+            f"{path.name}:1: the first line is longer than {_MAX_LINE:,} characters; it "
+            f"must be the header {','.join(COLUMNS)}"
+        )
+    fields = _parse(header)[0]
+    if not any(h.strip() for h in fields):
+        raise SubscribersError(
+            f"{path.name}:1: the file is empty; its first line must be "
+            f"the header {','.join(COLUMNS)}"
+        )
+    columns = [h.strip().lower() for h in fields]
+    if sorted(columns) != sorted(COLUMNS):
+        raise SubscribersError(
+            f"{path.name}:1: the header is {','.join(fields)!r}; it must "
+            f"be {','.join(COLUMNS)} (in any order)"
+        )
+    return {name: columns.index(name) for name in COLUMNS}
 
 
 def _open(path: Path) -> TextIO:

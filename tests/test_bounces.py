@@ -31,7 +31,7 @@ from digest.bounces import Outcome, read_bounces
 from digest.cli import main
 from digest.config import ConfigError, load_settings
 from digest.pipeline import run_once
-from digest.store import Finding, Store
+from digest.store import BounceFinding, Store
 from digest.tokens import TokenError, bounce_token, verify_bounce_token
 
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
@@ -215,16 +215,18 @@ def test_refusals_at_smtp_time_and_late_bounces_share_the_limit(mailed):
         store.record_bounce(ALAN, "550 5.1.1 unknown", DAY1)  # refused by the relay itself
         for n in range(2):
             effects = store.record_report(
-                f"<dsn-{n}@relay>", [Finding(ALAN, "bounce", "5.1.1", f"<d{n}@x>", True)], LATER
+                f"<dsn-{n}@relay>",
+                [BounceFinding(ALAN, "bounce", "5.1.1", f"<d{n}@x>", True)],
+                LATER,
             )
         assert effects[0].failures == 3 and effects[0].suppressed
         # The other way round: two late bounces, then a refusal at SMTP time.
         for n in range(2):
-            finding = Finding(GRACE, "bounce", "5.2.1", f"<g{n}@x>", True)
+            finding = BounceFinding(GRACE, "bounce", "5.2.1", f"<g{n}@x>", True)
             store.record_report(f"<dsn-g{n}@relay>", [finding], LATER)
         assert store.record_bounce(GRACE, "550 5.2.1 mailbox disabled", LATER) is True
         # An accepted message clears the refusals at SMTP time, not the late bounces.
-        eve = Finding(EVE, "bounce", "5.1.1", "<e@x>", True)
+        eve = BounceFinding(EVE, "bounce", "5.1.1", "<e@x>", True)
         store.record_report("<dsn-e@relay>", [eve], LATER)
         store.record_bounce(EVE, "550 5.1.1 unknown", LATER)
         assert store.failures(EVE, LATER) == 2

@@ -23,7 +23,7 @@ from mailserver import free_port
 
 from digest.daemon import Clockwork, Daemon, previous_slot, serve
 from digest.lock import CycleRunning, lock_for
-from digest.pipeline import CycleReport
+from digest.models import CycleReport
 from digest.store import Store
 
 

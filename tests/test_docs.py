@@ -16,11 +16,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from digest.cli import main
-
-try:
-    from digest.settings_schema import KEYWORD_SCHEMA, SCHEMA
-except ImportError:  # before issue 16's rename
-    from digest.keys import KEYWORD_SCHEMA, SCHEMA
+from digest.settings_schema import KEYWORD_SCHEMA, SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -17,7 +17,7 @@ from digest.cli import main
 from digest.export import MANIFEST, export_site
 from digest.links import Links
 from digest.pipeline import run_once
-from digest.reading import ReadingRoom
+from digest.room import ReadingRoom
 from digest.store import Store
 
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from fake_arxiv import FakeArxiv, dribble, hang, huge, redirect, status
 from mailserver import free_port
 
 from digest.config import Keyword
-from digest.fetch import Fetched, FetchError, Window, fetch_keywords
+from digest.fetch import Fetched, FetchError, FetchWindow, fetch_keywords
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 WHEN = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
@@ -33,7 +33,8 @@ def fetch(settings, *keywords: str | Keyword, since=EPOCH, had_papers=False, sto
     """Fetch keywords (back to `since`); return each one's Fetched or FetchError by name."""
     outcomes: dict[str, Fetched | FetchError] = {}
     jobs = [
-        (k if isinstance(k, Keyword) else Keyword(k), Window(since, had_papers)) for k in keywords
+        (k if isinstance(k, Keyword) else Keyword(k), FetchWindow(since, had_papers))
+        for k in keywords
     ]
     fetch_keywords(settings.arxiv, jobs, lambda k, o: outcomes.__setitem__(k.name, o), stop)
     return outcomes

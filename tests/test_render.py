@@ -275,7 +275,7 @@ def test_no_paper_text_changes_the_html_structure(title, abstract, comment, auth
 
 
 def test_sections_show_each_paper_once_with_its_other_keywords_as_tags():
-    from digest.editions import sections_for
+    from digest.presentation import sections_for
 
     papers = {n: paper(n) for n in (1, 2, 3)}
     ids = {n: p.id for n, p in papers.items()}

@@ -20,9 +20,9 @@ from test_web import cycle, link_of, news, suppressed
 import digest.files
 from digest.archive import title_cell
 from digest.cli import main
-from digest.fetch import Fetched, Window
+from digest.fetch import Fetched, FetchWindow
 from digest.models import KeywordResult
-from digest.pipeline import CycleReport, run_once
+from digest.pipeline import run_once
 from digest.planning import plan
 from digest.store import Store
 
@@ -80,7 +80,7 @@ def test_planning_never_holds_the_database(make_settings, fake_arxiv):
     settings = wide_first_run(make_settings(subscribers=subscribers(6000)))
     now = DAY1
     papers = [stored_paper(id=f"2511.{i:05d}", updated=now, published=now) for i in range(30)]
-    window = Window(now - timedelta(days=3))
+    window = FetchWindow(now - timedelta(days=3))
     found = {k.key: Fetched(window, papers) for k in settings.keywords}
     done: list[float] = []  # when each unsubscribe made meanwhile was written
     planning = threading.Event()
@@ -93,18 +93,18 @@ def test_planning_never_holds_the_database(make_settings, fake_arxiv):
 
     with Store(settings.database) as store:
         cycle_id = store.begin_cycle(now)
-        report = CycleReport(keywords=[KeywordResult(k.name) for k in settings.keywords])
+        fetched = [KeywordResult(k.name) for k in settings.keywords]
         planning.set()
         writer = threading.Thread(target=unsubscribe_meanwhile)
         started = time.monotonic()
         writer.start()
         try:
-            plan(settings, store, found, cycle_id, now, report, SECRET.encode())
+            planned = plan(settings, store, found, fetched, cycle_id, now, SECRET.encode())
         finally:
             ended = time.monotonic()
             planning.clear()
             writer.join()
-        assert report.planned == 6000 and store.count_pending() == 6000
+        assert planned.planned == 6000 and store.count_pending() == 6000
     # Writes went through all along: one transaction for the whole plan would let none in.
     during = [t for t in done if started < t < ended]
     assert len(during) >= 5, f"{len(during)} writes in {ended - started:.2f} s of planning"

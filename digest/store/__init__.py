@@ -1,22 +1,22 @@
 """The only owner of the SQLite database: history, outbox, suppressions, bounce reports."""
 
 from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
-from .bounces import Bounces, Effect, Finding
+from .bounces import BounceFinding, Bounces, Effect
 from .history import History
 from .outbox import Edition, Message, Outbox
 from .peek import peek_meta
 from .people import People, Person
-from .reading import Cycle, Reading
+from .room_queries import Cycle, RoomQueries
 from .sends import Sends
 
 __all__ = [
     "BOUNCE_LIMIT",
     "SCHEMA",
     "VERSION",
+    "BounceFinding",
     "Cycle",
     "Edition",
     "Effect",
-    "Finding",
     "Message",
     "Person",
     "Store",
@@ -27,5 +27,5 @@ __all__ = [
 ]
 
 
-class Store(History, Outbox, Reading, People, Bounces, Sends):
+class Store(History, Outbox, RoomQueries, People, Bounces, Sends):
     """The database of digest, the one place that speaks SQL."""

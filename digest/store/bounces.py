@@ -14,7 +14,7 @@ from .base import BOUNCE_LIMIT, LATE_BOUNCE_DAYS, Database, iso
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class BounceFinding:
     """What one report says of one address."""
 
     email: str  # "" when the report names nobody we can find
@@ -59,7 +59,7 @@ class Bounces(Database):
         return datetime.fromisoformat(row[0]) if row[0] else None
 
     def record_report(
-        self, message_id: str, findings: Iterable[Finding], now: datetime
+        self, message_id: str, findings: Iterable[BounceFinding], now: datetime
     ) -> list[Effect] | None:
         """Record a report and act on it: count bounces, suppress at the limit, suppress a
         complaint at once. Return each finding's effect, or None if it was recorded before."""
@@ -78,7 +78,7 @@ class Bounces(Database):
                 effects.append(self._act(finding, key, now))
         return effects
 
-    def _act(self, finding: Finding, key: str, now: datetime) -> Effect:
+    def _act(self, finding: BounceFinding, key: str, now: datetime) -> Effect:
         if not key:
             return Effect(0, False, None)
         row = self.db.execute("SELECT reason FROM suppressions WHERE email = ?", [key]).fetchone()

@@ -11,7 +11,7 @@ from aiohttp import web
 from ..config import Settings
 from .base import HEADERS, Endpoint, plain_error
 from .preferences import Preferences
-from .reading import Reading
+from .room_routes import RoomRoutes
 from .server import QUIETED, REPEATS, Guard, GuardedSite, Limits, Repeats, raise_open_files
 from .signup import Signup
 from .unsubscribe import Unsubscribing
@@ -42,7 +42,7 @@ def make_app(
         ]
     )
     if settings.web_pages:
-        app.add_routes(Reading(endpoint).routes())
+        app.add_routes(RoomRoutes(endpoint).routes())
     if settings.web_signup:
         Signup(endpoint).install(app)
 

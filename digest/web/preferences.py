@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..audience import WEEKDAYS
 from ..presentation import ABSTRACTS, long_date
+from ..readers import WEEKDAYS
 from ..store import Store
 from ..tokens import check_form_token, form_token
 from .base import Endpoint, mask, same_origin

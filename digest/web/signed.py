@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..audience import Reader
 from ..config import Settings
+from ..readers import Reader, reader
 from ..store import Store
 from ..tokens import TokenError, parse_token, verify_token
 
@@ -77,9 +77,11 @@ class SignedLinks:
         return Signed(link, email, reader) if reader is not None else None
 
     def reader(self, store: Store, link: Link, email: str) -> Reader | None:
-        """Return the person a checked link stands for: as mailed, with their own choices."""
-        # Until readers.reader lands, the manage page's former _current; then this body is
-        # one line: `return readers.reader(self.settings, store, email)`.
+        """Return the person a checked link stands for: as the list has them now, else as
+        they were last mailed (someone since taken off subscribers.csv keeps their page)."""
+        return reader(self.settings, store, email) or self._as_mailed(store, link, email)
+
+    def _as_mailed(self, store: Store, link: Link, email: str) -> Reader | None:
         details = store.recipient_details(link.token_id)
         if details is None:
             return None

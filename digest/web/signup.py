@@ -16,6 +16,7 @@ from aiohttp import web
 from .. import signups
 from ..addresses import checked_key
 from ..mail import Email
+from ..readers import is_subscribed
 from ..store import Store, StoreBusy, StoreError
 from ..tokens import TokenError, TokenExpired, check_form_token, form_token, verify_confirm_token
 from .base import RETRY_AFTER, Endpoint, mask, same_origin
@@ -241,7 +242,7 @@ class Signup:
         if found is None:
             return None
         email, name, topics, created = found
-        known = signups.subscribed(store, self.settings, email)
+        known = is_subscribed(self.settings, store, email)
         env, secret = self.endpoint.renderer.env, self.endpoint.secret
         return signups.signup_email(
             self.settings, env, secret, nonce, email, name, topics, created, known

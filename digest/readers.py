@@ -1,20 +1,18 @@
-"""Who gets mail this cycle: subscribers.csv, each person's own choices, confirmed sign-ups."""
+"""Who is on the list, and with what: subscribers.csv, each person's own choices, sign-ups."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
 from .addresses import address_key
 from .config import Settings
 from .store import Person, Store
-from .subscribers import BadRow, Subscriber, read_subscribers
-
-if TYPE_CHECKING:
-    from .pipeline import CycleReport
+from .subscribers import BadRow, Subscriber, SubscribersError, read_subscribers
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +69,18 @@ def due(reader: Reader, today: date) -> Due:
     return Due(mail=True, since=reader.last_cycle, resumed=reader.paused_until)
 
 
-def readers(
-    settings: Settings, store: Store, report: CycleReport | None = None
-) -> Iterator[Reader]:
-    """Yield everyone on the list: subscribers.csv's rows (with their own choices), then the
-    confirmed web sign-ups; a thousand rows at a time, so memory stays flat."""
+def roll(settings: Settings, store: Store) -> Iterator[Reader | BadRow]:
+    """Yield everyone on the list: subscribers.csv's rows (with their own choices) and its bad
+    rows (logged), then the confirmed web sign-ups; a thousand rows at a time, so memory stays
+    flat. subscribers.csv is read once, as it goes."""
     listed: set[str] = set()
     batch: list[Subscriber] = []
-    for sub in subscribers_of(settings, report):
-        batch.append(sub)
+    for entry in read_subscribers(settings.subscribers, settings.keywords):
+        if isinstance(entry, BadRow):
+            log.warning("skipping %s", entry)
+            yield entry
+            continue
+        batch.append(entry)
         if len(batch) >= 1000:
             yield from _merged(settings, store, batch, listed)
             batch = []
@@ -87,6 +88,30 @@ def readers(
     for person in store.web_people():
         if person.key not in listed:
             yield _reader(settings, person.email, person.name, (), person)
+
+
+def readers(settings: Settings, store: Store) -> Iterator[Reader]:
+    """Yield everyone on the list, as roll() does, leaving out subscribers.csv's bad rows."""
+    for entry in roll(settings, store):
+        if isinstance(entry, Reader):
+            yield entry
+
+
+def reader(settings: Settings, store: Store, email: str) -> Reader | None:
+    """Return one person as the next cycle sees them: their subscribers.csv row (with their
+    own choices) or their confirmed sign-up; None if they are on neither."""
+    person = store.person(email)
+    row = _rows(settings).get(address_key(email))
+    if row is not None:
+        return _reader(settings, row.email, row.name, row.keywords, person)
+    if person is not None and person.source == "web" and person.confirmed_at is not None:
+        return _reader(settings, person.email, person.name, (), person)
+    return None
+
+
+def is_subscribed(settings: Settings, store: Store, email: str) -> bool:
+    """Tell whether an address gets the digest: on the list (reader()) and not suppressed."""
+    return not store.is_suppressed(email) and reader(settings, store, email) is not None
 
 
 def _merged(
@@ -115,12 +140,31 @@ def _reader(
     )  # fmt: skip
 
 
-def subscribers_of(settings: Settings, report: CycleReport | None = None) -> Iterator[Subscriber]:
-    """Yield the valid rows of subscribers.csv, logging (and noting) each bad row."""
-    for entry in read_subscribers(settings.subscribers, settings.keywords):
-        if isinstance(entry, BadRow):
-            log.warning("skipping %s", entry)
-            if report is not None:
-                report.bad_rows.append(str(entry))
-            continue
-        yield entry
+_cache: dict[object, dict[str, Subscriber]] = {}
+_cache_lock = threading.Lock()
+_SETTLED = 2.0  # seconds: a file changed more recently may change again within its mtime's tick
+
+
+def _rows(settings: Settings) -> dict[str, Subscriber]:
+    """Return subscribers.csv's valid rows by address key, parsed again only when the file
+    changes (its inode, mtime or size): one person's lookup must not read the whole file each
+    time. An unusable file counts as empty (the cycle reports it)."""
+    path = settings.subscribers
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    keys = tuple(k.key for k in settings.keywords)
+    stamp = (path, stat.st_ino, stat.st_mtime_ns, stat.st_size, keys)
+    with _cache_lock:
+        if (rows := _cache.get(stamp)) is not None:
+            return rows
+        try:
+            entries = read_subscribers(path, settings.keywords)
+            rows = {address_key(e.email): e for e in entries if isinstance(e, Subscriber)}
+        except SubscribersError:
+            rows = {}
+        _cache.clear()  # one file's rows, the newest, are all there is to keep
+        if time.time() - stat.st_mtime_ns / 1e9 > _SETTLED:  # else the stamp may not see a change
+            _cache[stamp] = rows
+    return rows

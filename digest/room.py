@@ -13,9 +13,8 @@ from datetime import date, datetime
 from typing import Any
 
 from .config import Settings, slugs
-from .editions import sections_for
 from .links import Links
-from .presentation import Item, long_date
+from .presentation import PaperItem, long_date, sections_for
 from .render import Renderer, make_environment
 from .store import Cycle, Store
 
@@ -42,7 +41,7 @@ def fts_query(text: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class Page:
+class RoomPage:
     """A rendered page: its body and its content type."""
 
     body: str
@@ -60,11 +59,11 @@ class ReadingRoom:
         self.renderer = Renderer(make_environment(settings.templates), settings.name)
         self._days: tuple[str, dict[date, list[Cycle]]] | None = None
 
-    def _page(self, template: str, links: Links, **context: Any) -> Page:
+    def _page(self, template: str, links: Links, **context: Any) -> RoomPage:
         body = self.renderer.page(
             f"web/{template}.html", links=links, slugs=self.slugs, long_date=long_date, **context
         )
-        return Page(body)
+        return RoomPage(body)
 
     def days(self, store: Store) -> dict[date, list[Cycle]]:
         """Return the days that had news, newest first, with their cycles (kept per cycle)."""
@@ -79,14 +78,14 @@ class ReadingRoom:
         self._days = (generation, found)
         return found
 
-    def index(self, store: Store, links: Links) -> Page:
+    def index(self, store: Store, links: Links) -> RoomPage:
         """Render the front page: topics with counts, the latest days, feeds."""
         totals = store.keyword_totals()
         topics = [(k, *totals.get(k.key, (0, None))) for k in self.settings.keywords]
         days = list(self.days(store).items())[:30]
         return self._page("index", links, topics=topics, days=days)
 
-    def topic(self, store: Store, links: Links, slug: str, page: int) -> Page | None:
+    def topic(self, store: Store, links: Links, slug: str, page: int) -> RoomPage | None:
         """Render a page of a topic's papers, newest first; None if there is no such page."""
         key = self.by_slug.get(slug)
         if key is None:
@@ -96,7 +95,7 @@ class ReadingRoom:
         if not 1 <= page <= min(pages, MAX_PAGE):
             return None
         papers = store.recent_papers(key, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        items = [Item(p, (), p.abstract) for p in papers]
+        items = [PaperItem(p, (), p.abstract) for p in papers]
         return self._page(
             "topic", links, keyword=self.keywords[key], slug=slug, items=items, total=total,
             page=page, pages=pages, **_neighbours(page, pages, lambda n: links.topic(slug, n)),
@@ -104,7 +103,7 @@ class ReadingRoom:
 
     def day(
         self, store: Store, links: Links, day: date, topics: Sequence[str], page: int
-    ) -> Page | None:
+    ) -> RoomPage | None:
         """Render a day's news (for a set of topics: exactly that day's email, in full)."""
         cycles = self.days(store).get(day)
         keys = [self.by_slug.get(slug) for slug in topics]
@@ -141,7 +140,7 @@ class ReadingRoom:
             **_neighbours(page, pages, lambda n: links.day(day, topics, n)),
         )  # fmt: skip
 
-    def search(self, store: Store, links: Links, text: str, page: int) -> Page | None:
+    def search(self, store: Store, links: Links, text: str, page: int) -> RoomPage | None:
         """Render the search page: the query shown back, and a page of its results."""
         text = " ".join(text.split())[:MAX_QUERY]
         match = fts_query(text)
@@ -149,14 +148,14 @@ class ReadingRoom:
         pages = max(1, -(-total // PAGE_SIZE))
         if not 1 <= page <= min(pages, MAX_PAGE):
             return None
-        items = [Item(p, (), p.abstract) for p in papers]
+        items = [PaperItem(p, (), p.abstract) for p in papers]
         return self._page(
             "search", links, query=text, searched=match is not None, items=items, total=total,
             page=page, pages=pages,
             **_neighbours(page, pages, lambda n: links.search_page(text, n)),
         )  # fmt: skip
 
-    def feed(self, store: Store, links: Links, slug: str | None) -> Page | None:
+    def feed(self, store: Store, links: Links, slug: str | None) -> RoomPage | None:
         """Render the Atom feed of a topic (or of everything): the newest announced papers."""
         key = self.by_slug.get(slug) if slug else None
         if slug and key is None:
@@ -172,7 +171,7 @@ class ReadingRoom:
             updated=updated,
             entries=entries,
         )
-        return Page(body, "application/atom+xml")
+        return RoomPage(body, "application/atom+xml")
 
 
 def _neighbours(page: int, pages: int, link: Any) -> dict[str, str | None]:
@@ -190,4 +189,4 @@ def _sections(shown: list[tuple[int, str, Any, tuple[str, ...]]]) -> Iterator[di
         if current is None or current["number"] != number:
             current = {"number": number, "keyword": name, "items": []}
             yield current
-        current["items"].append(Item(paper, tags, paper.abstract))
+        current["items"].append(PaperItem(paper, tags, paper.abstract))

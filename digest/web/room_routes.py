@@ -12,7 +12,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from aiohttp import web
 
 from ..links import Links
-from ..reading import Page, ReadingRoom
+from ..room import ReadingRoom, RoomPage
 from ..store import Store
 from .base import Endpoint
 
@@ -20,14 +20,14 @@ CACHE_SIZE = 512  # rendered pages kept in memory, newest used first
 MAX_AGE = 300  # seconds a proxy or browser may reuse a page without asking
 
 
-class Reading:
+class RoomRoutes:
     """Serve the reading room from the read connections kept for the public pages."""
 
     def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
         self.room = ReadingRoom(endpoint.settings)
         self.links = Links(endpoint.settings.base_url).served()
-        self.cache: OrderedDict[tuple[str, str], Page | None] = OrderedDict()
+        self.cache: OrderedDict[tuple[str, str], RoomPage | None] = OrderedDict()
         self.lock = threading.Lock()
 
     def routes(self) -> list[web.RouteDef]:
@@ -42,12 +42,12 @@ class Reading:
         ]
 
     async def serve(
-        self, request: web.Request, build: Callable[[Store], Page | None]
+        self, request: web.Request, build: Callable[[Store], RoomPage | None]
     ) -> web.Response:
         """Answer from the cache or by building the page; 304 when the client has it already."""
         key = request.path_qs
 
-        def work(store: Store) -> tuple[str, datetime | None, Page | None]:
+        def work(store: Store) -> tuple[str, datetime | None, RoomPage | None]:
             generation, changed = store.generation(), store.last_change()
             cached = (generation, key)
             with self.lock:

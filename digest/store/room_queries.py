@@ -19,7 +19,7 @@ class Cycle(NamedTuple):
     papers: int
 
 
-class Reading(Database):
+class RoomQueries(Database):
     """Read-only queries for the web pages, each bounded by an index."""
 
     def generation(self) -> str:
