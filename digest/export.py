@@ -46,6 +46,7 @@ class Exported:
 
 def site_files(settings: Settings, store: Store) -> Iterator[tuple[str, Page]]:
     """Yield every page and feed of the static site: its file name in the folder, and it."""
+    slug: str | None  # a topic's, or None for the feed of every topic
     room = ReadingRoom(settings)
     yield "index.html", room.index(store, Links.seen_from("index.html"))
     for slug in room.slugs.values():

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
 from .archive import ArchiveError, render_archive, write_atomically
 from .bounces import read_in_cycle
@@ -86,7 +87,7 @@ def windows(settings: Settings, store: Store, now: datetime) -> dict[str, Window
         mark = state.watermark if state else None
         found[keyword.key] = Window(
             since=mark - overlap if mark else first,
-            had_papers=bool(state and state.count),
+            had_papers=bool(state and state.papers),
             first=mark is None,
         )
     return found
@@ -195,7 +196,7 @@ def run_once(
 
 def render_preview(
     settings: Settings, email: str | None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-):
+) -> EmailMessage | None:
     """Return the message the next run would send to email (or the first one), recording nothing."""
     report = CycleReport()
     with Store(settings.database) as store:

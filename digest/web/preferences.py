@@ -12,6 +12,7 @@ from aiohttp import web
 from ..audience import WEEKDAYS
 from ..presentation import ABSTRACTS, long_date
 from ..store import Store
+from ..store.people import Choices
 from ..tokens import check_form_token, form_token, parse_token
 from .base import Endpoint, mask, same_origin
 from .unsubscribe import Unsubscribing
@@ -163,7 +164,7 @@ class Preferences:
         return self.endpoint.page("deleted", masked=mask(current.email))
 
 
-def read_choices(form: Any, keys: list[str], today: date) -> tuple[dict[str, object], str | None]:
+def read_choices(form: Any, keys: list[str], today: date) -> tuple[Choices, str | None]:
     """Check a submitted form; return the choices, or the reason it cannot be saved."""
     topics = [k for k in form.getall("topic", []) if k in keys]
     if not topics:
