@@ -19,7 +19,7 @@ FIELDS = (
 
 
 class Choices(TypedDict, total=False):
-    """What a person chose on their page (a key left out: as their subscribers.csv row says)."""
+    """A person's choices from their page, as save_choices stores them (a key left out: None)."""
 
     topics: list[str]
     frequency: str  # "daily" or "weekly"
