@@ -171,7 +171,8 @@ def to_paper(fields: dict[str, Any], raw_id: str) -> Paper:
         raise ValueError(f"an entry's <id> is not an arXiv id: {raw_id[:100]!r}")
     updated_text, published_text = fields.get(f"{ATOM}updated"), fields.get(f"{ATOM}published")
     updated, published = _moment(updated_text), _moment(published_text)
-    if updated is None and published is None:
+    either = updated or published
+    if either is None:
         raise ValueError(
             f"{paper_id}: neither <updated> nor <published> is a date "
             f"({(updated_text or '')[:40]!r}, {(published_text or '')[:40]!r})"
@@ -196,8 +197,8 @@ def to_paper(fields: dict[str, Any], raw_id: str) -> Paper:
         authors=tuple(authors),
         abstract=bounded(fields.get(f"{ATOM}summary"), LIMITS["abstract"]),
         comment=text(f"{ARXIV}comment", "comment"),
-        published=published or updated,  # type: ignore[arg-type]
-        updated=updated or published,  # type: ignore[arg-type]
+        published=published or either,
+        updated=updated or either,
         primary_category=primary or (categories[0] if categories else ""),
         categories=tuple(categories),
         doi=text(f"{ARXIV}doi", "doi"),

@@ -115,6 +115,7 @@ class ImapBox:
             )
         self.folder = settings.imap_folder
         self._processed = False
+        assert settings.imap_host is not None  # open_box: no maildir, so an imap URL with a host
         try:
             if settings.imap_tls:
                 context = ssl.create_default_context(
@@ -148,7 +149,7 @@ class ImapBox:
         try:
             data = self._ok(self.conn.uid("SEARCH", "UNDELETED"), "search")
             for uid in (data[0] or b"").split():
-                fetched = self._ok(self.conn.uid("FETCH", uid, "(BODY.PEEK[])"), "fetch")
+                fetched = self._ok(self.conn.uid("FETCH", uid.decode(), "(BODY.PEEK[])"), "fetch")
                 body = next((p[1] for p in fetched if isinstance(p, tuple)), None)
                 if body is not None:
                     yield BoxMessage(f"UID {uid.decode()}", body)

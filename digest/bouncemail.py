@@ -14,6 +14,7 @@ import email.parser
 import hashlib
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr
 
@@ -112,8 +113,7 @@ def _originals(msg: email.message.Message, texts: list[str], own: str) -> tuple[
         if part is msg:
             continue
         if part.get_content_type() == "text/rfc822-headers":
-            body = part.get_payload(decode=True) or b""
-            headers = email.parser.BytesHeaderParser().parsebytes(body)
+            headers = email.parser.BytesHeaderParser().parsebytes(_body(part))
             found.append(headers.get("Message-ID", ""))
         elif part.get("Message-ID") and part.get_content_type() != "message/rfc822":
             found.append(part["Message-ID"])  # the copy inside a message/rfc822 part
@@ -127,6 +127,7 @@ def _complaint(
     """Read an ARF report (RFC 5965): who complained, or what else it reports."""
     payload = feedback.get_payload()
     fields = payload[0] if isinstance(payload, list) and payload else feedback
+    assert isinstance(fields, email.message.Message)  # a message/* part holds messages
     if isinstance(payload, str):
         fields = email.parser.HeaderParser().parsestr(payload.lstrip())
     kind_of = (fields.get("Feedback-Type") or "").strip().lower()
@@ -135,7 +136,7 @@ def _complaint(
     if not addresses:  # the complained-of copy's To, unless the provider redacted it
         copy = _part(msg, "text/rfc822-headers")
         headers = (
-            email.parser.BytesHeaderParser().parsebytes(copy.get_payload(decode=True) or b"")
+            email.parser.BytesHeaderParser().parsebytes(_body(copy))
             if copy is not None
             else next((p for p in msg.walk() if p is not msg and p.get("To")), None)
         )
@@ -174,6 +175,7 @@ def _dsn_blocks(msg: email.message.Message) -> dict[str, Recipient]:
         if part.get_content_type() != "message/delivery-status" or not part.is_multipart():
             continue
         for block in part.get_payload():
+            assert isinstance(block, email.message.Message)  # a multipart holds messages
             action = (block.get("Action") or "").strip().lower()
             status_field = block.get("Status") or ""
             if not action and not status_field:  # the block about the message as a whole
@@ -251,6 +253,12 @@ def _plain_text(msg: email.message.Message) -> str:
     return "\n".join(parts)
 
 
+def _body(part: email.message.Message) -> bytes:
+    """Return a part's body, its transfer encoding undone (b"" for a multipart)."""
+    body = part.get_payload(decode=True)
+    return body if isinstance(body, bytes) else b""
+
+
 def _decoded(payload: bytes, charset: str | None) -> str:
     try:
         return payload.decode(charset or "latin-1", "replace")
@@ -258,5 +266,5 @@ def _decoded(payload: bytes, charset: str | None) -> str:
         return payload.decode("latin-1")
 
 
-def _unique(items) -> tuple[str, ...]:
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -41,7 +41,7 @@ def setup_logging(verbosity: int) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     """Print an error on stderr and exit with the code."""
     click.echo(f"digest: {message}", err=True)
     sys.exit(code)
@@ -402,11 +402,15 @@ def preview(ctx: click.Context, subscriber: str | None, output: Path | None) -> 
         click.echo("no new papers for " + (subscriber or "anyone") + ": nothing would be sent")
         return
     if output is None:
-        click.echo(message.get_body(("plain",)).get_content())
+        body = message.get_body(("plain",))
+        assert body is not None  # a digest is multipart/alternative: a text and an HTML part
+        click.echo(body.get_content())
         return
     part = {".html": "html", ".txt": "plain"}.get(output.suffix.lower())
     if part:
-        output.write_text(message.get_body((part,)).get_content(), encoding="utf-8")
+        body = message.get_body((part,))
+        assert body is not None
+        output.write_text(body.get_content(), encoding="utf-8")
     else:
         output.write_bytes(message.as_bytes())
     click.echo(f"wrote {output}")

@@ -260,7 +260,8 @@ def _keywords(problems: Problems, tables: Any) -> tuple[Keyword, ...]:
     if not isinstance(tables, list):
         problems.add("keywords", None, "write keywords as [[keywords]] tables")
         return ()
-    keywords, seen = [], {}
+    keywords: list[Keyword] = []
+    seen: dict[str, int] = {}  # keyword key -> its index
     for index, table in enumerate(tables):
         values = check_table(problems, "keywords", table, KEYWORD_SCHEMA, index)
         if not values.get("name"):

@@ -241,7 +241,7 @@ async def serve(
             except Exception:  # e.g. the database unreadable for a moment: try next tick
                 log.exception("daemon: cannot check the schedule; trying again")
             stalled = daemon is not None and daemon.stalled()
-            if stalled and not stall_logged:
+            if daemon is not None and stalled and not stall_logged:
                 log.error(
                     "cycle: no progress for %.0f s; no longer feeding the watchdog, so that "
                     "systemd restarts digest (the outbox resumes after the restart)",

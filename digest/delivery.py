@@ -39,7 +39,7 @@ class RateLimiter:
         rate: float,
         hourly: int,
         recent: list[float],
-        clock=None,
+        clock: Callable[[], float] | None = None,
         others: Callable[[], list[float]] | None = None,
     ):
         self.interval = 1.0 / rate if rate else 0.0

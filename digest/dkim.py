@@ -45,6 +45,8 @@ class Signer:
         """Load the key of [smtp] dkim_*, or return None when DKIM is off."""
         if smtp is None or smtp.dkim_key_file is None:
             return None
+        # The settings check lets the dkim_* keys through all three or none.
+        assert smtp.dkim_domain is not None and smtp.dkim_selector is not None
         return cls(smtp.dkim_domain, smtp.dkim_selector, load_key(smtp.dkim_key_file))
 
     @classmethod
@@ -52,6 +54,8 @@ class Signer:
         """Like of(), but reuse the key while its file is unchanged (for one-off emails)."""
         if smtp is None or smtp.dkim_key_file is None:
             return None
+        # The settings check lets the dkim_* keys through all three or none.
+        assert smtp.dkim_domain is not None and smtp.dkim_selector is not None
         try:
             info = smtp.dkim_key_file.stat()
         except OSError:
@@ -114,6 +118,8 @@ def check_lines(settings: Settings) -> list[str]:
             "a parent or subdomain of it: DMARC counts the signature only if both share an "
             "organizational domain"
         )
+    # A signer, so [smtp] names the key file.
+    assert settings.smtp is not None and settings.smtp.dkim_key_file is not None
     mode = settings.smtp.dkim_key_file.stat().st_mode
     if mode & stat.S_IROTH:
         lines.append(

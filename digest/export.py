@@ -45,6 +45,7 @@ class Exported:
 
 def site_files(settings: Settings, store: Store) -> Iterator[tuple[str, RoomPage]]:
     """Yield every page and feed of the static site: its file name in the folder, and it."""
+    slug: str | None  # a topic's, or None for the feed of every topic
     room = ReadingRoom(settings)
     site = Links(settings.base_url).static_site()  # each file's name (with %2B for '+')
     yield "index.html", room.index(store, site.seen_from("index.html"))

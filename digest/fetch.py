@@ -47,7 +47,7 @@ class FetchError(Exception):
 class Transient(Exception):
     """A failure worth trying again: arXiv busy, a timeout, a broken or suspect answer."""
 
-    def __init__(self, message: str, retry_after: float | None = None, unreachable=False):
+    def __init__(self, message: str, retry_after: float | None = None, unreachable: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
         self.unreachable = unreachable
@@ -260,7 +260,9 @@ class Fetcher:
             raise FetchError(str(exc)) from None
 
 
-async def _read(response: aiohttp.ClientResponse, sink: Callable[[bytes], None], limit: int):
+async def _read(
+    response: aiohttp.ClientResponse, sink: Callable[[bytes], None], limit: int
+) -> None:
     """Pass the body to sink chunk by chunk; refuse it once it grows past limit bytes."""
     if (response.content_length or 0) > limit:
         raise Transient(f"arXiv's answer is larger than {limit // 2**20} MB; refused")

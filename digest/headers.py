@@ -122,7 +122,7 @@ def _needs_encoding(word: str) -> bool:
 
 def _flush(run: list[str], parts: list[str]) -> None:
     """Move a run of words to encode into parts, as encoded-words with its spaces outside."""
-    trailing = []
+    trailing: list[str] = []
     while run and run[-1][0] in _WSP:
         trailing.insert(0, run.pop())
     if run:

@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
 from .archive import ArchiveError, render_archive, save_archive
 from .bounces import read_in_cycle
@@ -41,7 +42,7 @@ def windows(settings: Settings, store: Store, now: datetime) -> dict[str, FetchW
         mark = state.watermark if state else None
         found[keyword.key] = FetchWindow(
             since=mark - overlap if mark else first,
-            had_papers=bool(state and state.count),
+            had_papers=bool(state and state.papers),
             first=mark is None,
         )
     return found
@@ -163,7 +164,7 @@ def run_once(
 
 def render_preview(
     settings: Settings, email: str | None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-):
+) -> EmailMessage | None:
     """Return the message the next run would send to email (or the first one), recording nothing."""
     with Store(settings.database) as store:
         secret = store.secret(settings.secret)

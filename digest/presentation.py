@@ -60,7 +60,10 @@ class PaperItem:
     def details(self) -> list[tuple[str, str, str | None]]:
         """Return the comment, journal reference and DOI present: (label, text, link)."""
         p = self.paper
-        found = [("Comment", p.comment, None), ("Journal ref", p.journal_ref, None)]
+        found: list[tuple[str, str | None, str | None]] = [
+            ("Comment", p.comment, None),
+            ("Journal ref", p.journal_ref, None),
+        ]
         found.append(("DOI", p.doi, f"https://doi.org/{p.doi}" if p.doi else None))
         return [(label, text, link) for label, text, link in found if text]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class Progress:
 class LogProgress(Progress):
     """Log 'phase: n/N' every `interval` seconds (for the daemon and systemd)."""
 
-    def __init__(self, interval: float = 10.0, clock=time.monotonic):
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self.clock = clock
         self.phase, self.total, self.done, self.last = "", 0, 0, 0.0

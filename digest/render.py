@@ -39,7 +39,7 @@ def make_environment(extra: Path | None = None) -> jinja2.Environment:
     folders = [str(p) for p in (extra, default_templates()) if p is not None]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folders),
-        autoescape=lambda name: bool(name) and name.endswith((".html", ".html.j2", ".atom")),
+        autoescape=lambda name: name is not None and name.endswith((".html", ".html.j2", ".atom")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -164,7 +164,8 @@ class Renderer:
             context, sections=full, notes=list(notes)
         )
         shorter = [n for n in SNIPPET_STEPS if self.abstracts == "full" or n < SNIPPET]
-        steps = [(None, None)] + [(n, None) for n in shorter if self.abstracts != "none"]
+        steps: list[tuple[int | None, int | None]] = [(None, None)]
+        steps += [(n, None) for n in shorter if self.abstracts != "none"]
         steps += [(0, cap) for cap in CAP_STEPS]
         for limit, cap in steps:
             shown = full if limit is None else self._sections(sections, limit, cap)

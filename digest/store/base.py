@@ -271,7 +271,7 @@ class Database:
     def set_meta(self, key: str, value: str) -> None:
         """Store a setting."""
         with self.transaction():
-            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+            self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
 
     def secret(self, configured: str | None) -> bytes:
         """Return the signing secret: the configured one, else one kept in the database."""
@@ -313,20 +313,21 @@ class Database:
             unplanned = "SELECT id FROM cycles WHERE planned_at IS NULL"
             self.db.execute(f"DELETE FROM outbox WHERE cycle_id IN ({unplanned})")
             self.db.execute(f"DELETE FROM editions WHERE cycle_id IN ({unplanned})")
-            table = self.db["cycles"].insert({"started_at": iso(now), "status": "running"})
+            table = self.db.table("cycles").insert({"started_at": iso(now), "status": "running"})
+        assert table.last_pk is not None  # an insert of one row sets it
         return int(table.last_pk)
 
     def mark_planned(self, cycle_id: int, now: datetime) -> None:
         """Make a cycle's planned messages visible to the send phase."""
         with self.transaction():
-            self.db["cycles"].update(cycle_id, {"planned_at": iso(now)})
+            self.db.table("cycles").update(cycle_id, {"planned_at": iso(now)})
 
     def finish_cycle(
         self, cycle_id: int, status: str, summary: dict[str, Any], now: datetime
     ) -> None:
         """Record how a cycle ended."""
         with self.transaction():
-            self.db["cycles"].update(
+            self.db.table("cycles").update(
                 cycle_id,
                 {"finished_at": iso(now), "status": status, "summary": json.dumps(summary)},
             )

@@ -38,7 +38,7 @@ class Recorded(NamedTuple):
 class KeywordState(NamedTuple):
     """A keyword's last successful fetch: how many papers, and the newest update among them."""
 
-    count: int
+    papers: int  # how many (a field named count would hide tuple.count)
     watermark: datetime | None
 
 
@@ -86,7 +86,7 @@ class History(Database):
         """Mark a keyword's fetched papers seen in this cycle (`news`: the ones mailed)."""
         news = set(news)
         with self.transaction():
-            self.db["seen"].insert_all(
+            self.db.table("seen").insert_all(
                 (
                     {
                         "keyword": key,
@@ -123,7 +123,7 @@ class History(Database):
                 self.db.execute(
                     "UPDATE seen SET updated = ? WHERE paper_id = ?", [iso(p.updated), p.id]
                 )
-            self.db["papers"].upsert(
+            self.db.table("papers").upsert(
                 {
                     "id": p.id,
                     "version": p.version,

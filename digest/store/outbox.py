@@ -54,7 +54,7 @@ class Outbox(Database):
     ) -> int:
         """Store a rendered digest body and return its id."""
         with self.transaction():
-            table = self.db["editions"].insert(
+            table = self.db.table("editions").insert(
                 {
                     "cycle_id": cycle_id,
                     "keywords": json.dumps(list(keys)),
@@ -65,11 +65,12 @@ class Outbox(Database):
                     "placeholders": json.dumps(placeholders),
                 }
             )
+        assert table.last_pk is not None  # an insert of one row sets it
         return int(table.last_pk)
 
     def edition(self, edition_id: int) -> Edition:
         """Return a stored edition."""
-        row = self.db["editions"].get(edition_id)
+        row = self.db.table("editions").get(edition_id)
         return Edition(
             id=row["id"],
             subject=row["subject"],
@@ -89,10 +90,10 @@ class Outbox(Database):
             batch.append({**row, "planned_at": iso(now)})
             if len(batch) >= 1000:
                 with self.transaction():
-                    self.db["outbox"].insert_all(batch)
+                    self.db.table("outbox").insert_all(batch)
                 batch.clear()
         with self.transaction():
-            self.db["outbox"].insert_all(batch)
+            self.db.table("outbox").insert_all(batch)
 
     def remember_recipients(self, rows: Iterable[tuple]) -> None:
         """Remember who each token id stands for: (id, email[, name, topics, source])."""
@@ -106,7 +107,7 @@ class Outbox(Database):
             return found
 
         with self.transaction():
-            self.db["recipients"].insert_all(
+            self.db.table("recipients").insert_all(
                 (record(row) for row in rows), pk="id", replace=True, batch_size=1000
             )
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypedDict
 
 from ..addresses import address_key
 from .base import Database, iso
@@ -15,6 +16,16 @@ FIELDS = (
     "key, email, name, source, topics, frequency, weekday, paused_until, abstracts, "
     "last_cycle, last_sent_on, confirmed_at"
 )
+
+
+class Choices(TypedDict, total=False):
+    """A person's choices from their page, as save_choices stores them (a key left out: None)."""
+
+    topics: list[str]
+    frequency: str  # "daily" or "weekly"
+    weekday: int | None  # 0 is Monday, for weekly digests
+    paused_until: date | None
+    abstracts: str | None  # None: the list's setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +89,7 @@ class People(Database):
             yield Person.of(row)
 
     def save_choices(
-        self, email: str, name: str, source: str, choices: dict[str, object], now: datetime
+        self, email: str, name: str, source: str, choices: Choices, now: datetime
     ) -> None:
         """Store a person's choices (topics, frequency, weekday, paused_until, abstracts)."""
         values = {
@@ -156,7 +167,7 @@ class People(Database):
     ) -> None:
         """Keep a sign-up until it is confirmed."""
         with self.transaction():
-            self.db["signups"].insert(
+            self.db.table("signups").insert(
                 {"nonce": nonce, "key": address_key(email), "email": email, "name": name,
                  "topics": json.dumps(list(topics)), "created_at": iso(now)}
             )  # fmt: skip

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date, datetime, tzinfo
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..models import Paper
 from .base import Database
@@ -141,3 +142,7 @@ class RoomQueries(Database):
             [match, limit, offset],
         )
         return [_paper(row) for row in rows], total
+
+    if TYPE_CHECKING:  # the History's, in the Store
+
+        def papers(self, ids: Iterable[str]) -> dict[str, Paper]: ...

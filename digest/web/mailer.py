@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -107,7 +108,7 @@ class Mailer:
                 self.wake.clear()
                 now = self.now()
                 try:
-                    due = await self.endpoint.read(lambda s, now=now: s.due_notices(now))
+                    due = await self.endpoint.read(functools.partial(Store.due_notices, now=now))
                     for nonce in due:
                         if self.stopping:
                             return

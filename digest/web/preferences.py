@@ -12,6 +12,7 @@ from aiohttp import web
 from ..presentation import ABSTRACTS, long_date
 from ..readers import WEEKDAYS
 from ..store import Store
+from ..store.people import Choices
 from ..tokens import check_form_token, form_token
 from .base import Endpoint, mask, same_origin
 from .signed import Link, Signed
@@ -181,7 +182,7 @@ class Preferences:
         return self.endpoint.page("deleted", masked=mask(email))
 
 
-def read_choices(form: Any, keys: list[str], today: date) -> tuple[dict[str, object], str | None]:
+def read_choices(form: Any, keys: list[str], today: date) -> tuple[Choices, str | None]:
     """Check a submitted form; return the choices, or the reason it cannot be saved."""
     topics = [k for k in form.getall("topic", []) if k in keys]
     if not topics:

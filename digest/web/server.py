@@ -78,7 +78,7 @@ class Connection(web.RequestHandler):
             loop=guard.loop,
             keepalive_timeout=guard.limits.header_timeout,
             lingering_time=guard.limits.body_timeout,  # to drain a body answered early (413)
-            access_log=None,
+            access_log=None,  # type: ignore[arg-type]  # aiohttp says Logger; None turns it off
             logger=log,
         )
         self.guard = guard
