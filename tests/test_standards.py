@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from aiohttp import web
@@ -355,10 +356,12 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         pages.open(f"export {name}", (site / name).as_uri())
 
     messages = nu_messages(tools.vnu, [visit.source for visit in pages.visits])
-    names = {visit.source.as_uri(): visit.name for visit in pages.visits}
+    names = {str(visit.source): visit.name for visit in pages.visits}
     report = {
         "tools": {"vnu": VNU_VERSION, "axe-core": AXE_VERSION},
-        "nu": [{"page": names.get(m.get("url", ""), m.get("url")), **m} for m in messages],
+        "nu": [
+            {"page": names.get(unquote(m.get("url", "")[5:]), m.get("url")), **m} for m in messages
+        ],
         "axe": {key: found for key, found in pages.axe.items() if found},
         "seconds": round(time.monotonic() - started, 1),
     }
