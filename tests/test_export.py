@@ -29,7 +29,7 @@ DIFF, GNN, LLM = (
 )
 ATOM = "{http://www.w3.org/2005/Atom}"
 HREF_RE = re.compile(r'href="([^"]*)"')
-ABS_RE = re.compile(r'<h3><a href="https://arxiv\.org/abs/([^"]+)v\d+"')
+ABS_RE = re.compile(r'<h[23]><a href="https://arxiv\.org/abs/([^"]+)v\d+"')
 
 # Day 1 mails the 20 fixture papers: Ada gets every topic, Alan GNN, Grace diffusion and LLM.
 # Day 2 mails 110 GNN papers and one LLM paper to the same three, each email linking to the

@@ -23,7 +23,7 @@ DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 GNN = "Graph Neural Network"
 ALAN = "email,name,keywords\nalan@example.org,Alan Turing,Graph Neural Network\n"
-IDS = re.compile(r'<h3><a href="https://arxiv.org/abs/([^"]+)v\d+"')
+IDS = re.compile(r'<h[23]><a href="https://arxiv.org/abs/([^"]+)v\d+"')
 
 
 async def cycle(settings, day: datetime):
