@@ -39,7 +39,8 @@ def record_signup(
     """
     store.prune_signups(now)
     store.prune_form_mails(now - QUIET)
-    if store.form_mails(now - ONCE_PER, mailbox):
+    # (recent_signups: the same address's sign-ups from before form_mails was kept)
+    if store.form_mails(now - ONCE_PER, mailbox) or store.recent_signups(email, now - ONCE_PER):
         return RECENT, False
     left = store.left_at(email)
     if left is not None and (now - left < QUIET or store.form_mails(now - QUIET, mailbox)):
