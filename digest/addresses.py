@@ -40,3 +40,18 @@ def ascii_address(address: str) -> str | None:
     if domain.isascii():
         return address
     return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+
+
+# One mailbox under two domains: Gmail ignores dots in the part before the @ there.
+_GMAIL = {"gmail.com", "googlemail.com"}
+
+
+def mailbox_key(address: str) -> str:
+    """Return the key of the mailbox an address reaches, for limits: lowercase, `+tag` removed,
+    and for gmail.com and googlemail.com (one mailbox) dots removed and the domains merged."""
+    local, _, domain = address_key(address).rpartition("@")
+    local, domain = local.lower(), domain.lower().rstrip(".")
+    local = local.split("+", 1)[0] or local
+    if domain in _GMAIL:
+        local, domain = local.replace(".", "") or local, "gmail.com"
+    return f"{local}@{domain}"

@@ -9,6 +9,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
@@ -157,6 +158,8 @@ class Settings:
     web_health_details: bool = False  # /healthz details for everyone, not only local requests
     web_pages: bool = True  # the public reading room: pages, feeds, search
     web_signup: bool = False  # /subscribe and /confirm: sign-up with double opt-in
+    web_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # their X-Forwarded-For
+    web_signup_hourly_cap: int = 100  # emails the sign-up form sends per rolling hour, at most
     bounces: BouncesSettings | None = None  # [bounces]: read late bounces and complaints
 
 
@@ -331,6 +334,8 @@ def _build(
         web_health_details=web["health_details"],
         web_pages=web["pages"],
         web_signup=web["signup"],
+        web_trusted_proxies=web["trusted_proxies"],
+        web_signup_hourly_cap=web["signup_hourly_cap"],
         secret=env.get("DIGEST_SECRET") or None,
         notices=notices,
         bounces=_bounces(root, values["bounces"], env),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from datetime import time
@@ -79,6 +80,24 @@ def _str_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError(f'expected a list of strings such as ["a", "b"], got {_show(value)}')
     return tuple(v.strip() for v in value)
+
+
+def _networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f'expected a list such as ["127.0.0.1", "10.0.0.0/8"], got {_show(value)}')
+    networks = []
+    for item in value:
+        try:
+            network = ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is no IP address or network; write one such as 127.0.0.1 or 10.0.0.0/8"
+            ) from None
+        mapped = getattr(network.network_address, "ipv4_mapped", None)
+        if mapped is not None and network.prefixlen >= 96:  # ::ffff:a.b.c.d: as IPv4
+            network = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+        networks.append(network)
+    return tuple(networks)
 
 
 def _url(value: Any) -> str:
@@ -219,6 +238,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "health_details": (_bool, False),
         "pages": (_bool, True),
         "signup": (_bool, False),
+        "trusted_proxies": (_networks, []),  # whose X-Forwarded-For names the client
+        "signup_hourly_cap": (_int(1), 100),  # confirmation emails from the form per hour
     },
     "bounces": {  # where the relay's bounces and feedback-loop reports arrive
         "maildir": (_text, None),

@@ -6,9 +6,10 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
 from datetime import datetime
 
-from .addresses import address_key
+from .addresses import address_key, mailbox_key
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}$")
 
@@ -65,6 +66,40 @@ def check_form_token(secret: bytes, purpose: str, subject: str, value: str | Non
     """Tell whether a form posted back the value form_token gave it."""
     expected = form_token(secret, purpose, subject)
     return bool(value) and hmac.compare_digest(expected.encode(), (value or "").encode())
+
+
+# --- single-use form tokens: 'id.signature', a fresh id each time a form is shown -------------
+
+_TICKET_RE = re.compile(r"^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{22})$")
+
+
+def _ticket_mac(secret: bytes, purpose: str, subject: str, ticket: str) -> str:
+    message = f"ticket\x00{purpose}\x00{subject}\x00{ticket}".encode()
+    return _b64(hmac.new(secret, message, hashlib.sha256).digest()[:16])
+
+
+def form_ticket(secret: bytes, purpose: str, subject: str) -> str:
+    """Return a form's single-use token: a fresh random id, signed with purpose and subject.
+
+    The id is what the database records once the form is sent, so that it is sent only once.
+    """
+    ticket = secrets.token_urlsafe(12)
+    return f"{ticket}.{_ticket_mac(secret, purpose, subject, ticket)}"
+
+
+def check_form_ticket(secret: bytes, purpose: str, subject: str, value: str | None) -> str | None:
+    """Return the id of a genuine form_ticket for this purpose and subject, or None."""
+    match = _TICKET_RE.fullmatch(value or "")
+    if match is None:
+        return None
+    expected = _ticket_mac(secret, purpose, subject, match[1])
+    return match[1] if hmac.compare_digest(expected.encode(), match[2].encode()) else None
+
+
+def mailbox_id(secret: bytes, email: str) -> str:
+    """Return an opaque, keyed identifier of the mailbox an address reaches (for limits)."""
+    message = f"mailbox\x00{mailbox_key(email)}".encode()
+    return _b64(hmac.new(secret, message, hashlib.sha256).digest()[:12])
 
 
 # --- sign-up confirmation links: 'nonce.expiry.signature', never an unsubscribe token -------

@@ -13,7 +13,7 @@ from conftest import SECRET, changed
 
 import digest.web.signed
 from digest.store import Store, StoreError
-from digest.tokens import form_token, make_confirm_token, make_token, token_id
+from digest.tokens import form_ticket, form_token, make_confirm_token, make_token, token_id
 from digest.web import ENDPOINT, make_app
 from digest.web.signup import SIGNUP
 
@@ -199,7 +199,7 @@ async def test_a_cycle_holding_the_lock_gets_busy_pages_and_unsubscribes_are_kep
             assert "busy for a moment" in await answer.text()
         issued = str(int(NOW.timestamp()) - 60)
         signup = {"email": "ada@example.org", "topic": "graph neural network", "issued": issued}
-        signup["form"] = form_token(secret, "signup", issued)
+        signup["form"] = form_ticket(secret, "signup", issued)
         async with client.post(f"{base}/subscribe", data=signup) as answer:
             assert answer.status == 503 and answer.headers["Retry-After"] == "60"
             assert "busy for a moment" in await answer.text()

@@ -2,6 +2,7 @@
 
 from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
 from .bounces import BounceFinding, Bounces, Effect
+from .form_limits import FormLimits
 from .history import History
 from .outbox import Edition, Message, Outbox
 from .peek import peek_meta
@@ -27,5 +28,5 @@ __all__ = [
 ]
 
 
-class Store(History, Outbox, RoomQueries, People, Bounces, Sends):
+class Store(History, Outbox, RoomQueries, People, Bounces, Sends, FormLimits):
     """The database of digest, the one place that speaks SQL."""

@@ -133,6 +133,15 @@ SCHEMA = [
         at REAL NOT NULL, sent_at TEXT);
     CREATE INDEX notice_sends_at ON notice_sends (at);
     """,
+    # The sign-up form's limits: each form token is used once (kept until it expires), and
+    # each email the form sent, by a keyed hash of the mailbox (not the address), for 30 days.
+    """
+    CREATE TABLE form_tokens (id TEXT PRIMARY KEY, expires_at TEXT NOT NULL);
+    CREATE INDEX form_tokens_expires ON form_tokens (expires_at);
+    CREATE TABLE form_mails (mailbox TEXT NOT NULL, at TEXT NOT NULL);
+    CREATE INDEX form_mails_mailbox ON form_mails (mailbox, at);
+    CREATE INDEX form_mails_at ON form_mails (at);
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Coroutine, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -18,36 +17,33 @@ from ..addresses import checked_key
 from ..mail import Email
 from ..readers import is_subscribed
 from ..store import Store, StoreBusy, StoreError
-from ..tokens import TokenError, TokenExpired, check_form_token, form_token, verify_confirm_token
+from ..tokens import (
+    TokenError,
+    TokenExpired,
+    check_form_ticket,
+    check_form_token,
+    form_ticket,
+    form_token,
+    mailbox_id,
+    verify_confirm_token,
+)
 from .base import RETRY_AFTER, Endpoint, mask, same_origin
+from .clients import client_network
 from .mailer import Mailer
 
 log = logging.getLogger(__name__)
 
 TOO_FAST = 2.0  # seconds: a form sent back sooner after it was shown was filled in by a program
 TOO_OLD = 86_400.0  # seconds: a form sent back later than this is shown again, fresh
-PER_CLIENT = 5  # sign-ups one client address may send per hour (in memory, this process)
-CLIENTS = 10_000  # client addresses remembered at most; the longest quiet are forgotten
+PER_CLIENT = 5  # sign-ups one client network (/24, /64) may send per hour (in memory)
+CLIENTS = 10_000  # client networks remembered at most; the longest quiet are forgotten
 # What can go wrong, each with its page (templates/web/signup_problem.html), by its status.
 BACKGROUND_WAIT = 10.0  # seconds storing a sign-up waits for the database (no one waits on it)
 PROBLEMS = {"refused": 403, "limit": 429, "busy": 503, "expired": 410, "invalid": 400}
 
 
-def client_address(request: web.BaseRequest) -> str:
-    """Return the client's address: the peer, or behind a local proxy X-Forwarded-For's last."""
-    remote = request.remote or ""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    try:
-        address = ipaddress.ip_address(remote)
-        loopback = (getattr(address, "ipv4_mapped", None) or address).is_loopback
-    except ValueError:
-        loopback = False
-    last = forwarded.rsplit(",", 1)[-1].strip()
-    return last[:64] if loopback and last else remote
-
-
 class Limiter:
-    """Allow each client address a few sign-ups per rolling hour."""
+    """Allow each client network a few sign-ups per rolling hour."""
 
     def __init__(self, per_hour: int, size: int = CLIENTS):
         self.per_hour = per_hour
@@ -82,6 +78,7 @@ class Signup:
         self.tasks: set[asyncio.Task[None]] = set()
         self.lock = asyncio.Lock()  # one check-then-store at a time: one email a day at most
         self.mailer = Mailer(endpoint, self._compose)
+        self.capped_logged = -float("inf")  # when [web] signup_hourly_cap was last logged
 
     def install(self, app: web.Application) -> None:
         """Answer the sign-up routes; let emails being sent finish when the app stops."""
@@ -150,21 +147,35 @@ class Signup:
             field=field,
             problem=text,
             issued=issued,
-            form=form_token(self.endpoint.secret, "signup", issued),
+            form=form_ticket(self.endpoint.secret, "signup", issued),
         )
 
     async def subscribe(self, request: web.Request) -> web.Response:
         """POST /subscribe: the same answer for a known, unknown or automated sign-up."""
         data = await request.post()
         issued = _text(data.get("issued"))
-        genuine = check_form_token(self.endpoint.secret, "signup", issued, _text(data.get("form")))
-        if not (genuine and same_origin(request, self.settings.base_url)):
+        ticket = check_form_ticket(self.endpoint.secret, "signup", issued, _text(data.get("form")))
+        if not (ticket and same_origin(request, self.settings.base_url)):
             log.debug("web: refused a sign-up form from another site or without its token")
             return self.problem("refused")
         email = _text(data.get("email")).strip()
         name = "".join(c for c in _text(data.get("name")) if c.isprintable()).strip()[:100]
         wanted = set(data.getall("topic", []))
         topics = [k.key for k in self.settings.keywords if k.key in wanted]
+        now = self.endpoint.clock().timestamp()
+        if now - int(issued) > TOO_OLD:  # a tab left open (a number: the token signs it)
+            text = "This form was open for more than a day: please check it and send it again."
+            return await self._form(email, name, topics, "", ("email", text))
+        try:  # a cycle holding the database: say so now, rather than lose the sign-up
+            fresh, queued = await self.endpoint.write(
+                lambda store: self._use(store, ticket, int(issued) + TOO_OLD, now)
+            )
+        except StoreBusy:
+            return self.problem("busy")
+        if not fresh:  # each form shown is sent once: a replay gets the form, never an email
+            log.info("web: a sign-up form was sent again with a used token; nothing sent")
+            text = "This form was sent already. To sign up again, check it and send it once more."
+            return await self._form(email, name, topics, "", ("email", text))
         try:
             checked_key(email)  # at most 254 characters, too
         except ValueError:
@@ -173,17 +184,10 @@ class Signup:
         if not topics:
             text = "Please choose at least one topic."
             return await self._form(email, name, topics, issued, ("topics", text))
-        if self.endpoint.clock().timestamp() - int(issued) > TOO_OLD:  # a tab left open
-            text = "This form was open for more than a day: please check it and send it again."
-            return await self._form(email, name, topics, "", ("email", text))
-        if not self.limiter.admit(client_address(request), self.endpoint.clock().timestamp()):
-            log.debug("web: over %d sign-ups an hour from one client; answered 429", PER_CLIENT)
+        network = client_network(request, self.settings.web_trusted_proxies)
+        if not self.limiter.admit(network, now):
+            log.debug("web: over %d sign-ups an hour from one network; answered 429", PER_CLIENT)
             return self.problem("limit")
-        now = self.endpoint.clock().timestamp()
-        try:  # a cycle holding the database: say so now, rather than lose the sign-up
-            queued = await self.endpoint.write(lambda store: self._writable(store, now))
-        except StoreBusy:
-            return self.problem("busy")
         reason = self._automated(_text(data.get("website")), issued)
         if reason:
             log.info("web: a sign-up looked automated (%s); nothing stored or sent", reason)
@@ -192,11 +196,15 @@ class Signup:
         hours = signups.VALID_FOR // timedelta(hours=1)
         return self.endpoint.page("signup_sent", hours=hours, queued=queued)
 
-    def _writable(self, store: Store, now: float) -> bool:
-        """Take and let go of the write lock (StoreBusy if a cycle holds it); tell whether an
-        email asked for now would wait for the hourly limit (the same for every address)."""
+    def _use(self, store: Store, ticket: str, expires: float, now: float) -> tuple[bool, bool]:
+        """Record a form's token as used (StoreBusy if a cycle holds the write lock); return
+        whether it was fresh, and whether an email asked for now would wait for the hourly
+        limit (the same for every address)."""
         with store.transaction():
-            return self.mailer.queued(store, now)
+            fresh = store.use_form_token(
+                ticket, datetime.fromtimestamp(expires, UTC), datetime.fromtimestamp(now, UTC)
+            )
+            return fresh, self.mailer.queued(store, now)
 
     def _automated(self, honeypot: str, issued: str) -> str | None:
         """Say why a sign-up looks filled in by a program, or return None."""
@@ -218,34 +226,56 @@ class Signup:
             log.error("web: a sign-up failed: %s", error, exc_info=error)
 
     async def _sign_up(self, email: str, name: str, topics: list[str]) -> None:
-        """Store a sign-up and send its one email, unless the address had one within a day."""
+        """Store a sign-up and send its one email, unless its mailbox is over a limit."""
         now, nonce = self.endpoint.clock(), secrets.token_urlsafe(16)
+        mailbox = mailbox_id(self.endpoint.secret, email)
         try:
             async with self.lock:
-                known = await self.endpoint.write(
+                why_not, known = await self.endpoint.write(
                     lambda store: signups.record_signup(
-                        store, self.settings, nonce, email, name, topics, now
+                        store, self.settings, mailbox, nonce, email, name, topics, now
                     ),
                     BACKGROUND_WAIT,
                 )
         except StoreError as exc:
             log.warning("web: sign-up of %s not stored (%s); nothing sent", mask(email), exc)
             return
-        if known is None:
+        if why_not == signups.RECENT:
             log.info("web: %s had an email from the sign-up form within a day", mask(email))
+        elif why_not == signups.LEFT:
+            log.info(
+                "web: %s asked for no more mail (unsubscribed, deleted or complained); the "
+                "sign-up form sends it at most one email in %d days, none in the first",
+                mask(email),
+                signups.QUIET.days,
+            )
+        elif why_not == signups.CAPPED:
+            self._capped(now.timestamp())
+        else:
+            kind = "subscribed note" if known else "confirmation"
+            await self.mailer.add(nonce, kind, mask(email))
+
+    def _capped(self, now: float) -> None:
+        """Log, once an hour at most, that [web] signup_hourly_cap holds back sign-up emails."""
+        if now - self.capped_logged < 3600:
             return
-        await self.mailer.add(nonce, "subscribed note" if known else "confirmation", mask(email))
+        self.capped_logged = now
+        log.warning(
+            "web: [web] signup_hourly_cap (%d) reached: sign-ups get no email until the hour "
+            "has room, their page answers as usual (said once an hour)",
+            self.settings.web_signup_hourly_cap,
+        )
 
     def _compose(self, store: Store, nonce: str) -> Email | None:
         """Compose a sign-up's email when its turn comes; None if the sign-up is gone."""
         found = store.notice_signup(nonce)
         if found is None:
             return None
-        email, name, topics, created = found
+        email, _name, topics, created = found  # the name waits for confirmation
         known = is_subscribed(self.settings, store, email)
         env, secret = self.endpoint.renderer.env, self.endpoint.secret
         return signups.signup_email(
-            self.settings, env, secret, nonce, email, name, topics, created, known
+            self.settings, env, secret, nonce, email, topics, created, known
         )
 
     # --- the confirmation link ---------------------------------------------------------------
