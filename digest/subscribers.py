@@ -43,7 +43,7 @@ def neutralize(cell: str) -> str:
     return "'" + cell if _FORMULA.match(cell) else cell
 
 
-def _restored(cell: str) -> str:
+def restored(cell: str) -> str:
     """Undo neutralize()."""
     return cell[1:] if cell.startswith("'") and _FORMULA.match(cell) else cell
 
@@ -310,7 +310,7 @@ def _row(
             f"({','.join(position)}); quote fields that contain commas",
         )
     if "source" in position:  # written by the export: its cells as they were
-        row = [_restored(cell) for cell in row]
+        row = [restored(cell) for cell in row]
         if not row[position["source"]].strip():
             return None
     email = row[position["email"]].strip()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from digest.cli import main
 from digest.readers import readers
 from digest.store import Store
-from digest.subscribers import Subscriber, _restored, neutralize, read_subscribers
+from digest.subscribers import Subscriber, neutralize, read_subscribers, restored
 
 NOW = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -43,7 +43,7 @@ def test_a_cell_that_would_start_a_formula_is_neutralized():
 def test_neutralizing_is_undone_exactly(cell):
     written = neutralize(cell)
     assert not written.startswith(TRIGGERS)
-    assert _restored(written) == cell
+    assert restored(written) == cell
 
 
 def export(settings, path: Path) -> str:
