@@ -12,31 +12,42 @@ from .files import write_atomically
 from .models import Paper, collapse
 
 HEADER = "| **Title** | **Date** | **Abstract** | **Comment** |\n| --- | --- | --- | --- |\n"
-# An '&' that could start a character reference ("&lt", "&#60;"); a bare "& " is left as it
-# is, as arXiv's texts (and the original archives) have it.
-_ENTITY_RE = re.compile(r"&(?=[A-Za-z0-9#])")
-_PIPE_RE = re.compile(r"(\\*)\|")
+# What the text may hold that markdown would read as markup, escaped one character at a time
+# (a GitHub README renders it: CommonMark with the GFM table, strikethrough and autolinks).
+# '[' and ']' (links, images, reference links), '`' (code spans) and '|' (the cell's end) take a
+# backslash; '<' and '>' (raw HTML, <autolinks>) and an '&' that could start a character
+# reference ("&lt", "&#60;") become entities. A bare "& " is left as it is, as arXiv's texts (and
+# the original archives) have it; emphasis stays, as it can neither link nor hide anything.
+_MARKUP = {"[": "\\[", "]": "\\]", "`": "\\`", "|": "\\|", "<": "&lt;", ">": "&gt;"}
+_ESCAPE_RE = re.compile(r"(\\{2,}+|\\(?=[!-/:-@\[-`{-~]|$))|&(?=[A-Za-z0-9#])|[\[\]`|<>]")
+
+
+def _sub(match: re.Match[str]) -> str:
+    if match.group(1):
+        # Backslashes that markdown would read as escapes (two in a row, or one before ASCII
+        # punctuation or the end, where the format's own markup follows): doubled, each shows
+        # as itself. A lone one before a letter (\textit) is shown as it is.
+        return match.group(1) * 2
+    if match.group() == "&":
+        return "&amp;"
+    return _MARKUP[match.group()]
 
 
 def cell(text: str | None) -> str:
-    """Make text safe for one table cell: one line, '|' escaped, no HTML markup."""
+    """Make text safe for one table cell: one line, no markup of its own (links, images, HTML,
+    code), '|' escaped; text without such characters is left exactly as it is."""
     return _escape(collapse(text))
 
 
 def _escape(text: str) -> str:
-    text = _ENTITY_RE.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
-    # Backslashes right before a pipe are doubled so that the pipe's own escape stands.
-    return _PIPE_RE.sub(lambda m: m.group(1) * 2 + "\\|", text)
+    return _ESCAPE_RE.sub(_sub, text)
 
 
 def title_cell(paper: Paper) -> str:
     """Return the bold title linked to the paper's newest version."""
-    # A run of backslashes before a bracket or the end is doubled, so none escapes the link.
-    title = re.sub(r"(\\+)(?=[\[\]]|$)", lambda m: m.group(1) * 2, cell(paper.title))
-    title = title.replace("[", "\\[").replace("]", "\\]")
     # arXiv ids never need escaping; a hostile one must not end the link or the cell.
     url = "https://arxiv.org/abs/" + quote(f"{paper.id}v{paper.version}", safe="/.-")
-    return f"**[{title}]({url})**"
+    return f"**[{cell(paper.title)}]({url})**"
 
 
 def comment_cell(comment: str | None) -> str:

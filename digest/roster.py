@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
+from . import subscribers
 from .config import Settings
 from .readers import Reader, roll
 from .store import Store
-from .subscribers import BadRow
+from .subscribers import BadRow, neutralize
 
-COLUMNS = ("email", "name", "keywords", "source", "schedule", "paused_until", "abstracts", "status")
+COLUMNS = (*subscribers.COLUMNS, *subscribers.EXPORT_COLUMNS)  # `digest check` reads them back
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +65,25 @@ def line(settings: Settings, entry: Entry | BadRow) -> str:
 
 
 def export(settings: Settings, store: Store, out: IO[str]) -> int:
-    """Write everyone as CSV (subscribers.csv's columns, then the rest); return how many."""
+    """Write everyone as CSV (subscribers.csv's columns, then the rest); return how many.
+
+    Every cell is quoted, and one that a spreadsheet would run as a formula (=, +, -, @, tab,
+    CR first) starts with "'" (as OWASP advises); `digest check` reads the file back as it was.
+    """
     names = {k.key: k.name for k in settings.keywords}
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    out.write(",".join(COLUMNS) + "\n")
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     count = 0
     for entry in roster(settings, store):
         if isinstance(entry, BadRow):
             continue
         r = entry.reader
-        writer.writerow(
+        cells = (
             [entry.email, r.name, ";".join(names[k] for k in r.topics), r.source, r.schedule,
-             r.paused_until or "", r.abstracts or "", entry.status]
+             str(r.paused_until or ""), r.abstracts or "", entry.status]
             if r
             else [entry.email, "", "", "", "", "", "", entry.status]
         )  # fmt: skip
+        writer.writerow([neutralize(cell) for cell in cells])
         count += 1
     return count

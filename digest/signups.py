@@ -10,7 +10,7 @@ from .config import Settings
 from .links import Links
 from .mail import Email, greeting, render_email
 from .presentation import long_date
-from .readers import is_subscribed
+from .readers import is_subscribed, reader
 from .store import Store
 
 VALID_FOR = timedelta(hours=48)  # a confirmation link's life
@@ -51,6 +51,16 @@ def record_signup(
     store.add_signup(nonce, email, name, topics, now)
     store.add_form_mail(mailbox, now)
     return None, known
+
+
+def addressee(settings: Settings, store: Store, email: str) -> str:
+    """Return where mail about an address's subscription goes: the address as the list keeps it
+    (its subscribers.csv row, or what the database holds), never the spelling typed in the form."""
+    listed = reader(settings, store, email)
+    if listed is not None:
+        return listed.email
+    person = store.person(email)
+    return person.email if person is not None else email
 
 
 def confirmation_context(

@@ -17,6 +17,11 @@ from .addresses import checked_key
 from .config import Keyword
 
 COLUMNS = ("email", "name", "keywords")
+# What `digest subscribers --export` adds after them: for the operator to read, ignored here.
+EXPORT_COLUMNS = ("source", "schedule", "paused_until", "abstracts", "status")
+# A cell a spreadsheet would read as a formula (OWASP's CSV injection list), or one that would
+# look neutralized already: the export writes it after a "'", which reading it back takes off.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 _LABELS = {
     "email": "the email address contains",
@@ -31,6 +36,16 @@ _BREAK = re.compile(r"\r\n?|\n")  # csv's line ends: \r\n, \n, and a lone \r (ol
 
 class SubscribersError(Exception):
     """The subscribers file cannot be used at all (missing, empty, bad header)."""
+
+
+def neutralize(cell: str) -> str:
+    """Return a cell a spreadsheet shows as text: "'" before one that would start a formula."""
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def restored(cell: str) -> str:
+    """Undo neutralize()."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell) else cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +92,9 @@ def read_subscribers(path: Path, keywords: Sequence[Keyword]) -> Iterator[Subscr
             row, still_open = _parse(text)
             if not still_open:
                 if any(cell.strip() for cell in row):
-                    yield _row(path, line, row, position, by_key, order, seen)
+                    entry = _row(path, line, row, position, by_key, order, seen)
+                    if entry is not None:
+                        yield entry
                 continue
             following = lines.peek(_SPAN)
             closes = next((i for i, t in enumerate(following) if _closes(t)), None)
@@ -103,7 +120,10 @@ def check_header(path: Path) -> None:
 
 
 def _header(path: Path, lines: _Lines) -> dict[str, int]:
-    """Read the header line; return each column's position, or raise SubscribersError."""
+    """Read the header line; return each column's position, or raise SubscribersError.
+
+    The export's header (COLUMNS, then EXPORT_COLUMNS) is one too: its cells are read back.
+    """
     header = lines.take() if lines.more() else ""
     if header is None:
         raise SubscribersError(
@@ -117,12 +137,12 @@ def _header(path: Path, lines: _Lines) -> dict[str, int]:
             f"the header {','.join(COLUMNS)}"
         )
     columns = [h.strip().lower() for h in fields]
-    if sorted(columns) != sorted(COLUMNS):
+    if sorted(columns) != sorted(COLUMNS) and columns != [*COLUMNS, *EXPORT_COLUMNS]:
         raise SubscribersError(
             f"{path.name}:1: the header is {','.join(fields)!r}; it must "
-            f"be {','.join(COLUMNS)} (in any order)"
+            f"be {','.join(COLUMNS)} (in any order), or what `digest subscribers --export` wrote"
         )
-    return {name: columns.index(name) for name in COLUMNS}
+    return {name: columns.index(name) for name in columns}
 
 
 def _open(path: Path) -> TextIO:
@@ -240,11 +260,11 @@ def _one_record(first: str, span: list[str | None], position: dict[str, int]) ->
     if len(texts) < len(span):
         return None
     row, _ = _parse(first + "".join(texts))
-    if len(row) != len(COLUMNS):
+    if len(row) != len(position):
         return None
     for text in texts:
         fields, still_open = _parse(text)
-        if not still_open and len(fields) == len(COLUMNS):
+        if not still_open and len(fields) == len(position):
             try:
                 checked_key(fields[position["email"]].strip())
             except ValueError:
@@ -277,17 +297,22 @@ def _row(
     by_key: dict[str, str],
     order: list[str],
     seen: dict[str, tuple[int, str]],
-) -> Subscriber | BadRow:
-    """Turn one CSV row into a Subscriber, or the reason it is skipped."""
+) -> Subscriber | BadRow | None:
+    """Turn one CSV row into a Subscriber, or the reason it is skipped (None: a row an export
+    wrote for an address that is on no list, only on the suppression list)."""
     if any("\udc80" <= c <= "\udcff" for cell in row for c in cell):
         return BadRow(path, line, "not valid UTF-8; save the file with UTF-8 encoding")
-    if len(row) != len(COLUMNS):
+    if len(row) != len(position):
         return BadRow(
             path,
             line,
-            f"has {len(row)} fields, expected {len(COLUMNS)} "
-            f"({','.join(COLUMNS)}); quote fields that contain commas",
+            f"has {len(row)} fields, expected {len(position)} "
+            f"({','.join(position)}); quote fields that contain commas",
         )
+    if "source" in position:  # written by the export: its cells as they were
+        row = [restored(cell) for cell in row]
+        if not row[position["source"]].strip():
+            return None
     email = row[position["email"]].strip()
     name = row[position["name"]].strip()
     try:

@@ -242,9 +242,9 @@ def test_the_operator_sees_exports_and_resets_peoples_choices(make_settings, tmp
     rows = exported.read_text().splitlines()
     assert rows[0] == "email,name,keywords,source,schedule,paused_until,abstracts,status"
     assert (
-        "grace@example.org,Grace Hopper,Large Language Model,csv,weekly on Wednesday,"
-        "2025-12-01,none,active" in rows
-    )
+        '"grace@example.org","Grace Hopper","Large Language Model","csv","weekly on Wednesday",'
+        '"2025-12-01","none","active"' in rows
+    )  # every cell quoted (OWASP's advice for CSV a spreadsheet opens)
     assert len(rows) == 1 + 4  # ada, alan, grace, and the web sign-up
     result = runner.invoke(main, [*config, "--reset", "grace@example.org"])
     assert result.exit_code == 0 and "their own choices are forgotten" in result.output

@@ -12,6 +12,7 @@ from conftest import stored_paper
 
 from digest.cli import main
 from digest.store import SCHEMA, VERSION, Store, StoreError
+from digest.store.base import add_functions
 
 NOW = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 PAPER = stored_paper(
@@ -22,6 +23,7 @@ PAPER = stored_paper(
 def database_at(path: Path, version: int) -> None:
     """Create a database the way digest at schema `version` left it, with some history."""
     conn = sqlite3.connect(path)
+    add_functions(conn)  # what the migrations call
     for script in SCHEMA[:version]:
         conn.executescript(script)
     conn.execute(f"PRAGMA user_version = {version}")

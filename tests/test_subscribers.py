@@ -329,7 +329,7 @@ def test_addresses_are_kept_as_written_and_repeats_found_in_any_spelling(tmp_pat
         ("a@xn--bcher-kva.de", 2),
         "subscribers.csv:3: A@Bücher.DE is already listed on line 2 as a@xn--bcher-kva.de",
         ("ü@Example.ORG", 4),
-        "subscribers.csv:5: Ü@example.org is already listed on line 4",
+        ("Ü@example.org", 5),  # only ASCII letters are folded before the @ (issue 17)
         ("用户@例子.广告", 6),
         ("b@BÜCHER.de", 7),
     ]

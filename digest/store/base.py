@@ -14,6 +14,7 @@ from typing import Any, Self
 
 import sqlite_utils
 
+from ..addresses import address_key, legacy_address_key
 from ..files import make_folder
 from .journal import Journal
 
@@ -142,6 +143,32 @@ SCHEMA = [
     CREATE INDEX form_mails_mailbox ON form_mails (mailbox, at);
     CREATE INDEX form_mails_at ON form_mails (at);
     """,
+    # Keys that tell look-alikes apart (a long s is not an s; before, case folding merged them):
+    # address_key() and legacy_address_key() are the SQL functions Database registers. Rows that
+    # keep an address get its new key (one another row has already is left alone: nothing
+    # merges). Suppressions, bounces and reports keep only the old key: each address known here
+    # that had it gets a copy under its own new key, so no one who unsubscribed is mailed again.
+    """
+    CREATE TEMP TABLE rekeyed AS
+        SELECT email, legacy_address_key(email) AS old, address_key(email) AS new FROM (
+            SELECT email FROM people UNION SELECT email FROM signups
+            UNION SELECT email FROM recipients UNION SELECT email FROM outbox)
+        WHERE address_key(email) <> legacy_address_key(email);
+    UPDATE people SET key = address_key(email)
+        WHERE email IN (SELECT email FROM rekeyed) AND NOT EXISTS (
+            SELECT 1 FROM people AS other WHERE other.key = address_key(people.email));
+    UPDATE signups SET key = address_key(email) WHERE email IN (SELECT email FROM rekeyed);
+    INSERT OR IGNORE INTO suppressions (email, reason, created_at)
+        SELECT rekeyed.new, reason, created_at FROM suppressions JOIN rekeyed
+        ON suppressions.email = rekeyed.old;
+    INSERT OR IGNORE INTO bounces (email, failures, last_error, updated_at)
+        SELECT rekeyed.new, failures, last_error, updated_at FROM bounces JOIN rekeyed
+        ON bounces.email = rekeyed.old;
+    INSERT OR IGNORE INTO reports (message_id, email, kind, status, digest, counts, received_at)
+        SELECT message_id, rekeyed.new, kind, status, digest, counts, received_at
+        FROM reports JOIN rekeyed ON reports.email = rekeyed.old;
+    DROP TABLE temp.rekeyed;
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list
@@ -169,6 +196,12 @@ def statements(script: str) -> list[str]:
     return found
 
 
+def add_functions(conn: sqlite3.Connection) -> None:
+    """Give a connection the SQL functions the migrations call (address_key and the old one)."""
+    for function in (address_key, legacy_address_key):
+        conn.create_function(function.__name__, 1, function, deterministic=True)
+
+
 def iso(moment: datetime) -> str:
     """Format a moment as a UTC ISO 8601 string that sorts as text."""
     return moment.astimezone(UTC).isoformat(timespec="seconds")
@@ -189,6 +222,7 @@ class Database:
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a killed process loses nothing
+            add_functions(conn)
             if migrate:  # False: another connection of this process checked it at its start
                 self._migrate()
         except sqlite3.DatabaseError as exc:

@@ -272,6 +272,7 @@ class Signup:
         if found is None:
             return None
         email, _name, topics, created = found  # the name waits for confirmation
+        email = signups.addressee(self.settings, store, email)  # as the list has it
         known = is_subscribed(self.settings, store, email)
         env, secret = self.endpoint.renderer.env, self.endpoint.secret
         return signups.signup_email(
