@@ -45,9 +45,10 @@ def confirmation_context(
     topics: list[str],
     now: datetime,
     known: bool,
+    version: int = 0,
 ) -> dict[str, object]:
     """Return what templates/email/confirm.* show: the confirmation link, or for someone
-    subscribed already (`known`) the links to their preferences."""
+    subscribed already (`known`) the links to their preferences (`version`: of their links)."""
     expires = (now + VALID_FOR).astimezone(settings.timezone)
     links = Links(settings.base_url, secret)
     return {
@@ -59,7 +60,7 @@ def confirmation_context(
         "hours": VALID_FOR // timedelta(hours=1),
         "expires": f"{long_date(expires)}, {expires:%H:%M} ({settings.timezone.key})",
         "confirm_url": "" if known else links.confirm(nonce, now + VALID_FOR),
-        "manage_url": links.manage(email),
+        "manage_url": links.manage(email, version),
         "unsubscribe_url": links.unsubscribe(email),
     }
 
@@ -74,8 +75,11 @@ def signup_email(
     topics: list[str],
     now: datetime,
     known: bool,
+    version: int = 0,
 ) -> Email:
     """Render a sign-up's confirmation email, or the note to someone subscribed already."""
-    context = confirmation_context(settings, secret, nonce, email, name, topics, now, known)
+    context = confirmation_context(
+        settings, secret, nonce, email, name, topics, now, known, version
+    )
     kind = "subscribed note" if known else "confirmation"
     return render_email(env, "confirm", email, name, kind, context)

@@ -3,6 +3,7 @@
 from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
 from .bounces import BounceFinding, Bounces, Effect
 from .history import History
+from .links import LinkVersions
 from .outbox import Edition, Message, Outbox
 from .peek import peek_meta
 from .people import People, Person
@@ -27,5 +28,5 @@ __all__ = [
 ]
 
 
-class Store(History, Outbox, RoomQueries, People, Bounces, Sends):
+class Store(History, Outbox, RoomQueries, People, Bounces, Sends, LinkVersions):
     """The database of digest, the one place that speaks SQL."""

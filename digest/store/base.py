@@ -133,6 +133,12 @@ SCHEMA = [
         at REAL NOT NULL, sent_at TEXT);
     CREATE INDEX notice_sends_at ON notice_sends (at);
     """,
+    # The version each person's manage links carry (none: 0): signing out raises it, and the
+    # links of an older version no longer open their page. Unsubscribe links have none.
+    """
+    CREATE TABLE link_versions (
+        key TEXT PRIMARY KEY, version INTEGER NOT NULL, revoked_at TEXT NOT NULL);
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list

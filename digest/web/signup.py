@@ -244,8 +244,9 @@ class Signup:
         email, name, topics, created = found
         known = is_subscribed(self.settings, store, email)
         env, secret = self.endpoint.renderer.env, self.endpoint.secret
+        version = store.link_version(email)  # their manage link must be of the version now
         return signups.signup_email(
-            self.settings, env, secret, nonce, email, name, topics, created, known
+            self.settings, env, secret, nonce, email, name, topics, created, known, version
         )
 
     # --- the confirmation link ---------------------------------------------------------------
