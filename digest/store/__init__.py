@@ -5,7 +5,7 @@ from .bounces import BounceFinding, Bounces, Effect
 from .history import History
 from .links import LinkVersions
 from .outbox import Edition, Message, Outbox
-from .peek import peek_meta
+from .peek import peek_deleted, peek_meta
 from .people import People, Person
 from .room_queries import Cycle, RoomQueries
 from .sends import Sends
@@ -24,6 +24,7 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "iso",
+    "peek_deleted",
     "peek_meta",
 ]
 

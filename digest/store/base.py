@@ -14,7 +14,7 @@ from typing import Any, Self
 
 import sqlite_utils
 
-from ..files import make_folder
+from ..files import create_private, make_folder
 from .journal import Journal
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,7 @@ class Database:
         self.journal = Journal(path)
         try:
             make_folder(path.parent)
+            create_private(path)  # 0600: it holds every address (and maybe the secret)
             conn = sqlite3.connect(path, timeout=timeout)
             self.db = sqlite_utils.Database(conn)
             with self.db.ensure_autocommit_on():

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ..presentation import ABSTRACTS, long_date
-from ..readers import WEEKDAYS
+from ..readers import WEEKDAYS, has_row
 from ..store import Store
 from ..store.people import Choices
 from ..tokens import check_form_token, form_token
@@ -166,22 +166,23 @@ class Preferences:
         link, _, genuine = posted
         now = self.endpoint.clock()
 
-        def delete(store: Store) -> tuple[int, str | None]:
-            email = self.signed.manager(store, link)
-            if email is None:
-                return 400, None
+        def delete(store: Store) -> tuple[int, str | None, bool]:
+            signed = self.signed.person(store, link)
+            if signed is None:
+                return 400, None, False
             if not genuine:
-                return 403, None
+                return 403, None, False
+            email, listed = signed.email, has_row(self.endpoint.settings, signed.email)
             with store.transaction():  # one step: no link of theirs outlives their data
                 store.forget(email, now)
                 store.revoke_links(email, now)
-            return 200, email
+            return 200, email, listed
 
-        status, email = await self.endpoint.write(delete)
+        status, email, listed = await self.endpoint.write(delete)
         if email is None:
             return self.links.refused() if status == 400 else self.endpoint.error_page(status)
         log.info("deleted the data of %s at their request", mask(email))
-        return self.endpoint.page("deleted", masked=mask(email))
+        return self.endpoint.page("deleted", masked=mask(email), listed=listed)
 
 
 def read_choices(form: Any, keys: list[str], today: date) -> tuple[Choices, str | None]:
