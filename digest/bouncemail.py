@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 _ENHANCED_RE = re.compile(r"(?<![\w.])([45])\.([0-7])\.(\d{1,3})(?!\.?\d)")
 _REPLY_RE = re.compile(r"(?<![\w.\[])([45][0-5]\d)(?=[- :]|$)")
 _MESSAGE_ID_RE = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
-_UNSUBSCRIBE_RE = re.compile(r"[?&]token=([A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22})")
+# An unsubscribe token: 'id.signature' (mailed before links had purposes) or 'id.u.signature'.
+_UNSUBSCRIBE_RE = re.compile(r"[?&]token=([A-Za-z0-9_-]{16}\.(?:u\.)?[A-Za-z0-9_-]{22})")
 COMPLAINTS = ("abuse", "fraud", "virus", "other")  # feedback types that unsubscribe at once
 
 

@@ -17,7 +17,7 @@ from .bouncebox import BounceBox, BounceBoxError, BoxMessage, open_box
 from .bouncemail import Report, read_report, verp_pattern
 from .config import Settings
 from .store import BOUNCE_LIMIT, BounceFinding, Effect, Store
-from .tokens import TokenError, bounce_token_id, parse_token, verify_bounce_token, verify_token
+from .tokens import TokenError, bounce_token_id, read_link, verify_bounce_token, verify_link
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,9 @@ def _signed_address(report: Report, store: Store, secret: bytes) -> str | None:
             continue
     for token in report.unsubscribe:
         try:
-            email = store.recipient(parse_token(token))
-            if email:
-                return verify_token(secret, token, email)
+            link = read_link(token)
+            if email := store.recipient(link.id):
+                return verify_link(secret, link, email)
         except TokenError:
             continue
     return None

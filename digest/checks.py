@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import pwd
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .addresses import address_key
 from .config import Keyword, Settings
 from .lock import lock_for
 from .settings_schema import SCHEMA, Problems
 from .signing import mismatch
-from .store import peek_meta
+from .store import peek_deleted, peek_meta
+from .subscribers import Subscriber, SubscribersError, read_subscribers
+
+SIDE_FILES = ("-wal", "-shm", "-journal", ".requests")  # beside the database, as private
 
 Access = Callable[[Path, int], bool]
 
@@ -29,7 +34,13 @@ class CheckFinding:
 def findings(settings: Settings) -> list[CheckFinding]:
     """Return everything `digest check` finds in loaded settings, as the running user."""
     meta = peek_meta(settings.database, ("secret_fingerprint", "secret_since", "secret"))
-    return [*secret_findings(settings, meta), *path_findings(settings), *usage_findings(settings)]
+    return [
+        *secret_findings(settings, meta),
+        *path_findings(settings),
+        *usage_findings(settings),
+        *mode_findings(settings),
+        *deleted_findings(settings),
+    ]
 
 
 def secret_findings(settings: Settings, meta: dict[str, str] | None) -> list[CheckFinding]:
@@ -126,6 +137,50 @@ def usage_findings(settings: Settings) -> list[CheckFinding]:
             "confirmation emails land where nobody reads them; add [smtp] or turn signup off",
         )
     return [CheckFinding(text) for text in problems.items]
+
+
+def mode_findings(settings: Settings) -> list[CheckFinding]:
+    """Warn about a database (or its journals) that every user of the machine may read."""
+    database = settings.database
+    found = []
+    for path in (database, *(database.with_name(database.name + s) for s in SIDE_FILES)):
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & stat.S_IROTH:
+            what = "every address" + ("" if settings.secret else " and the secret that signs links")
+            found.append(
+                CheckFinding(
+                    f"{path} is readable by every user of this machine (mode "
+                    f"{stat.S_IMODE(mode):04o}); it holds {what}; make it private: chmod 600 "
+                    f"{path} (digest creates its files 0600)"
+                )
+            )
+    return found
+
+
+def deleted_findings(settings: Settings) -> list[CheckFinding]:
+    """List subscribers.csv's rows of people who deleted their data (digest ignores them)."""
+    deleted = peek_deleted(settings.database)
+    if not deleted:
+        return []
+    try:
+        rows = [
+            f"line {row.line} {row.email}"
+            for row in read_subscribers(settings.subscribers, settings.keywords)
+            if isinstance(row, Subscriber) and address_key(row.email) in deleted
+        ]
+    except SubscribersError:
+        return []  # the file's own problems are reported with it
+    if not rows:
+        return []
+    return [
+        CheckFinding(
+            f"{settings.subscribers}: remove these rows: they asked for their data to be "
+            f"deleted: {', '.join(rows)} (digest ignores them meanwhile)"
+        )
+    ]
 
 
 def subscribers_source(path: Path) -> tuple[Path, tuple[Keyword, ...] | None]:

@@ -240,6 +240,11 @@ def serve(ctx: click.Context) -> None:
 @click.option(
     "--reset", metavar="EMAIL", help="Forget a person's own choices: their CSV row rules again."
 )
+@click.option(
+    "--revoke",
+    metavar="EMAIL",
+    help="Sign out a person's links to their page (a leaked link); the next email has a new one.",
+)
 @click.pass_context
 @handled
 def subscribers(
@@ -249,6 +254,7 @@ def subscribers(
     since: datetime | None,
     export_to: Any,
     reset: str | None,
+    revoke: str | None,
 ) -> None:
     """List everyone: status, source (csv or web), topics, schedule, pause."""
     from .roster import export, line, roster
@@ -269,6 +275,12 @@ def subscribers(
             if not store.reset_choices(reset, datetime.now(UTC)):
                 fail(f"{reset} has made no choices of their own", EXIT_FAILED)
             click.echo(f"{reset}: their own choices are forgotten; the list's apply again")
+        elif revoke:
+            version = store.revoke_links(revoke, datetime.now(UTC))
+            click.echo(
+                f"{revoke}: every link to their page mailed so far is signed out (version "
+                f"{version}); their next email carries a new one; unsubscribe links still work"
+            )
         elif export_to is not None:
             count = export(settings, store, export_to)
             click.echo(f"wrote {count} people to {export_to.name}", err=True)

@@ -143,7 +143,7 @@ class Delivery:
             name=item.name,
             message_id=item.message_id,
             unsubscribe_url=self.links.unsubscribe(item.email),
-            manage_url=self.links.manage(item.email),
+            manage_url=self.links.manage(item.email, self.store.link_version(item.email)),
             date=self.clock(),
         )
 

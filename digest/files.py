@@ -18,6 +18,29 @@ def make_folder(folder: Path) -> None:
         raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder") from None
 
 
+PRIVATE = 0o600  # the database, its journals, the request journal, the outbox's mail
+
+
+def create_private(path: Path) -> None:
+    """Create an empty file only its owner may read or write (0600 whatever the umask),
+    unless it exists; SQLite gives the database's WAL and journal files its mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, PRIVATE)  # the umask may have taken bits away (0o400 under 0o277)
+    finally:
+        os.close(fd)
+
+
+def keep_private(fd: int) -> None:
+    """Make a file just created (still empty) 0600 whatever the umask, before data is written."""
+    found = os.fstat(fd)
+    if found.st_size == 0 and found.st_mode & 0o777 != PRIVATE:
+        os.fchmod(fd, PRIVATE)
+
+
 def write_atomically(
     path: Path, data: bytes, *, durable: bool = False, mode: int | None = None
 ) -> bool:

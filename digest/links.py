@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from urllib.parse import urlencode
 
-from .tokens import make_confirm_token, make_token
+from .tokens import make_confirm_token, manage_token, unsubscribe_token
 
 
 class Links:
@@ -91,12 +91,13 @@ class Links:
         return self.secret
 
     def unsubscribe(self, email: str) -> str:
-        """Return an address's one-click unsubscribe link."""
-        return f"{self.base_url}/unsubscribe?token={make_token(self._secret(), email)}"
+        """Return an address's one-click unsubscribe link: it only unsubscribes, never expires."""
+        return f"{self.base_url}/unsubscribe?token={unsubscribe_token(self._secret(), email)}"
 
-    def manage(self, email: str) -> str:
-        """Return the link to an address's preferences page (the same signed token)."""
-        return f"{self.base_url}/manage?token={make_token(self._secret(), email)}"
+    def manage(self, email: str, version: int) -> str:
+        """Return the link to an address's own page, at the version of their links now
+        (Store.link_version): signing out raises it, and the links of older versions fail."""
+        return f"{self.base_url}/manage?token={manage_token(self._secret(), email, version)}"
 
     def confirm(self, nonce: str, expires: datetime) -> str:
         """Return a sign-up's confirmation link, valid until `expires`."""

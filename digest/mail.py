@@ -20,7 +20,7 @@ from datetime import datetime
 from email.utils import format_datetime, make_msgid, parseaddr
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 import jinja2
@@ -29,6 +29,7 @@ from . import headers
 from .addresses import ascii_address
 from .config import Settings, SmtpSettings
 from .dkim import Signer
+from .files import keep_private
 from .models import Letter
 from .render import charset_first
 from .store import Edition
@@ -246,12 +247,21 @@ class Transport(Protocol):
         """Release connections."""
 
 
+class PrivateMaildir(mailbox.Maildir):
+    """A Maildir whose messages are created 0600 whatever the umask (they hold addresses)."""
+
+    def _create_tmp(self) -> Any:
+        handle = super()._create_tmp()  # type: ignore[misc]  # the file each message is written to
+        keep_private(handle.fileno())
+        return handle
+
+
 class MaildirTransport:
     """Deliver into a local Maildir folder, readable with any mail client."""
 
     def __init__(self, path: Path):
         try:
-            self.box = mailbox.Maildir(path, create=True)
+            self.box = PrivateMaildir(path, create=True)
         except OSError as exc:
             raise SendError(
                 f"cannot create the Maildir {path} ({exc.strerror}); check [digest] outbox",

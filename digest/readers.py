@@ -72,13 +72,17 @@ def due(reader: Reader, today: date) -> Due:
 def roll(settings: Settings, store: Store) -> Iterator[Reader | BadRow]:
     """Yield everyone on the list: subscribers.csv's rows (with their own choices) and its bad
     rows (logged), then the confirmed web sign-ups; a thousand rows at a time, so memory stays
-    flat. subscribers.csv is read once, as it goes."""
+    flat. subscribers.csv is read once, as it goes. The rows of people who deleted their data
+    are left out (`digest check` asks the operator to remove them)."""
     listed: set[str] = set()
     batch: list[Subscriber] = []
+    deleted = store.deleted()
     for entry in read_subscribers(settings.subscribers, settings.keywords):
         if isinstance(entry, BadRow):
             log.warning("skipping %s", entry)
             yield entry
+            continue
+        if deleted and address_key(entry.email) in deleted:
             continue
         batch.append(entry)
         if len(batch) >= 1000:
@@ -99,14 +103,21 @@ def readers(settings: Settings, store: Store) -> Iterator[Reader]:
 
 def reader(settings: Settings, store: Store, email: str) -> Reader | None:
     """Return one person as the next cycle sees them: their subscribers.csv row (with their
-    own choices) or their confirmed sign-up; None if they are on neither."""
+    own choices) or their confirmed sign-up; None if they are on neither (or deleted their data)."""
     person = store.person(email)
     row = _rows(settings).get(address_key(email))
+    if row is not None and (gone := store.suppression(email)) and gone[0] == "deleted":
+        row = None  # their data is deleted: the row waits for the operator to remove it
     if row is not None:
         return _reader(settings, row.email, row.name, row.keywords, person)
     if person is not None and person.source == "web" and person.confirmed_at is not None:
         return _reader(settings, person.email, person.name, (), person)
     return None
+
+
+def has_row(settings: Settings, email: str) -> bool:
+    """Tell whether subscribers.csv has a valid row for an address."""
+    return address_key(email) in _rows(settings)
 
 
 def is_subscribed(settings: Settings, store: Store, email: str) -> bool:

@@ -52,6 +52,8 @@ def line(settings: Settings, entry: Entry | BadRow) -> str:
     """Return an entry as a line of `digest subscribers`."""
     if isinstance(entry, BadRow):
         return f"invalid row    {entry}"
+    if entry.reader is None and entry.status.startswith("deleted"):
+        return f"{entry.status:<30} {entry.email}  (data deleted: a row of theirs is ignored)"
     if entry.reader is None:
         return f"{entry.status:<30} {entry.email}  (not in the subscribers file)"
     r = entry.reader

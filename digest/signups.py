@@ -71,9 +71,10 @@ def confirmation_context(
     topics: list[str],
     now: datetime,
     known: bool,
+    version: int = 0,
 ) -> dict[str, object]:
     """Return what templates/email/confirm.* show: the confirmation link, or for someone
-    subscribed already (`known`) the links to their preferences.
+    subscribed already (`known`) the links to their preferences (`version`: of their links).
 
     No name: anyone may type one, so it is used only once the address is confirmed.
     """
@@ -88,7 +89,7 @@ def confirmation_context(
         "hours": VALID_FOR // timedelta(hours=1),
         "expires": f"{long_date(expires)}, {expires:%H:%M} ({settings.timezone.key})",
         "confirm_url": "" if known else links.confirm(nonce, now + VALID_FOR),
-        "manage_url": links.manage(email),
+        "manage_url": links.manage(email, version),
         "unsubscribe_url": links.unsubscribe(email),
     }
 
@@ -102,9 +103,10 @@ def signup_email(
     topics: list[str],
     now: datetime,
     known: bool,
+    version: int = 0,
 ) -> Email:
     """Render a sign-up's confirmation email, or the note to someone subscribed already:
     to the bare address, greeting no one by name (the typed name waits for confirmation)."""
-    context = confirmation_context(settings, secret, nonce, email, topics, now, known)
+    context = confirmation_context(settings, secret, nonce, email, topics, now, known, version)
     kind = "subscribed note" if known else "confirmation"
     return render_email(env, "confirm", email, "", kind, context)

@@ -38,7 +38,7 @@ def test_a_confirmation_is_rendered_from_its_three_templates(make_settings):
     note = confirmation(settings, known=True)
     assert note.kind == "subscribed note"
     assert note.subject == f"You are already subscribed to {settings.name}"
-    assert "/confirm?" not in note.text and links.manage("nora@example.org") in note.text
+    assert "/confirm?" not in note.text and links.manage("nora@example.org", 0) in note.text
     assert links.unsubscribe("nora@example.org") in note.html
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from digest.links import Links
-from digest.tokens import verify_confirm_token, verify_token
+from digest.tokens import read_link, verify_confirm_token, verify_link
 
 BASE = "https://papers.example.org"
 SECRET = b"a test secret of at least thirty-two bytes"
@@ -53,12 +53,15 @@ def test_the_static_site_links_relatively_and_spells_plus_as_2b():
 
 def test_signed_links_carry_tokens_that_verify():
     links = Links(BASE, SECRET)
-    unsubscribe, manage = links.unsubscribe("ada@example.org"), links.manage("ada@example.org")
+    unsubscribe, manage = links.unsubscribe("ada@example.org"), links.manage("ada@example.org", 3)
     assert unsubscribe.startswith(f"{BASE}/unsubscribe?token=")
     assert manage.startswith(f"{BASE}/manage?token=")
-    token = unsubscribe.partition("token=")[2]
-    assert token == manage.partition("token=")[2]  # one token per address, both pages
-    assert verify_token(SECRET, token, "ada@example.org") == "ada@example.org"
+    token, managing = unsubscribe.partition("token=")[2], manage.partition("token=")[2]
+    assert token != managing  # a token per purpose: the unsubscribe link cannot manage
+    assert read_link(token).purpose == "unsubscribe"
+    assert (read_link(managing).purpose, read_link(managing).version) == ("manage", 3)
+    for link in (token, managing):
+        assert verify_link(SECRET, read_link(link), "ada@example.org") == "ada@example.org"
     now = datetime(2025, 11, 27, 6, 0, tzinfo=UTC)
     confirm = links.confirm("a-sign-up-nonce-0123", now + timedelta(hours=48))
     assert confirm.startswith(f"{BASE}/confirm?token=")

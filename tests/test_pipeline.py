@@ -13,7 +13,7 @@ from conftest import DATA, SECRET, changed, make_paper
 
 from digest.pipeline import run_once
 from digest.store import Store
-from digest.tokens import make_token
+from digest.tokens import unsubscribe_token
 
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -106,7 +106,7 @@ def test_message_headers_and_parts(make_settings, fake_arxiv, mail_server):
     settings = make_settings()
     run_once(settings, clock=clock(DAY1))
     (grace,) = mail_server.by_recipient()["grace@example.org"]
-    token = make_token(SECRET.encode(), "grace@example.org")
+    token = unsubscribe_token(SECRET.encode(), "grace@example.org")
     assert grace["From"] == "Daily Papers <papers@example.org>"
     assert grace["To"] == "Grace Hopper <grace@example.org>"
     assert grace["Subject"] == "1 new · Diffusion Model for Recommendation"

@@ -18,7 +18,7 @@ from test_signup import GNN, start
 
 from digest.headers import LIMIT, mailbox, structured, unfold, unstructured
 from digest.pipeline import run_once
-from digest.tokens import make_token
+from digest.tokens import unsubscribe_token
 
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 BASE = "https://papers.example.org"
@@ -90,7 +90,7 @@ def test_a_digest_s_raw_headers_keep_urls_unencoded_and_lines_short(
         lines = head_lines(raw)
         assert_lines_fit(lines)
         message = plain(raw)
-        url = f"{base_url}/unsubscribe?token={make_token(SECRET.encode(), address)}"
+        url = f"{base_url}/unsubscribe?token={unsubscribe_token(SECRET.encode(), address)}"
         assert message["List-Unsubscribe"] == f"<{url}>"  # exactly, nothing encoded or folded
         assert f"List-Unsubscribe: <{url}>" in lines  # one line, however long the URL
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

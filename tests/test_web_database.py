@@ -133,8 +133,8 @@ async def test_a_post_makes_one_database_call_and_parses_its_token_once(
 
         monkeypatch.setattr(database, name, counted)
     parses: list[str] = []
-    parse = digest.web.signed.parse_token
-    monkeypatch.setattr(digest.web.signed, "parse_token", lambda t: parses.append(t) or parse(t))
+    parse = digest.web.signed.read_link
+    monkeypatch.setattr(digest.web.signed, "read_link", lambda t: parses.append(t) or parse(t))
     form = {"csrf": csrf, "topic": "graph neural network", "frequency": "weekly", "weekday": "2"}
     async with client.post(f"{base}/manage?token={token}", data=form) as answer:
         assert answer.status == 200 and 'id="saved"' in await answer.text()

@@ -4,8 +4,9 @@ from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
 from .bounces import BounceFinding, Bounces, Effect
 from .form_limits import FormLimits
 from .history import History
+from .links import LinkVersions
 from .outbox import Edition, Message, Outbox
-from .peek import peek_meta
+from .peek import peek_deleted, peek_meta
 from .people import People, Person
 from .room_queries import Cycle, RoomQueries
 from .sends import Sends
@@ -24,9 +25,10 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "iso",
+    "peek_deleted",
     "peek_meta",
 ]
 
 
-class Store(History, Outbox, RoomQueries, People, Bounces, Sends, FormLimits):
+class Store(History, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions):
     """The database of digest, the one place that speaks SQL."""

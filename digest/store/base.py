@@ -15,7 +15,7 @@ from typing import Any, Self
 import sqlite_utils
 
 from ..addresses import address_key, legacy_address_key
-from ..files import make_folder
+from ..files import create_private, make_folder
 from .journal import Journal
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,12 @@ SCHEMA = [
         FROM reports JOIN rekeyed ON reports.email = rekeyed.old;
     DROP TABLE temp.rekeyed;
     """,
+    # The version each person's manage links carry (none: 0): signing out raises it, and the
+    # links of an older version no longer open their page. Unsubscribe links have none.
+    """
+    CREATE TABLE link_versions (
+        key TEXT PRIMARY KEY, version INTEGER NOT NULL, revoked_at TEXT NOT NULL);
+    """,
 ]
 VERSION = len(SCHEMA)
 BOUNCE_LIMIT = 3  # permanent failures in a row that put an address on the suppression list
@@ -216,6 +222,7 @@ class Database:
         self.journal = Journal(path)
         try:
             make_folder(path.parent)
+            create_private(path)  # 0600: it holds every address (and maybe the secret)
             conn = sqlite3.connect(path, timeout=timeout)
             self.db = sqlite_utils.Database(conn)
             with self.db.ensure_autocommit_on():

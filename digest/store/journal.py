@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..files import keep_private
+
 
 class Journal:
     """An append-only file beside the database: one JSON line per request, fsynced."""
@@ -21,6 +23,7 @@ class Journal:
     def _locked(self, path: Path, blocking: bool = True) -> Iterator[int | None]:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
+            keep_private(fd)  # whatever the umask: it holds addresses
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except BlockingIOError:

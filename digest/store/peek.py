@@ -7,26 +7,38 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def peek_meta(path: Path, keys: Sequence[str]) -> dict[str, str] | None:
-    """Return some stored settings of an existing database; None if it is missing or unreadable.
-
-    Read-only: a user who may not write beside the database may still read it (through
-    `immutable`, which skips the write-ahead log, when read-only cannot open it).
-    """
+def _peek(path: Path, sql: str, values: Sequence[str]) -> list[tuple] | None:
+    """Return a query's rows from an existing database, read-only; None if it cannot be read,
+    [] where the table is not there yet."""
     if not path.is_file():
         return None
-    marks = ", ".join("?" for _ in keys)
     for mode in ("mode=ro", "immutable=1"):
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
         except sqlite3.Error:
             continue
         try:
-            rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", list(keys))
-            return dict(rows.fetchall())
+            return conn.execute(sql, list(values)).fetchall()
         except sqlite3.Error as exc:
             if "no such table" in str(exc):
-                return {}  # a database no digest has used yet
+                return []  # a database no digest has used yet
         finally:
             conn.close()
     return None
+
+
+def peek_deleted(path: Path) -> set[str]:
+    """Return the address keys of the people who deleted their data (none if unreadable)."""
+    rows = _peek(path, "SELECT email FROM suppressions WHERE reason = 'deleted'", ())
+    return {row[0] for row in rows or ()}
+
+
+def peek_meta(path: Path, keys: Sequence[str]) -> dict[str, str] | None:
+    """Return some stored settings of an existing database; None if it is missing or unreadable.
+
+    Read-only: a user who may not write beside the database may still read it (through
+    `immutable`, which skips the write-ahead log, when read-only cannot open it).
+    """
+    marks = ", ".join("?" for _ in keys)
+    rows = _peek(path, f"SELECT key, value FROM meta WHERE key IN ({marks})", keys)
+    return None if rows is None else dict(rows)

@@ -160,6 +160,12 @@ class People(Database):
                 [key, iso(now)],
             )
 
+    def deleted(self) -> set[str]:
+        """Return the address keys of the people who deleted their data (their CSV rows wait
+        for the operator to remove them, and count for nothing meanwhile)."""
+        rows = self.db.execute("SELECT email FROM suppressions WHERE reason = 'deleted'")
+        return {row[0] for row in rows}
+
     # --- sign-ups --------------------------------------------------------------------------
 
     def add_signup(

@@ -13,6 +13,7 @@ from .base import HEADERS, Endpoint, plain_error
 from .preferences import Preferences
 from .room_routes import RoomRoutes
 from .server import QUIETED, REPEATS, Guard, GuardedSite, Limits, Repeats, raise_open_files
+from .signout import SignOut
 from .signup import Signup
 from .unsubscribe import Unsubscribing
 
@@ -34,17 +35,20 @@ def make_app(
     app[ENDPOINT] = endpoint
     app.on_startup.append(lambda app: endpoint.start())  # before anything else uses it
     unsubscribing = Unsubscribing(endpoint)
+    preferences = Preferences(endpoint, unsubscribing)
     app.add_routes(
         [
             *unsubscribing.routes(),
-            *Preferences(endpoint, unsubscribing).routes(),
+            *preferences.routes(),
             web.get("/healthz", endpoint.health),
         ]
     )
     if settings.web_pages:
         app.add_routes(RoomRoutes(endpoint).routes())
-    if settings.web_signup:
-        Signup(endpoint).install(app)
+    signup = Signup(endpoint) if settings.web_signup else None
+    if signup is not None:
+        signup.install(app)
+    SignOut(preferences, signup.mailer if signup else None).install(app)  # one mailer for both
 
     async def resume(app: web.Application) -> None:  # requests kept before a restart
         endpoint.apply_soon()

@@ -33,6 +33,7 @@ class Mailer:
     def __init__(self, endpoint: Endpoint, compose: Callable[[Store, str], Email | None]):
         self.endpoint = endpoint
         self.compose = compose  # (store, nonce) -> the email of that sign-up, None if gone
+        self.composers: dict[str, Callable[[Store, str], Email | None]] = {}  # by nonce prefix
         smtp = endpoint.settings.smtp
         self.interval = 1.0 / smtp.rate_limit if smtp and smtp.rate_limit else 0.0
         self.hourly = smtp.hourly_limit if smtp else 0
@@ -42,6 +43,15 @@ class Mailer:
         self.drained = asyncio.Event()  # nothing to send but emails queued for the hour
         self.drained.set()
         self.stopping = False
+
+    def route(self, prefix: str, compose: Callable[[Store, str], Email | None]) -> None:
+        """Compose the emails whose nonce starts with prefix with this (not a sign-up's)."""
+        self.composers[prefix] = compose
+
+    def composer(self, nonce: str) -> Callable[[Store, str], Email | None]:
+        """Return what composes the email of a nonce."""
+        found = (c for prefix, c in self.composers.items() if nonce.startswith(prefix))
+        return next(found, self.compose)
 
     def now(self) -> float:
         """Return the endpoint's clock in Unix seconds."""
@@ -135,7 +145,7 @@ class Mailer:
     async def _send(self, nonce: str) -> None:
         """Send one sign-up's email and record it; a failed one no longer counts."""
         try:
-            email = await self.endpoint.read(lambda s: self.compose(s, nonce))
+            email = await self.endpoint.read(lambda s: self.composer(nonce)(s, nonce))
             sent = email is not None and await self._deliver(email)
         except StoreError:
             raise  # the loop tries again later

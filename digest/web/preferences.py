@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ..presentation import ABSTRACTS, long_date
-from ..readers import WEEKDAYS
+from ..readers import WEEKDAYS, has_row
 from ..store import Store
 from ..store.people import Choices
 from ..tokens import check_form_token, form_token
@@ -109,7 +109,7 @@ class Preferences:
             return self.links.refused()
         return self.endpoint.page("manage", **self._form(*loaded))
 
-    async def _posted(self, request: web.Request) -> tuple[Link, Any, bool] | None:
+    async def posted(self, request: web.Request) -> tuple[Link, Any, bool] | None:
         """Return a POST's link, its form, and whether it comes from the person's own page
         (its Origin and its form token); None if it has no link that could be ours."""
         form = await request.post()
@@ -123,7 +123,7 @@ class Preferences:
 
     async def save(self, request: web.Request) -> web.Response:
         """POST /manage: check the choices and save them, in one database call."""
-        posted = await self._posted(request)
+        posted = await self.posted(request)
         if posted is None:
             return self.links.refused()
         link, form, genuine = posted
@@ -160,26 +160,29 @@ class Preferences:
 
     async def delete(self, request: web.Request) -> web.Response:
         """POST /manage/delete: delete what is kept, but the entry that keeps them from mail."""
-        posted = await self._posted(request)
+        posted = await self.posted(request)
         if posted is None:
             return self.links.refused()
         link, _, genuine = posted
         now = self.endpoint.clock()
 
-        def delete(store: Store) -> tuple[int, str | None]:
-            email = self.signed.address(store, link)
-            if email is None:
-                return 400, None
+        def delete(store: Store) -> tuple[int, str | None, bool]:
+            signed = self.signed.person(store, link)
+            if signed is None:
+                return 400, None, False
             if not genuine:
-                return 403, None
-            store.forget(email, now)
-            return 200, email
+                return 403, None, False
+            email, listed = signed.email, has_row(self.endpoint.settings, signed.email)
+            with store.transaction():  # one step: no link of theirs outlives their data
+                store.forget(email, now)
+                store.revoke_links(email, now)
+            return 200, email, listed
 
-        status, email = await self.endpoint.write(delete)
+        status, email, listed = await self.endpoint.write(delete)
         if email is None:
             return self.links.refused() if status == 400 else self.endpoint.error_page(status)
         log.info("deleted the data of %s at their request", mask(email))
-        return self.endpoint.page("deleted", masked=mask(email))
+        return self.endpoint.page("deleted", masked=mask(email), listed=listed)
 
 
 def read_choices(form: Any, keys: list[str], today: date) -> tuple[Choices, str | None]:

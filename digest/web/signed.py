@@ -1,4 +1,11 @@
-"""Signed links: the one way a request's token becomes an address, and the person behind it."""
+"""Signed links: the one way a request's token becomes an address, and the person behind it.
+
+A link has a purpose. An unsubscribe link only unsubscribes (and undoes that), and never
+expires. A manage link opens the person's page while its version is theirs now: signing out
+(or deleting, or `digest subscribers --revoke`) raises the version. A link mailed before links
+had purposes (one token for both) unsubscribes forever and opens the page until the person
+first signs out (version 0).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +18,24 @@ from aiohttp import web
 from ..config import Settings
 from ..readers import Reader, reader
 from ..store import Store
-from ..tokens import TokenError, parse_token, verify_token
+from ..tokens import LEGACY, MANAGE, UNSUBSCRIBE, LinkToken, TokenError, read_link, verify_link
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Link:
-    """A request's signed link, parsed once: its token and the token's id."""
+    """A request's signed link, parsed once: its token, the token's id, purpose and version."""
 
     token: str
     token_id: str
+    purpose: str = LEGACY  # LEGACY, UNSUBSCRIBE or MANAGE
+    version: int = 0  # a manage link's version
+
+    @property
+    def manages(self) -> bool:
+        """Tell whether the link is meant to open the person's page (not an unsubscribe link)."""
+        return self.purpose != UNSUBSCRIBE
 
 
 @dataclass(frozen=True)
@@ -50,15 +64,42 @@ class SignedLinks:
         """Return the request's ?token= parsed, or None if it cannot be one of ours."""
         token = request.query.get("token") or ""
         try:
-            return Link(token, parse_token(token))
+            read = read_link(token)
         except TokenError:
             return None
+        return Link(token, read.id, read.purpose, read.version)
 
     def address(self, store: Store, link: Link) -> str | None:
-        """Return the address a link genuinely stands for, or None (run in a database thread)."""
+        """Return the address a link may unsubscribe (or resubscribe), or None (run in a
+        database thread): any genuine link but a manage link that was signed out."""
+        email = self._genuine(store, link)
+        if (
+            email is not None
+            and link.purpose == MANAGE
+            and link.version != store.link_version(email)
+        ):
+            return None
+        return email
+
+    def manager(self, store: Store, link: Link) -> str | None:
+        """Return the address whose page a link may open and change, or None: a manage link
+        of the version their links have now, or an old-format link while that is still 0."""
+        if not link.manages:
+            return None
+        email = self._genuine(store, link)
+        if email is None or link.version != store.link_version(email):
+            return None
+        return email
+
+    def _genuine(self, store: Store, link: Link) -> str | None:
+        """Return the address a link's signature genuinely stands for, whatever its version."""
         email = store.recipient(link.token_id)
         try:
-            return verify_token(self.secret(), link.token, email)
+            return verify_link(
+                self.secret(),
+                LinkToken(link.token, link.token_id, link.purpose, link.version),
+                email,
+            )
         except TokenError:
             if email is not None:  # a link we mailed, its signature not this secret's
                 log.warning(
@@ -69,8 +110,8 @@ class SignedLinks:
             return None
 
     def person(self, store: Store, link: Link) -> Signed | None:
-        """Return who a genuine link stands for, with their choices; None for any other link."""
-        email = self.address(store, link)
+        """Return who a link may manage stands for, with their choices; None for any other."""
+        email = self.manager(store, link)
         if email is None:
             return None
         reader = self.reader(store, link, email)

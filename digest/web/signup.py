@@ -275,8 +275,9 @@ class Signup:
         email = signups.addressee(self.settings, store, email)  # as the list has it
         known = is_subscribed(self.settings, store, email)
         env, secret = self.endpoint.renderer.env, self.endpoint.secret
+        version = store.link_version(email)  # their manage link must be of the version now
         return signups.signup_email(
-            self.settings, env, secret, nonce, email, topics, created, known
+            self.settings, env, secret, nonce, email, topics, created, known, version
         )
 
     # --- the confirmation link ---------------------------------------------------------------
