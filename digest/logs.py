@@ -212,4 +212,5 @@ def install(level: int, fmt: str, stream: IO[str]) -> logging.Handler:
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a warning's text (a client's header?) goes through it too
     return handler
