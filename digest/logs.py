@@ -8,6 +8,7 @@ own or hide as control characters, and caps each value's length; the filter hold
 
 from __future__ import annotations
 
+import atexit
 import logging
 import numbers
 import time
@@ -158,7 +159,7 @@ class Repeats(logging.Filter):
     ):
         super().__init__()
         self.every, self.level, self.clock = every, level, clock
-        self.runs: dict[tuple[Any, ...], list[float]] = {}  # key -> [logged at, held back]
+        self.runs: dict[tuple[Any, ...], list[Any]] = {}  # key -> [logged at, held back, text]
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Hold back a repeat within a minute; let the next one through, counting the others."""
@@ -177,9 +178,27 @@ class Repeats(logging.Filter):
             _summarise(record, int(run[1]), now - run[0])
         if len(self.runs) > 1000:  # forget runs that ended
             self.runs = {k: r for k, r in self.runs.items() if now - r[0] < self.every}
-        self.runs[key] = [now, 0]
+        self.runs[key] = [now, 0, _text(record)]
         record.__dict__["_digest_repeats"] = self
         return True
+
+    def flush(self) -> None:
+        """Log how many lines each run held back since its last one (when the program ends)."""
+        now = self.clock()
+        runs, self.runs = self.runs, {}
+        for (name, level, _, _), (logged, held, text) in runs.items():
+            if held:
+                logging.getLogger(name).log(
+                    level, "%s (… %d more like it in the last %.0f s)", text, held, now - logged
+                )
+
+
+def _text(record: logging.LogRecord) -> str:
+    """Return a record's message, or its format if its arguments do not fit it."""
+    try:
+        return record.getMessage()
+    except Exception:  # logging itself reports it when the record is written
+        return str(record.msg)
 
 
 def _summarise(record: logging.LogRecord, held: int, since: float) -> None:
@@ -213,4 +232,6 @@ def install(level: int, fmt: str, stream: IO[str]) -> logging.Handler:
     root.addHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(True)  # a warning's text (a client's header?) goes through it too
+    atexit.unregister(REPEATS.flush)  # once, however often logging is set up
+    atexit.register(REPEATS.flush)  # runs before logging's own shutdown: registered later
     return handler

@@ -81,7 +81,7 @@ def wait_for(path: Path, text: str) -> str:
 @pytest.fixture
 def serve(fake_arxiv, make_settings, tmp_path):
     """Start `digest serve` as a real process (templates: an operator's folder, if given);
-    yield a starter: (URL, log file)."""
+    yield a starter: (URL, log file, a function that stops it and returns the whole log)."""
 
     stack = contextlib.ExitStack()
 
@@ -100,7 +100,14 @@ def serve(fake_arxiv, make_settings, tmp_path):
         env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}  # timestamps
         env |= {"DIGEST_CONFIG": str(settings.path), "DIGEST_SECRET": SECRET}
         log_path = tmp_path / f"serve-{port}.log"
-        return stack.enter_context(serving(env, port, log_path)), log_path
+        server = stack.enter_context(contextlib.ExitStack())
+        url = server.enter_context(serving(env, port, log_path))
+
+        def stop() -> str:
+            server.close()  # SIGTERM, and wait for the process to end
+            return log_path.read_text(encoding="utf-8")
+
+        return url, log_path, stop
 
     with stack:
         yield start
@@ -110,7 +117,7 @@ def serve(fake_arxiv, make_settings, tmp_path):
 
 
 def test_200_page_numbers_that_are_not_ascii_answer_404_with_nothing_logged(serve):
-    url, log_path = serve()
+    url, log_path, stop = serve()
     started = wait_for(log_path, "web: listening")
     statuses = set()
     for n in range(200):
@@ -123,10 +130,10 @@ def test_200_page_numbers_that_are_not_ascii_answer_404_with_nothing_logged(serv
             status, _ = get(url + path + urllib.request.quote(digits))
             statuses.add(status)
     assert statuses <= {400, 404}, statuses
-    status, _ = get(url + "/healthz")  # the server is fine, and its log is written so far
+    status, _ = get(url + "/healthz")  # the server is fine
     assert status == 200
-    log = log_path.read_text(encoding="utf-8")
-    assert "Traceback" not in log
+    log = stop()
+    assert "Traceback" not in log and "more like it" not in log
     assert len(log.splitlines()) <= len(started.splitlines()) + 2, log
 
 
@@ -134,7 +141,9 @@ BROKEN = {"web/not_found.html": "{{ nothing.here }}\n"}  # an operator's broken 
 
 
 def test_a_newline_in_a_path_cannot_write_a_line_of_its_own(serve):
-    url, log_path = serve(BROKEN)  # every unknown page is now a server fault, logged with its path
+    url, log_path, _ = serve(
+        BROKEN
+    )  # every unknown page is now a server fault, logged with its path
     path = "/topics/x%0A" + urllib.request.quote(FAKE) + "%0D%1B[2J%E2%80%AE"
     status, page = get(url + path)
     assert status == 500 and "Something went wrong" in page
@@ -153,18 +162,27 @@ def test_a_newline_in_a_path_cannot_write_a_line_of_its_own(serve):
     assert log.count("Traceback") == 1
 
 
-def test_200_alike_server_faults_write_one_traceback(serve):
-    url, log_path = serve(BROKEN)
+def test_200_alike_server_faults_write_one_traceback_and_a_summary(serve):
+    url, log_path, stop = serve(BROKEN)
     for n in range(200):
         status, _ = get(url + f"/topics/nothing-{n}?page=1")
         assert status == 500
-    wait_for(log_path, "failed; answered 500")
-    get(url + "/healthz")
-    log = log_path.read_text(encoding="utf-8")
-    errors = [e for e in entries(log) if " ERROR " in e.partition("\n")[0]]
-    assert len(errors) == 1 and log.count("Traceback") == 1, log  # the rest held back
+    running = wait_for(log_path, "failed; answered 500")
+    errors = [e for e in entries(running) if " ERROR " in e.partition("\n")[0]]
+    assert len(errors) == 1 and running.count("Traceback") == 1, running  # the rest held back
     assert "jinja2.exceptions.UndefinedError: 'nothing' is undefined" in errors[0]
-    assert len(log.splitlines()) < 40
+    head = errors[0].partition("\n")[0]
+    assert head.endswith(" ERROR digest.web.base: web: GET /topics/nothing-0 failed; answered 500")
+    log = stop()  # at the end, what was held back is counted
+    summaries = [line for line in log.splitlines() if "more like it" in line]
+    assert len(summaries) == 1, log
+    assert re.search(
+        r" ERROR digest\.web\.base: web: GET /topics/nothing-0 failed; answered 500 "
+        r"\(… 199 more like it in the last \d+ s\)$",
+        summaries[0],
+    ), summaries
+    assert log.count("Traceback") == 1
+    assert len([e for e in entries(log) if " ERROR " in e.partition("\n")[0]]) == 2  # 200 faults
 
 
 # --- every logger, as `digest` configures logging ----------------------------------------------
