@@ -435,3 +435,37 @@ async def test_a_page_number_that_is_not_ascii_is_a_404_in_the_app(web, caplog):
     async with client.get(url + "/search?q=graph&page=1") as answer:
         assert answer.status == 200
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+
+
+async def test_a_well_formed_multipart_manage_form_is_saved(manage):
+    _, url, client = manage
+    data = aiohttp.FormData(default_to_multipart=True)
+    for key, value in form(weekday="5").items():
+        data.add_field(key, value)
+    async with client.post(url, data=data) as answer:
+        page = await answer.text()
+    assert answer.request_info.headers["Content-Type"].startswith("multipart/form-data")
+    assert answer.status == 200 and '<option value="5" selected>' in page
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"List-Unsubscribe=One-Click"),
+        (
+            MULTIPART,
+            b'--b0undary\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+            b"One-Click\r\n--b0undary--\r\n",
+        ),
+        ("multipart/form-data; boundary=other", b"List-Unsubscribe=One-Click"),  # malformed
+        ("application/x-www-form-urlencoded; charset=nowhere", b"List-Unsubscribe=One-Click"),
+    ],
+)
+async def test_a_one_click_unsubscribe_works_whatever_its_body(manage, content_type, body):
+    settings, url, client = manage
+    url = url.replace("/manage?", "/unsubscribe?")
+    async with client.post(url, data=body, headers={"Content-Type": content_type}) as answer:
+        page = await answer.text()
+    assert answer.status == 200 and "You are unsubscribed" in page
+    with Store(settings.database) as store:
+        assert store.is_suppressed("ada@example.org")

@@ -289,6 +289,8 @@ def plain_error(status: int) -> web.Response:
 
 
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data", "")  # what post() parses
+# Their handlers read no field: an RFC 8058 one-click body unsubscribes however it is written.
+RAW_BODIES = ("/unsubscribe", "/resubscribe")
 
 
 async def read_body(request: web.Request) -> None:
@@ -296,7 +298,7 @@ async def read_body(request: web.Request) -> None:
     handler gets aiohttp's kept copy. A form that cannot be parsed (no or another boundary,
     bytes that are not its charset, an unknown charset) or that sends a file (no form of
     ours takes one: each field is text) is the client's error: a 400."""
-    if request.method != "POST" or request.content_type not in FORMS:
+    if request.method != "POST" or request.content_type not in FORMS or request.path in RAW_BODIES:
         await request.read()
         return
     try:
@@ -307,3 +309,4 @@ async def read_body(request: web.Request) -> None:
     if any(not isinstance(value, str) for value in form.values()):
         log.debug("web: refused a form that sends a file")
         raise web.HTTPBadRequest()
+    await request.read()  # what follows a multipart form's last part, within the body's time
