@@ -469,3 +469,29 @@ async def test_a_one_click_unsubscribe_works_whatever_its_body(manage, content_t
     assert answer.status == 200 and "You are unsubscribed" in page
     with Store(settings.database) as store:
         assert store.is_suppressed("ada@example.org")
+
+
+NASTY = [
+    "/topics/%FF",
+    "/topics/%00%0A",
+    "/days/%FF",
+    "/days/2025-13-45",
+    "/days/2025-11-16/%FF+%0A",
+    "/days/%D9%A2%D9%A0%D9%A2%D9%A5-11-16",  # Arabic-Indic digits in the date
+    "/search?q=%FF&page=%FF",
+    "/search?q=%00&page=-1",
+    "/search?q=x&page=99999999999999999999",
+    "/search?q=x&page=1e3",
+    "/feeds/%0A.atom",
+    "/unsubscribe?token=%00%FF",
+    "/manage?token=%0A",
+    "/manage/data?token=" + "%E2%80%AE" * 100,
+]
+
+
+async def test_nasty_urls_are_client_errors_without_a_traceback(web, caplog):
+    _, url, client = web
+    for path in NASTY:
+        async with client.get(url + path) as answer:
+            assert 400 <= answer.status < 500, path
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
