@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .models import Paper, collapse, split_id
+from .numbers import whole_number
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 ARXIV = "{http://arxiv.org/schemas/atom}"
 OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 # An arXiv identifier: new style (2501.10548) or old style (hep-th/9901001, math.GT/0309136).
-ID_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z]+(-[a-z]+)*(\.[A-Za-z]{2})?/\d{7})$")
+ID_RE = re.compile(r"^([0-9]{4}\.[0-9]{4,5}|[a-z]+(-[a-z]+)*(\.[A-Za-z]{2})?/[0-9]{7})$")
 CUT = " […]"
 # No real paper comes near these; anything longer is cut, so no answer can bloat the history.
 LIMITS = {
@@ -140,7 +141,7 @@ class _Builder:
             self._entry = None
         elif self._entry is None:
             if tag == f"{OPENSEARCH}totalResults":
-                self.page.total = int(text) if text.strip().isdigit() else None
+                self.page.total = whole_number(text.strip(), digits=12)
         elif tag == f"{ATOM}name" and parent == f"{ATOM}author":
             self._entry["authors"].append(text)
         elif parent == f"{ATOM}entry":

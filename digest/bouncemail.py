@@ -26,8 +26,8 @@ from .mail import Failure, classify
 log = logging.getLogger(__name__)
 
 # An RFC 3463 failure status (class 4 or 5, subject 0-7) and an SMTP reply code, in free text.
-_ENHANCED_RE = re.compile(r"(?<![\w.])([45])\.([0-7])\.(\d{1,3})(?!\.?\d)")
-_REPLY_RE = re.compile(r"(?<![\w.\[])([45][0-5]\d)(?=[- :]|$)")
+_ENHANCED_RE = re.compile(r"(?<![\w.])([45])\.([0-7])\.([0-9]{1,3})(?!\.?[0-9])")
+_REPLY_RE = re.compile(r"(?<![\w.\[])([45][0-5][0-9])(?=[- :]|$)")
 _MESSAGE_ID_RE = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 # An unsubscribe token: 'id.signature' (mailed before links had purposes) or 'id.u.signature'.
 _UNSUBSCRIBE_RE = re.compile(r"[?&]token=([A-Za-z0-9_-]{16}\.(?:u\.)?[A-Za-z0-9_-]{22})")

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__
+from . import __version__, logs
 from .archive import ArchiveError
 from .config import ConfigError, Keyword, Settings, find_settings, load_settings
 from .lock import CycleRunning, LockError
@@ -36,7 +36,7 @@ def setup_logging(verbosity: int) -> None:
     fmt = "%(levelname)s %(name)s: %(message)s"
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
-    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    logs.install(level, fmt, sys.stderr)  # every logger: values escaped, repeats summarised
     for noisy in ("mail.log", "aiohttp.access", "flufl.bounce"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

@@ -36,7 +36,7 @@ from .store import Edition
 
 log = logging.getLogger(__name__)
 
-_ENHANCED_RE = re.compile(r"\s*5\.(\d{1,3})\.(\d{1,3})\b")
+_ENHANCED_RE = re.compile(r"\s*5\.([0-9]{1,3})\.([0-9]{1,3})\b")
 
 
 class Failure(Enum):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-_ID_RE = re.compile(r"^(?P<id>.+?)v(?P<version>\d+)$")
+_ID_RE = re.compile(r"^(?P<id>.+?)v(?P<version>[0-9]+)$")
 _SPACE_RE = re.compile(r"\s+")
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .numbers import whole_number
+
 OFFICIAL_API = "export.arxiv.org"
 REQUIRED = object()
 Check = Callable[[Any], Any]
@@ -120,7 +122,7 @@ def _zone(value: Any) -> ZoneInfo:
 
 def _clock(value: Any) -> time:
     value = _text(value)
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value)
+    match = re.fullmatch(r"([0-9]{1,2}):([0-9]{2})", value)
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
         raise ValueError(f"expected a time of day as HH:MM (24-hour), got {value!r}")
     return time(int(match[1]), int(match[2]))
@@ -129,9 +131,10 @@ def _clock(value: Any) -> time:
 def _listen(value: Any) -> tuple[str, int]:
     value = _text(value)
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    number = whole_number(port, digits=5)
+    if not sep or not host or number is None or not 0 < number < 65536:
         raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, got {value!r}")
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), number
 
 
 def _keyword_name(value: Any) -> str:

@@ -177,7 +177,7 @@ def mailbox_id(secret: bytes, email: str) -> str:
 
 # --- sign-up confirmation links: 'nonce.expiry.signature', never an unsubscribe token -------
 
-_CONFIRM_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.(\d{1,12})\.([A-Za-z0-9_-]{22})$")
+_CONFIRM_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.([0-9]{1,12})\.([A-Za-z0-9_-]{22})$")
 
 
 class TokenExpired(TokenError):

@@ -9,10 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Settings
+from ..logs import REPEATS, Repeats
 from .base import HEADERS, Endpoint, plain_error
 from .preferences import Preferences
 from .room_routes import RoomRoutes
-from .server import QUIETED, REPEATS, Guard, GuardedSite, Limits, Repeats, raise_open_files
+from .server import QUIETED, Guard, GuardedSite, Limits, raise_open_files
 from .signout import SignOut
 from .signup import Signup
 from .unsubscribe import Unsubscribing

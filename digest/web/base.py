@@ -232,7 +232,7 @@ class Endpoint:
             if request.body_exists:
                 try:
                     async with asyncio.timeout(self.limits.body_timeout):
-                        await request.read()  # kept: the handler's own read() returns it
+                        await read_body(request)  # kept: the handler's own read() returns it
                 except TimeoutError:
                     raise web.HTTPRequestTimeout() from None
             response = await handler(request)
@@ -286,3 +286,27 @@ def plain_error(status: int) -> web.Response:
     """Return a short plain-text error answer (for an application without an Endpoint)."""
     heading, _ = ERRORS.get(status) or ERRORS[500 if status >= 500 else 400]
     return web.Response(text=f"{heading}\n", status=status, headers=HEADERS)
+
+
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data", "")  # what post() parses
+# Their handlers read no field: an RFC 8058 one-click body unsubscribes however it is written.
+RAW_BODIES = ("/unsubscribe", "/resubscribe")
+
+
+async def read_body(request: web.Request) -> None:
+    """Read the body, and parse a posted form (a multipart one is read from the stream): the
+    handler gets aiohttp's kept copy. A form that cannot be parsed (no or another boundary,
+    bytes that are not its charset, an unknown charset) or that sends a file (no form of
+    ours takes one: each field is text) is the client's error: a 400."""
+    if request.method != "POST" or request.content_type not in FORMS or request.path in RAW_BODIES:
+        await request.read()
+        return
+    try:
+        form = await request.post()
+    except (ValueError, LookupError, Warning) as exc:  # Warning: under -W error
+        log.debug("web: refused a form that cannot be parsed (%s: %s)", type(exc).__name__, exc)
+        raise web.HTTPBadRequest() from None
+    if any(not isinstance(value, str) for value in form.values()):
+        log.debug("web: refused a form that sends a file")
+        raise web.HTTPBadRequest()
+    await request.read()  # what follows a multipart form's last part, within the body's time

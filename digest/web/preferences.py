@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..numbers import whole_number
 from ..presentation import ABSTRACTS, long_date
 from ..readers import WEEKDAYS, has_row
 from ..store import Store
@@ -193,8 +194,8 @@ def read_choices(form: Any, keys: list[str], today: date) -> tuple[Choices, str 
     frequency = form.get("frequency", "daily")
     if frequency not in ("daily", "weekly"):
         return {}, "Choose daily or weekly."
-    weekday = form.get("weekday", "0")
-    if not (weekday.isdigit() and int(weekday) < 7):
+    weekday = whole_number(form.get("weekday", "0"), digits=1)
+    if weekday is None or weekday > 6:
         return {}, "Choose a day of the week."
     paused = None
     if raw := form.get("paused_until", "").strip():
@@ -210,7 +211,7 @@ def read_choices(form: Any, keys: list[str], today: date) -> tuple[Choices, str 
     return {
         "topics": [k for k in keys if k in topics],
         "frequency": frequency,
-        "weekday": int(weekday) if frequency == "weekly" else None,
+        "weekday": weekday if frequency == "weekly" else None,
         "paused_until": paused,
         "abstracts": abstracts,
     }, None

@@ -12,6 +12,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from aiohttp import web
 
 from ..links import Links
+from ..numbers import whole_number
 from ..room import ReadingRoom, RoomPage
 from ..store import Store
 from .base import Endpoint
@@ -122,8 +123,7 @@ class RoomRoutes:
 
 def _page(request: web.Request) -> int:
     """Return the page number asked for; anything but a small positive number is page 0."""
-    raw = request.query.get("page", "1")
-    return int(raw) if raw.isdigit() and len(raw) < 6 else 0
+    return whole_number(request.query.get("page", "1"), digits=5) or 0
 
 
 def _fresh(request: web.Request, etag: str, changed: datetime | None) -> bool:

@@ -6,10 +6,8 @@ import asyncio
 import itertools
 import logging
 import resource
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
@@ -30,42 +28,9 @@ class Limits:
     max_connections: int = 500  # open at once; beyond it the oldest idle ones are closed
 
 
-class Repeats(logging.Filter):
-    """Let the first of a run of alike warnings or errors through, then at most one a minute."""
-
-    def __init__(
-        self,
-        every: float = 60.0,
-        level: int = logging.WARNING,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        super().__init__()
-        self.every, self.level, self.clock = every, level, clock
-        self.runs: dict[tuple[Any, ...], list[float]] = {}  # key -> [logged at, held back]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Hold back a repeat within a minute; let the next one through, counting the others."""
-        if record.levelno < self.level:  # e.g. each unsubscribe's own line
-            return True
-        kind = record.exc_info[0] if record.exc_info else None
-        key = (record.name, record.levelno, str(record.msg).partition("\n")[0], kind)
-        now = self.clock()
-        run = self.runs.get(key)
-        if run is not None and now - run[0] < self.every:
-            run[1] += 1
-            return False
-        if run is not None and run[1]:
-            held, since = int(run[1]), now - run[0]
-            record.msg = f"{record.getMessage()} (… {held} more like it in the last {since:.0f} s)"
-            record.args, record.exc_info, record.exc_text = None, None, None
-        if len(self.runs) > 1000:  # forget runs that ended
-            self.runs = {k: r for k, r in self.runs.items() if now - r[0] < self.every}
-        self.runs[key] = [now, 0]
-        return True
-
-
-REPEATS = Repeats()
 # Where a flood of alike lines comes from: asyncio's accept() errors (EMFILE), aiohttp, us.
+# `digest` itself filters every logger's lines at its one handler (digest.logs); these loggers
+# are filtered at the source too, for a site started without it (tests, an embedding program).
 QUIETED = ("asyncio", "aiohttp.server", "aiohttp.web", __name__)
 
 
