@@ -7,7 +7,7 @@ import re
 from datetime import date
 from pathlib import Path
 
-from conftest import stored_paper
+from helpers.builders import stored_paper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt

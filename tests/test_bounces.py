@@ -19,9 +19,9 @@ from string import Template
 import pytest
 import trustme
 from click.testing import CliRunner
-from conftest import DATA
-from dovecot import PASSWORD, Dovecot
-from test_web import news
+from helpers.builders import DATA
+from helpers.cycles import news, suppressed
+from helpers.dovecot import PASSWORD, Dovecot
 
 import digest.bounces
 from digest import bouncebox
@@ -97,11 +97,6 @@ def summary(outcomes: list[Outcome]) -> list[tuple[str, str, str, str]]:
 def failures(settings, address: str, now: datetime = LATER) -> int:
     with Store(settings.database) as store:
         return store.failures(address, now)
-
-
-def suppressed(settings) -> dict[str, str]:
-    with Store(settings.database) as store:
-        return {e: reason for e, (reason, _) in store.suppressions().items()}
 
 
 def processed(settings) -> list[str]:
@@ -593,7 +588,7 @@ def test_imaps_needs_a_trusted_certificate(
 
 
 def test_a_wrong_imap_password_is_a_warning_in_the_cycle(
-    dovecot, make_settings, monkeypatch, fake_arxiv, caplog
+    dovecot, make_settings, monkeypatch, fake_arxiv, mail_server, caplog
 ):
     settings = imap_settings(
         make_settings, monkeypatch, f"imap://someone@127.0.0.1:{dovecot.port}/INBOX"

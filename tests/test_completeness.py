@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, changed, make_paper, settings_text
-from fake_arxiv import busy_papers, dribble, huge, status
+from helpers.builders import SECRET, changed, make_paper, settings_text
+from helpers.fake_arxiv import busy_papers, dribble, huge, status
 
 import digest.arxiv_feed
 from digest.pipeline import queries, run_once

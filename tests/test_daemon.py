@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import SECRET, make_paper, settings_text
-from mailserver import free_port
+from helpers.builders import SECRET, make_paper, settings_text
+from helpers.mailserver import free_port
 
 from digest.daemon import Clockwork, Daemon, previous_slot, serve
 from digest.lock import CycleRunning, lock_for
@@ -323,7 +323,7 @@ def test_a_killed_cycle_does_not_leave_the_lock_stuck(make_settings):
 
 
 def test_sigterm_mid_send_stops_cleanly_and_the_next_start_resumes(fake_arxiv, tmp_path):
-    from mailserver import FaultyHandler, MailServer
+    from helpers.mailserver import FaultyHandler, MailServer
 
     handler = FaultyHandler(delay=0.01)
     total = 150

@@ -13,11 +13,11 @@ from pathlib import Path
 import dkim
 import pytest
 from click.testing import CliRunner
-from conftest import changed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from mailserver import MailServer, RecordingHandler
-from test_signup import start
+from helpers.builders import changed
+from helpers.mailserver import MailServer, RecordingHandler
+from helpers.site import start
 
 import digest.dkim
 from digest.cli import main
@@ -96,7 +96,7 @@ def header_names(raw: bytes) -> set[str]:
 
 
 @pytest.fixture
-def dkim_settings(make_settings, tmp_path):
+def dkim_settings(make_settings, fake_arxiv, tmp_path):
     """Settings signing with a fresh key of the asked kind; every fixture paper is news."""
 
     def make(kind: str = "rsa", subscribers: str = SUBSCRIBERS):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import ARTIFACTS, changed
+from helpers.builders import ARTIFACTS, changed
 
 from digest.pipeline import run_once
 

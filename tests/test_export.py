@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import changed, make_paper
-from fake_arxiv import busy_papers
+from helpers.builders import changed, make_paper
+from helpers.fake_arxiv import busy_papers
 
 from digest.cli import main
 from digest.export import MANIFEST, export_site

@@ -7,9 +7,9 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from conftest import changed, make_paper
-from fake_arxiv import FakeArxiv, dribble, hang, huge, redirect, status
-from mailserver import free_port
+from helpers.builders import changed, make_paper
+from helpers.fake_arxiv import FakeArxiv, dribble, hang, huge, redirect, status
+from helpers.mailserver import free_port
 
 from digest.config import Keyword
 from digest.fetch import Fetched, FetchError, Window, fetch_keywords

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult
-from conftest import changed
+from helpers.builders import changed
+from helpers.mailserver import MailServer, RecordingHandler
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mailserver import MailServer, RecordingHandler
 
 from digest.mail import Composer, Failure, Letter, SendError, SmtpConnection
 from digest.pipeline import run_once

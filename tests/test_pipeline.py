@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import DATA, SECRET, changed, make_paper
+from helpers.builders import DATA, SECRET, changed, make_paper
 
 from digest.pipeline import run_once
 from digest.store import Store
@@ -158,7 +158,7 @@ def test_without_smtp_mail_goes_to_the_maildir(make_settings, fake_arxiv, tmp_pa
 
 
 def test_a_failing_keyword_is_skipped_and_marks_nothing(make_settings, fake_arxiv, mail_server):
-    from fake_arxiv import status
+    from helpers.fake_arxiv import status
 
     settings = make_settings()
     # The first keyword's two tries (max_retries = 1) get a 503; the others answer.

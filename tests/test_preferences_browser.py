@@ -7,8 +7,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import ARTIFACTS, SECRET, make_paper, serving, settings_text
-from mailserver import free_port
+from helpers.browser import serving
+from helpers.builders import ARTIFACTS, SECRET, make_paper, settings_text
+from helpers.mailserver import free_port
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait

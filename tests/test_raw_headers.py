@@ -11,10 +11,11 @@ from email.message import Message
 from email.utils import parseaddr
 
 import pytest
-from conftest import SECRET, changed
+from helpers.builders import SECRET, changed
+from helpers.cycles import GNN
+from helpers.site import start
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from test_signup import GNN, start
 
 from digest.headers import LIMIT, mailbox, structured, unfold, unstructured
 from digest.pipeline import run_once
@@ -77,7 +78,7 @@ def assert_html_starts_with_charset(raw: bytes) -> None:
 
 @pytest.mark.parametrize("base_url", [BASE, LONG_BASE])
 def test_a_digest_s_raw_headers_keep_urls_unencoded_and_lines_short(
-    make_settings, mail_server, base_url
+    make_settings, fake_arxiv, mail_server, base_url
 ):
     settings = make_settings(subscribers=SUBSCRIBERS)
     sender = f"{SENDER_NAME} <papers@example.org>"

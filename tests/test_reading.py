@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urljoin
 
 import aiohttp
 import feedparser
 import pytest
 from aiohttp.test_utils import TestServer
-from conftest import changed, make_paper
-from fake_arxiv import busy_papers
+from helpers.builders import changed, make_paper
+from helpers.cycles import DAY1, GNN, cycle
+from helpers.fake_arxiv import busy_papers
 from markupsafe import escape
 from multidict import CIMultiDict
 
-from digest.pipeline import run_once
 from digest.web import make_app
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
-GNN = "Graph Neural Network"
 ALAN = "email,name,keywords\nalan@example.org,Alan Turing,Graph Neural Network\n"
 IDS = re.compile(r'<h3><a href="https://arxiv.org/abs/([^"]+)v\d+"')
-
-
-async def cycle(settings, day: datetime):
-    return await asyncio.to_thread(run_once, settings, clock=lambda: day)
 
 
 async def get(client, url: str, **headers) -> tuple[int, str, CIMultiDict]:

@@ -6,8 +6,9 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from conftest import ARTIFACTS, SECRET, serving, settings_text
-from mailserver import free_port
+from helpers.browser import serving
+from helpers.builders import ARTIFACTS, SECRET, settings_text
+from helpers.mailserver import free_port
 
 from digest.config import load_settings
 from digest.pipeline import run_once

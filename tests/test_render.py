@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 
 import pytest
-from conftest import stored_paper
+from helpers.builders import stored_paper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

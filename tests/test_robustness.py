@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET, changed, stored_paper
-from test_delivery import subscribers, wide_first_run
-from test_web import cycle, link_of, news, suppressed
+from helpers.builders import SECRET, changed, stored_paper
+from helpers.cycles import cycle, link_of, news, subscribers, suppressed, wide_first_run
 
 import digest.archive
 from digest.archive import title_cell

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import changed
-from test_signup import GNN, start
+from helpers.builders import changed
+from helpers.cycles import GNN
+from helpers.site import start
 
 from digest.pipeline import run_once
 
@@ -53,7 +54,9 @@ def score(program: str, raw: bytes, home: Path) -> tuple[float, list[str], str]:
     return float(status[2]), rules, report
 
 
-async def test_a_digest_and_a_confirmation_score_at_most_zero(make_settings, mail_server, tmp_path):
+async def test_a_digest_and_a_confirmation_score_at_most_zero(
+    make_settings, fake_arxiv, mail_server, tmp_path
+):
     program = spamassassin()
     settings = changed(make_settings(), first_run_days=10_000, web_signup=True)
     await asyncio.to_thread(run_once, settings, clock=lambda: DAY1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import stored_paper
+from helpers.builders import stored_paper
 
 from digest.cli import main
 from digest.store import SCHEMA, VERSION, Store, StoreError

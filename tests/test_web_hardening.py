@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
-from mailserver import free_port
+from helpers.mailserver import free_port
 
 from digest.config import ConfigError, load_settings
 from digest.store import Store

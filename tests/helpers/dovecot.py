@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mailserver import free_port
+from helpers.mailserver import free_port
 
 PASSWORD = "a-test-password"
 

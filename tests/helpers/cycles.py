@@ -1,0 +1,54 @@
+"""Run cycles at a chosen moment and look at what they left: news, links, the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from digest.pipeline import run_once
+from digest.store import Store
+from helpers.builders import changed, make_paper
+
+DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)  # a Sunday, 07:00 in Paris
+BASE = "https://papers.example.org"  # the settings' base_url
+GNN, LLM = "Graph Neural Network", "Large Language Model"
+KEYSETS = ["", "Graph Neural Network", "Diffusion Model for Recommendation;Large Language Model"]
+
+
+async def cycle(settings, day: datetime):
+    """Run one cycle in a thread, its clock stopped at `day`; return its report."""
+    return await asyncio.to_thread(run_once, settings, clock=lambda: day)
+
+
+def news(fake, day: datetime, n: int) -> None:
+    """Add a paper for every keyword, updated the evening before `day`."""
+    title = f"Diffusion Model for Recommendation meets Graph Neural Network {n}"
+    fake.papers.append(make_paper(f"2511.3{n:04d}", title, day - timedelta(hours=10)))
+
+
+def link_of(message, base: str) -> str:
+    """Return the List-Unsubscribe URL of a message, pointed at the test server."""
+    return message["List-Unsubscribe"].strip("<>").replace(BASE, base)
+
+
+def suppressed(settings) -> dict[str, str]:
+    """Return who gets no mail, and why."""
+    with Store(settings.database) as store:
+        return {email: reason for email, (reason, _) in store.suppressions().items()}
+
+
+def subscribers(count: int) -> str:
+    """Return a CSV of `count` subscribers spread over a few keyword sets."""
+    rows = [f"user{i:05d}@example.org,User {i},{KEYSETS[i % len(KEYSETS)]}" for i in range(count)]
+    return "email,name,keywords\n" + "\n".join(rows) + "\n"
+
+
+def wide_first_run(settings):
+    """Mail every fixture paper on the first run, so each subscriber gets a digest."""
+    return changed(settings, first_run_days=10_000)
+
+
+def outbox_status(settings) -> dict[str, int]:
+    """Return how many outbox messages are in each status."""
+    with Store(settings.database) as store:
+        return dict(store.db.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
