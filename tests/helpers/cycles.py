@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+from digest.config import Settings, load_settings
 from digest.pipeline import run_once
 from digest.store import Store
-from helpers.builders import changed, make_paper
+from helpers.builders import SECRET, SUBSCRIBERS, changed, make_paper, settings_text
+from helpers.fake_arxiv import FakeArxiv, FeedPaper
+from helpers.mailserver import MailServer
 
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)  # a Sunday, 07:00 in Paris
 BASE = "https://papers.example.org"  # the settings' base_url
@@ -52,3 +60,29 @@ def outbox_status(settings) -> dict[str, int]:
     """Return how many outbox messages are in each status."""
     with Store(settings.database) as store:
         return dict(store.db.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
+
+
+@contextlib.contextmanager
+def recording(
+    folder: Path,
+    papers: list[FeedPaper],
+    subscribers: str = SUBSCRIBERS,
+    smtp: bool = True,
+    **kwargs,
+) -> Iterator[tuple[Settings, FakeArxiv, MailServer]]:
+    """Yield settings in `folder` with a fake arXiv and an SMTP server of their own.
+
+    For a module-scoped fixture that records cycles once for tests that only read them: the
+    servers stop when the block ends, the settings and their database stay.
+    """
+    with (
+        FakeArxiv(list(papers)) as fake,
+        MailServer() as mail,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setenv("DIGEST_SECRET", SECRET)
+        port = mail.port if smtp else None
+        text = settings_text(api_url=fake.url, smtp_port=port, **kwargs)
+        (folder / "settings.toml").write_text(text, encoding="utf-8")
+        (folder / "subscribers.csv").write_text(subscribers, encoding="utf-8")
+        yield load_settings(folder / "settings.toml"), fake, mail
