@@ -1,11 +1,12 @@
-# make run: one cycle with ./settings.toml (or $DIGEST_CONFIG); make test: lint + tests.
+# make run: one cycle with ./settings.toml (or $DIGEST_CONFIG); make test: lint + every test;
+# make quick: the tests not marked slow (no browser, Dovecot, SpamAssassin, processes), for the edit loop.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := digest tests $(wildcard bench)
 
-.PHONY: install run test lint format bench screenshots clean
+.PHONY: install run test quick lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -n 2
+
+quick: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 format: $(STAMP)
 	$(BIN)/ruff format $(SOURCES)

@@ -532,6 +532,7 @@ def imap_settings(make_settings, monkeypatch, url: str, extra: str = ""):
     )
 
 
+@pytest.mark.slow
 def test_bounces_are_read_over_imap_and_moved_to_processed(
     dovecot, make_settings, monkeypatch, fake_arxiv, mail_server, caplog
 ):
@@ -570,6 +571,7 @@ def test_bounces_are_read_over_imap_and_moved_to_processed(
     assert [o.kind for o in read(settings)] == ["junk"]  # nothing counts twice
 
 
+@pytest.mark.slow
 def test_imaps_needs_a_trusted_certificate(
     dovecot, tls_files, make_settings, monkeypatch, tmp_path
 ):
@@ -587,6 +589,7 @@ def test_imaps_needs_a_trusted_certificate(
         read(untrusted)
 
 
+@pytest.mark.slow
 def test_a_wrong_imap_password_is_a_warning_in_the_cycle(
     dovecot, make_settings, monkeypatch, fake_arxiv, mail_server, caplog
 ):
@@ -602,6 +605,7 @@ def test_a_wrong_imap_password_is_a_warning_in_the_cycle(
     assert "Authentication failed" in caplog.text
 
 
+@pytest.mark.slow
 def test_without_move_a_message_is_copied_and_only_it_expunged(dovecot, make_settings, monkeypatch):
     user = f"bounces-{uuid.uuid4().hex[:8]}"
     url = f"imap://{user}@127.0.0.1:{dovecot.port}/INBOX"

@@ -17,6 +17,8 @@ from digest.config import load_settings
 from digest.pipeline import run_once
 from digest.store import Store
 
+pytestmark = pytest.mark.slow  # a real browser: seconds to start, load and draw
+
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 
 

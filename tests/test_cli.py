@@ -109,6 +109,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("failing", [False, True])
+@pytest.mark.slow
 def test_digest_once_as_a_real_process(fake_arxiv, mail_server, tmp_path: Path, failing):
     from helpers.fake_arxiv import status
 

@@ -62,6 +62,7 @@ def requests_per_keyword(fake) -> collections.Counter[str]:
 
 
 @pytest.mark.parametrize("count", [180, 1500])
+@pytest.mark.slow
 def test_a_busy_day_records_and_mails_every_new_paper(
     make_settings, fake_arxiv, mail_server, count
 ):
@@ -204,6 +205,7 @@ def test_an_unexpected_error_fails_its_keyword_only(
     assert "Last update: 2025-11-17" in settings.archive.read_text()
 
 
+@pytest.mark.slow
 def test_mixed_faults_skip_one_keyword_and_mark_nothing_of_it(
     make_settings, fake_arxiv, mail_server
 ):
@@ -269,6 +271,7 @@ def once(env: dict[str, str]) -> tuple[int, str, float]:
         return process.returncode, log.read(), peak / 1024
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_dribbling_answer_ends_once_promptly_and_loses_nothing(
     fake_arxiv, mail_server, tmp_path
 ):
@@ -299,6 +302,7 @@ def test_sigterm_during_a_dribbling_answer_ends_once_promptly_and_loses_nothing(
     assert "Graph Neural Network fresh" in text_of(mail_server, "alan@example.org")
 
 
+@pytest.mark.slow
 def test_hostile_answers_keep_memory_bounded_and_fail_or_trim_only_what_they_must(
     fake_arxiv, mail_server, tmp_path
 ):

@@ -145,6 +145,7 @@ def test_a_locked_cycle_is_retried_later(paris):
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_a_wedged_cycle_stops_feeding_the_watchdog(make_settings, tmp_path, monkeypatch):
     port = free_port()
     settings = make_settings(extra=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
@@ -220,6 +221,7 @@ def get_json(url: str) -> dict | None:
         return None
 
 
+@pytest.mark.slow
 def test_digest_run_as_a_real_service(fake_arxiv, mail_server, tmp_path: Path):
     port = free_port()
     now = datetime.now(UTC) - timedelta(minutes=1)
@@ -282,6 +284,7 @@ def test_digest_run_as_a_real_service(fake_arxiv, mail_server, tmp_path: Path):
     assert not stderr.startswith("20")  # under journald (JOURNAL_STREAM) lines carry no time
 
 
+@pytest.mark.slow
 def test_once_refuses_while_a_cycle_holds_the_lock(make_settings, tmp_path):
     settings = make_settings()
     env = {**os.environ, "DIGEST_CONFIG": str(settings.path)}
@@ -297,6 +300,7 @@ def test_once_refuses_while_a_cycle_holds_the_lock(make_settings, tmp_path):
     assert f"another cycle is running (process {os.getpid()}" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_cycle_does_not_leave_the_lock_stuck(make_settings):
     settings = make_settings()
     holder = subprocess.Popen(
@@ -322,6 +326,7 @@ def test_a_killed_cycle_does_not_leave_the_lock_stuck(make_settings):
         pass  # the kernel dropped the dead process's lock
 
 
+@pytest.mark.slow
 def test_sigterm_mid_send_stops_cleanly_and_the_next_start_resumes(fake_arxiv, tmp_path):
     from helpers.mailserver import FaultyHandler, MailServer
 

@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from helpers.builders import SECRET, changed, settings_text
 from helpers.cycles import DAY1, outbox_status, subscribers, wide_first_run
 from helpers.mailserver import FaultyHandler, MailServer
@@ -17,6 +18,7 @@ from digest.pipeline import run_once
 from digest.store import Store
 
 
+@pytest.mark.slow
 def test_random_transient_faults_deliver_every_digest_exactly_once(make_settings, fake_arxiv):
     handler = FaultyHandler(seed=1234, rate=0.10)
     with MailServer(handler) as server:
@@ -61,6 +63,7 @@ def test_refused_addresses_fail_and_are_suppressed_after_three_cycles(make_setti
         assert set(handler.counts()) & refused == set()
 
 
+@pytest.mark.slow
 def test_a_stalled_server_times_out_and_nothing_is_marked_sent(make_settings, fake_arxiv):
     handler = FaultyHandler(stall=True)
     with MailServer(handler) as server:
@@ -115,6 +118,7 @@ def test_hourly_limit_counts_earlier_cycles(make_settings, fake_arxiv, monkeypat
     assert [w > 3000 for w in waits] == [False, False, False, True, True]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_send_then_restart_delivers_everything(fake_arxiv, tmp_path):
     handler = FaultyHandler(delay=0.01)  # ~30 ms a message, like a real relay
     total, pool = 400, 8

@@ -17,6 +17,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from digest.config import load_settings
 from digest.pipeline import run_once
 
+pytestmark = pytest.mark.slow  # a real browser: seconds to start, load and draw
+
 GNN = "Graph Neural Network"
 # Cycles run on the days after today: the page checks a pause against the real date.
 T0 = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)

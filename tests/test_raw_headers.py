@@ -177,6 +177,7 @@ def assert_folded(name: str, lines: str) -> None:
 @given(name=names, value=structured_values)
 @example(name="Content-Type", value='text/plain; name="' + "a b " * 25 + '"; x=y')
 @example(name="List-Id", value="Daily Papers of a " + "very " * 12 + "long list <a.example.org>")
+@pytest.mark.slow
 def test_structured_folds_only_at_spaces_and_unfolds_to_the_value(name, value):
     lines = structured(name, value)
     assert unfold(lines) == f"{name}: {value}\n"  # nothing encoded, nothing added or lost

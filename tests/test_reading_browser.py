@@ -13,6 +13,8 @@ from helpers.mailserver import free_port
 from digest.config import load_settings
 from digest.pipeline import run_once
 
+pytestmark = pytest.mark.slow  # a real browser: seconds to start, load and draw
+
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 PAGES = {
     "index": "/",

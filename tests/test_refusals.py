@@ -90,6 +90,7 @@ def test_a_relay_that_calls_every_address_unknown_suppresses_nobody(make_setting
     assert suppressed(settings) == {}
 
 
+@pytest.mark.slow
 def test_one_unknown_address_among_200_is_suppressed_after_three_cycles(make_settings, fake_arxiv):
     bad = "user00077@example.org"
     handler = FaultyHandler(refused=frozenset({bad}))

@@ -40,6 +40,7 @@ class WriteLock:
         self.conn.close()
 
 
+@pytest.mark.slow
 async def test_an_unsubscribe_while_the_database_is_locked_for_15_s_is_kept(
     web, fake_arxiv, mail_server, caplog
 ):
@@ -75,6 +76,7 @@ async def test_an_unsubscribe_while_the_database_is_locked_for_15_s_is_kept(
     assert sorted(mail_server.by_recipient()) == ["ada@example.org", "alan@example.org"]
 
 
+@pytest.mark.slow
 def test_planning_never_holds_the_database(make_settings, fake_arxiv):
     settings = wide_first_run(make_settings(subscribers=subscribers(6000)))
     now = DAY1

@@ -320,6 +320,7 @@ async def test_signup_is_off_by_default(web):
                 assert answer.status == 404, (method, path)
 
 
+@pytest.mark.slow
 async def test_a_browser_signs_up_and_confirms_at_phone_width(
     site, fake_arxiv, mail_server, browser
 ):
