@@ -31,6 +31,12 @@ hypothesis_settings.register_profile("default", derandomize=True)
 hypothesis_settings.register_profile("explore", derandomize=False, max_examples=2000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the slow tests first: on two cores (make test) none is then left to run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 NOWHERE_PORT = 9  # the discard port: nothing listens on 127.0.0.1, so a connection is refused
 NOWHERE_URL = f"http://127.0.0.1:{NOWHERE_PORT}/api/query"
 
