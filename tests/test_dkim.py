@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import functools
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,9 +50,15 @@ def write_key(path: Path, key, fmt=serialization.PrivateFormat.PKCS8) -> Path:
     return path
 
 
+@functools.cache
+def rsa_key() -> rsa.RSAPrivateKey:
+    """Return one 2048-bit RSA key per test process (making one takes a tenth of a second)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 def new_key(kind: str):
     if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return rsa_key()
     return ed25519.Ed25519PrivateKey.generate()
 
 
