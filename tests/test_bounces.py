@@ -12,7 +12,7 @@ import sys
 import tarfile
 import tempfile
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from string import Template
 
@@ -20,7 +20,7 @@ import pytest
 import trustme
 from click.testing import CliRunner
 from helpers.builders import DATA
-from helpers.cycles import news, suppressed
+from helpers.cycles import DAY1, news, suppressed
 from helpers.dovecot import PASSWORD, Dovecot
 
 import digest.bounces
@@ -34,7 +34,6 @@ from digest.pipeline import run_once
 from digest.store import Finding, Store
 from digest.tokens import TokenError, bounce_token, verify_bounce_token
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 LATER = DAY1 + timedelta(hours=2)
 BOUNCES = DATA / "bounces"
 RETURN_PATH = "bounces+{token}@lists.example.org"

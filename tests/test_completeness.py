@@ -18,20 +18,19 @@ from pathlib import Path
 
 import pytest
 from helpers.builders import SECRET, changed, make_paper, settings_text
+from helpers.cycles import ALAN, DAY1
 from helpers.fake_arxiv import busy_papers, dribble, huge, status
 
 import digest.arxiv_feed
 from digest.pipeline import queries, run_once
 from digest.store import Store
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 DIFFUSION, GNN, LLM = (
     "Diffusion Model for Recommendation",
     "Graph Neural Network",
     "Large Language Model",
 )
-ALAN = "email,name,keywords\nalan@example.org,Alan Turing,Graph Neural Network\n"
 
 
 def at(moment: datetime):

@@ -8,7 +8,6 @@ import email
 import email.policy
 import functools
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dkim
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from helpers.builders import changed
+from helpers.cycles import DAY1
 from helpers.mailserver import MailServer, RecordingHandler
 from helpers.site import start
 
@@ -28,7 +28,6 @@ from digest.mail import MaildirTransport
 from digest.notices import Notice, letter
 from digest.pipeline import run_once
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 SUBSCRIBERS = """email,name,keywords
 ada@example.org,Ada Lovelace,
 alan@example.org,Alan Turing,Graph Neural Network

@@ -5,13 +5,13 @@ from __future__ import annotations
 import posixpath
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from helpers.builders import changed, make_paper
-from helpers.cycles import recording
+from helpers.cycles import DAY1, recording
 from helpers.fake_arxiv import busy_papers
 
 from digest.cli import main
@@ -20,7 +20,6 @@ from digest.pipeline import run_once
 from digest.reading import Links, ReadingRoom
 from digest.store import Store
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 DIFF, GNN, LLM = (
     "diffusion-model-for-recommendation",

@@ -7,14 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from helpers.builders import SECRET, changed, make_paper
-from helpers.cycles import GNN, cycle
+from helpers.cycles import ALAN, GNN, cycle
 
 from digest.pipeline import run_once
 from digest.store import Store
 from digest.tokens import form_token, make_token, parse_token
 
 DAY1 = datetime(2025, 11, 17, 6, 0, tzinfo=UTC)  # a Monday; Paris is an hour ahead
-ALAN = "email,name,keywords\nalan@example.org,Alan Turing,Graph Neural Network\n"
 
 
 def day(n: int) -> datetime:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers.browser import serving
 from helpers.builders import ARTIFACTS, SECRET, make_paper, settings_text
+from helpers.cycles import GNN
 from helpers.mailserver import free_port
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -19,7 +20,6 @@ from digest.pipeline import run_once
 
 pytestmark = pytest.mark.slow  # a real browser: seconds to start, load and draw
 
-GNN = "Graph Neural Network"
 # Cycles run on the days after today: the page checks a pause against the real date.
 T0 = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
 

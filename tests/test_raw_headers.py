@@ -5,14 +5,13 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import parseaddr
 
 import pytest
 from helpers.builders import SECRET, changed
-from helpers.cycles import GNN
+from helpers.cycles import DAY1, GNN
 from helpers.site import start
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -21,7 +20,6 @@ from digest.headers import LIMIT, mailbox, structured, unfold, unstructured
 from digest.pipeline import run_once
 from digest.tokens import make_token
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 BASE = "https://papers.example.org"
 LONG_BASE = "https://papers.computer-science.example-university.example.org/arxiv/daily-digest"
 SENDER_NAME = "Zoë's Papiers — Café"

@@ -13,7 +13,7 @@ import feedparser
 import pytest
 from aiohttp.test_utils import TestServer
 from helpers.builders import changed, make_paper
-from helpers.cycles import DAY1, GNN, cycle, recording
+from helpers.cycles import ALAN, DAY1, GNN, cycle, recording
 from helpers.fake_arxiv import busy_papers
 from markupsafe import escape
 from multidict import CIMultiDict
@@ -22,7 +22,6 @@ from digest.pipeline import run_once
 from digest.web import make_app
 
 DAY2 = DAY1 + timedelta(days=1)
-ALAN = "email,name,keywords\nalan@example.org,Alan Turing,Graph Neural Network\n"
 IDS = re.compile(r'<h3><a href="https://arxiv.org/abs/([^"]+)v\d+"')
 
 

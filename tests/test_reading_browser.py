@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 
 import pytest
 from helpers.browser import serving
 from helpers.builders import ARTIFACTS, SECRET, settings_text
+from helpers.cycles import DAY1
 from helpers.mailserver import free_port
 
 from digest.config import load_settings
@@ -15,7 +15,6 @@ from digest.pipeline import run_once
 
 pytestmark = pytest.mark.slow  # a real browser: seconds to start, load and draw
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 PAGES = {
     "index": "/",
     "topic": "/topics/graph-neural-network",

@@ -8,13 +8,13 @@ import logging
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import pytest
 from click.testing import CliRunner
 from helpers.builders import SECRET, changed, stored_paper
-from helpers.cycles import cycle, link_of, news, subscribers, suppressed, wide_first_run
+from helpers.cycles import DAY1, cycle, link_of, news, subscribers, suppressed, wide_first_run
 
 import digest.archive
 from digest.archive import title_cell
@@ -24,8 +24,6 @@ from digest.models import KeywordResult
 from digest.pipeline import CycleReport, run_once
 from digest.planning import plan
 from digest.store import Store
-
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 
 
 class WriteLock:

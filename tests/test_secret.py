@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 from helpers.builders import SECRET, make_paper
+from helpers.cycles import DAY1
 
 from digest.cli import main, service_settings
 from digest.daemon import Daemon
@@ -19,7 +20,6 @@ from digest.signing import SecretChanged, fingerprint, mismatch
 from digest.store import Store
 
 OTHER = "another secret, also thirty-two bytes or more"
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 
 
 def invoke(settings, *args: str, secret: str | None = SECRET):

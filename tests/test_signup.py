@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from helpers.builders import ARTIFACTS, SECRET, changed, make_paper
-from helpers.cycles import BASE, DAY1, GNN, LLM, cycle
+from helpers.cycles import BASE, DAY1, GNN, LLM, cycle, papers_in
 from helpers.mailserver import free_port
 from helpers.site import SENT, Site, confirm_link, start
 from selenium.webdriver.common.by import By
@@ -56,11 +56,6 @@ def news(fake, n: int) -> None:
         make_paper(f"2511.5{n}001", f"{GNN} Pruning {n}", evening),
         make_paper(f"2511.5{n}002", f"{LLM} Agents {n}", evening),
     ]
-
-
-def papers_in(message) -> list[str]:
-    html = message.get_body(("html",)).get_content()
-    return re.findall(r'<h3><a href="https://arxiv.org/abs/([^"]+)v\d+"', html)
 
 
 def web_logs(caplog) -> str:

@@ -7,19 +7,17 @@ import os
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from helpers.builders import changed
-from helpers.cycles import GNN
+from helpers.cycles import DAY1, GNN
 from helpers.site import start
 
 from digest.pipeline import run_once
 
 pytestmark = pytest.mark.slow  # SpamAssassin takes seconds to start and score
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 STATUS_RE = re.compile(
     r"^X-Spam-Status: (Yes|No), score=(-?[\d.]+) .*?tests=((?:\w+,\s*)*\w+)", re.M
 )

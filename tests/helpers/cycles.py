@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from helpers.mailserver import MailServer
 DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)  # a Sunday, 07:00 in Paris
 BASE = "https://papers.example.org"  # the settings' base_url
 GNN, LLM = "Graph Neural Network", "Large Language Model"
+ALAN = "email,name,keywords\nalan@example.org,Alan Turing,Graph Neural Network\n"
 KEYSETS = ["", "Graph Neural Network", "Diffusion Model for Recommendation;Large Language Model"]
 
 
@@ -32,6 +34,12 @@ def news(fake, day: datetime, n: int) -> None:
     """Add a paper for every keyword, updated the evening before `day`."""
     title = f"Diffusion Model for Recommendation meets Graph Neural Network {n}"
     fake.papers.append(make_paper(f"2511.3{n:04d}", title, day - timedelta(hours=10)))
+
+
+def papers_in(message) -> list[str]:
+    """Return the arXiv ids linked from a message's HTML part, in order."""
+    html = message.get_body(("html",)).get_content()
+    return re.findall(r'<h3><a href="https://arxiv.org/abs/([^"]+)v\d+"', html)
 
 
 def link_of(message, base: str) -> str:
