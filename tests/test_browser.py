@@ -58,7 +58,8 @@ def test_click_unsubscribe_in_the_email_then_confirm(served, mail_server, browse
     with Store(served.database) as store:
         assert store.is_suppressed("ada@example.org")
     browser.find_element(By.ID, "resubscribe").click()
-    wait.until(expected_conditions.staleness_of(heading))  # the next page, not the old heading
+    # The next page's heading (the old one says "unsubscribed"). Waiting for the old one to go
+    # stale instead asked chromium about a page being torn down: "unhandled inspector error".
     heading = wait.until(
         expected_conditions.text_to_be_present_in_element(
             (By.ID, "confirmation"), "You are subscribed again"
