@@ -1,12 +1,12 @@
-# make run: one cycle with ./settings.toml (or $DIGEST_CONFIG); make test: lint (ruff, the
-# import layers of pyproject.toml) + tests.
+# make run: one cycle with ./settings.toml (or $DIGEST_CONFIG); make test: lint (ruff, mypy, the
+# import layers of pyproject.toml) + every test; make quick: the tests not marked slow.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := digest tests $(wildcard bench)
 
-.PHONY: install run test lint format bench screenshots clean
+.PHONY: install run test quick lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -n 2
+
+quick: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 format: $(STAMP)
 	$(BIN)/ruff format $(SOURCES)

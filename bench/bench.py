@@ -250,7 +250,7 @@ def arxiv_settings(url: str, delay: float):
 
 def timed_fetch(papers, names: list[str], delay: float, since: datetime) -> tuple[float, int]:
     """Fetch keywords back to `since` from a fake arXiv serving papers; (seconds, requests)."""
-    from fake_arxiv import FakeArxiv
+    from helpers.fake_arxiv import FakeArxiv
 
     from digest.config import Keyword
     from digest.fetch import FetchWindow
@@ -267,7 +267,7 @@ def timed_fetch(papers, names: list[str], delay: float, since: datetime) -> tupl
 
 def fetch_phase(keywords: int, delay: float) -> tuple[float, int]:
     """Fetch `keywords` keywords of the fixture papers; return (seconds, requests)."""
-    from fake_arxiv import load_papers
+    from helpers.fake_arxiv import load_papers
 
     names = [
         "Diffusion",
@@ -285,7 +285,7 @@ def fetch_phase(keywords: int, delay: float) -> tuple[float, int]:
 
 def busy_keyword(count: int, delay: float) -> tuple[float, int]:
     """Fetch one keyword with `count` papers new since its last fetch; (seconds, requests)."""
-    from fake_arxiv import busy_papers
+    from helpers.fake_arxiv import busy_papers
 
     now = datetime.now(UTC)
     new = busy_papers(count, "Busy Topic", newest=now, spacing=timedelta(seconds=30))
@@ -303,7 +303,7 @@ def email_sizes() -> dict[str, float]:
     from dataclasses import replace
     from datetime import date
 
-    from fake_arxiv import load_papers
+    from helpers.fake_arxiv import load_papers
 
     from digest.models import Paper
     from digest.render import Renderer, make_environment

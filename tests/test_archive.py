@@ -7,7 +7,8 @@ import re
 from datetime import date
 from pathlib import Path
 
-from conftest import stored_paper
+import pytest
+from helpers.builders import stored_paper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -148,6 +149,7 @@ text_st = st.text(
 
 @settings(max_examples=300, deadline=None)
 @given(title=text_st, abstract=text_st, comment=st.none() | text_st)
+@pytest.mark.slow
 def test_any_paper_text_gives_four_cells(title, abstract, comment):
     line = row(paper(title=title, abstract=abstract, comment=comment))
     assert "\n" not in line and "\r" not in line

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, date, datetime
 from urllib.parse import unquote
 
-from conftest import DATA, stored_paper
+from helpers.builders import DATA, stored_paper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import arxiv
 import pytest
-from conftest import DATA, make_paper
-from fake_arxiv import render_error_feed, render_feed
+from helpers.builders import DATA, make_paper
+from helpers.fake_arxiv import render_error_feed, render_feed
 
 from digest.arxiv_feed import CUT, LIMITS, MAX_AUTHORS, FeedError, PageParser, error_message
 from digest.models import collapse, split_id

@@ -12,16 +12,16 @@ import sys
 import tarfile
 import tempfile
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from string import Template
 
 import pytest
 import trustme
 from click.testing import CliRunner
-from conftest import DATA
-from dovecot import PASSWORD, Dovecot
-from test_web import news
+from helpers.builders import DATA
+from helpers.cycles import DAY1, news, suppressed
+from helpers.dovecot import PASSWORD, Dovecot
 
 import digest.bounces
 from digest import bouncebox
@@ -34,7 +34,6 @@ from digest.pipeline import run_once
 from digest.store import BounceFinding, Store
 from digest.tokens import TokenError, bounce_token, verify_bounce_token
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 LATER = DAY1 + timedelta(hours=2)
 BOUNCES = DATA / "bounces"
 RETURN_PATH = "bounces+{token}@lists.example.org"
@@ -97,11 +96,6 @@ def summary(outcomes: list[Outcome]) -> list[tuple[str, str, str, str]]:
 def failures(settings, address: str, now: datetime = LATER) -> int:
     with Store(settings.database) as store:
         return store.failures(address, now)
-
-
-def suppressed(settings) -> dict[str, str]:
-    with Store(settings.database) as store:
-        return {e: reason for e, (reason, _) in store.suppressions().items()}
 
 
 def processed(settings) -> list[str]:
@@ -539,6 +533,7 @@ def imap_settings(make_settings, monkeypatch, url: str, extra: str = ""):
     )
 
 
+@pytest.mark.slow
 def test_bounces_are_read_over_imap_and_moved_to_processed(
     dovecot, make_settings, monkeypatch, fake_arxiv, mail_server, caplog
 ):
@@ -577,6 +572,7 @@ def test_bounces_are_read_over_imap_and_moved_to_processed(
     assert [o.kind for o in read(settings)] == ["junk"]  # nothing counts twice
 
 
+@pytest.mark.slow
 def test_imaps_needs_a_trusted_certificate(
     dovecot, tls_files, make_settings, monkeypatch, tmp_path
 ):
@@ -594,8 +590,9 @@ def test_imaps_needs_a_trusted_certificate(
         read(untrusted)
 
 
+@pytest.mark.slow
 def test_a_wrong_imap_password_is_a_warning_in_the_cycle(
-    dovecot, make_settings, monkeypatch, fake_arxiv, caplog
+    dovecot, make_settings, monkeypatch, fake_arxiv, mail_server, caplog
 ):
     settings = imap_settings(
         make_settings, monkeypatch, f"imap://someone@127.0.0.1:{dovecot.port}/INBOX"
@@ -609,6 +606,7 @@ def test_a_wrong_imap_password_is_a_warning_in_the_cycle(
     assert "Authentication failed" in caplog.text
 
 
+@pytest.mark.slow
 def test_without_move_a_message_is_copied_and_only_it_expunged(dovecot, make_settings, monkeypatch):
     user = f"bounces-{uuid.uuid4().hex[:8]}"
     url = f"imap://{user}@127.0.0.1:{dovecot.port}/INBOX"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET, SUBSCRIBERS, settings_text
+from helpers.builders import SECRET, SUBSCRIBERS, settings_text
 
 from digest.checks import user
 from digest.cli import main

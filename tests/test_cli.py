@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET, make_paper, settings_text
-from fake_arxiv import FeedPaper
+from helpers.builders import SECRET, make_paper, settings_text
+from helpers.fake_arxiv import FeedPaper
 
 from digest.cli import main
 from digest.store import Store
@@ -109,8 +109,9 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("failing", [False, True])
+@pytest.mark.slow
 def test_digest_once_as_a_real_process(fake_arxiv, mail_server, tmp_path: Path, failing):
-    from fake_arxiv import status
+    from helpers.fake_arxiv import status
 
     (tmp_path / "settings.toml").write_text(
         settings_text(api_url=fake_arxiv.url, smtp_port=mail_server.port)
@@ -174,7 +175,7 @@ def test_subscribers_lists_status_and_resubscribes(make_settings, tmp_path):
 
 
 def test_plain_http_base_url_is_warned_about(make_settings, caplog):
-    from conftest import changed
+    from helpers.builders import changed
 
     from digest.cli import warn_plain_http
 

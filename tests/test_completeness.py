@@ -17,21 +17,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, changed, make_paper, settings_text
-from fake_arxiv import busy_papers, dribble, huge, status
+from helpers.builders import SECRET, changed, make_paper, settings_text
+from helpers.cycles import ALAN, DAY1
+from helpers.fake_arxiv import busy_papers, dribble, huge, status
 
 import digest.arxiv_feed
 from digest.pipeline import queries, run_once
 from digest.store import Store
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 DIFFUSION, GNN, LLM = (
     "Diffusion Model for Recommendation",
     "Graph Neural Network",
     "Large Language Model",
 )
-ALAN = "email,name,keywords\nalan@example.org,Alan Turing,Graph Neural Network\n"
 
 
 def at(moment: datetime):
@@ -62,6 +61,7 @@ def requests_per_keyword(fake) -> collections.Counter[str]:
 
 
 @pytest.mark.parametrize("count", [180, 1500])
+@pytest.mark.slow
 def test_a_busy_day_records_and_mails_every_new_paper(
     make_settings, fake_arxiv, mail_server, count
 ):
@@ -204,6 +204,7 @@ def test_an_unexpected_error_fails_its_keyword_only(
     assert "Last update: 2025-11-17" in settings.archive.read_text()
 
 
+@pytest.mark.slow
 def test_mixed_faults_skip_one_keyword_and_mark_nothing_of_it(
     make_settings, fake_arxiv, mail_server
 ):
@@ -269,6 +270,7 @@ def once(env: dict[str, str]) -> tuple[int, str, float]:
         return process.returncode, log.read(), peak / 1024
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_dribbling_answer_ends_once_promptly_and_loses_nothing(
     fake_arxiv, mail_server, tmp_path
 ):
@@ -299,6 +301,7 @@ def test_sigterm_during_a_dribbling_answer_ends_once_promptly_and_loses_nothing(
     assert "Graph Neural Network fresh" in text_of(mail_server, "alan@example.org")
 
 
+@pytest.mark.slow
 def test_hostile_answers_keep_memory_bounded_and_fail_or_trim_only_what_they_must(
     fake_arxiv, mail_server, tmp_path
 ):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import SECRET, make_paper, settings_text
-from mailserver import free_port
+from helpers.builders import SECRET, make_paper, settings_text
+from helpers.mailserver import free_port
 
 from digest.daemon import Clockwork, Daemon, previous_slot, serve
 from digest.lock import CycleRunning, lock_for
@@ -145,6 +145,7 @@ def test_a_locked_cycle_is_retried_later(paris):
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_a_wedged_cycle_stops_feeding_the_watchdog(make_settings, tmp_path, monkeypatch):
     port = free_port()
     settings = make_settings(extra=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
@@ -220,6 +221,7 @@ def get_json(url: str) -> dict | None:
         return None
 
 
+@pytest.mark.slow
 def test_digest_run_as_a_real_service(fake_arxiv, mail_server, tmp_path: Path):
     port = free_port()
     now = datetime.now(UTC) - timedelta(minutes=1)
@@ -282,6 +284,7 @@ def test_digest_run_as_a_real_service(fake_arxiv, mail_server, tmp_path: Path):
     assert not stderr.startswith("20")  # under journald (JOURNAL_STREAM) lines carry no time
 
 
+@pytest.mark.slow
 def test_once_refuses_while_a_cycle_holds_the_lock(make_settings, tmp_path):
     settings = make_settings()
     env = {**os.environ, "DIGEST_CONFIG": str(settings.path)}
@@ -297,6 +300,7 @@ def test_once_refuses_while_a_cycle_holds_the_lock(make_settings, tmp_path):
     assert f"another cycle is running (process {os.getpid()}" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_cycle_does_not_leave_the_lock_stuck(make_settings):
     settings = make_settings()
     holder = subprocess.Popen(
@@ -322,8 +326,9 @@ def test_a_killed_cycle_does_not_leave_the_lock_stuck(make_settings):
         pass  # the kernel dropped the dead process's lock
 
 
+@pytest.mark.slow
 def test_sigterm_mid_send_stops_cleanly_and_the_next_start_resumes(fake_arxiv, tmp_path):
-    from mailserver import FaultyHandler, MailServer
+    from helpers.mailserver import FaultyHandler, MailServer
 
     handler = FaultyHandler(delay=0.01)
     total = 150

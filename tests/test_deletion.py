@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
-from conftest import SECRET, changed, make_paper
+from helpers.builders import SECRET, changed, make_paper
 
 from digest.cli import main
 from digest.pipeline import run_once

@@ -9,32 +9,16 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from conftest import SECRET, changed, settings_text
-from mailserver import FaultyHandler, MailServer
+import pytest
+from helpers.builders import SECRET, changed, settings_text
+from helpers.cycles import DAY1, outbox_status, subscribers, wide_first_run
+from helpers.mailserver import FaultyHandler, MailServer
 
 from digest.pipeline import run_once
 from digest.store import Store
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
-KEYSETS = ["", "Graph Neural Network", "Diffusion Model for Recommendation;Large Language Model"]
 
-
-def subscribers(count: int) -> str:
-    """Return a CSV of `count` subscribers spread over a few keyword sets."""
-    rows = [f"user{i:05d}@example.org,User {i},{KEYSETS[i % len(KEYSETS)]}" for i in range(count)]
-    return "email,name,keywords\n" + "\n".join(rows) + "\n"
-
-
-def wide_first_run(settings):
-    """Mail every fixture paper on the first run, so each subscriber gets a digest."""
-    return changed(settings, first_run_days=10_000)
-
-
-def outbox_status(settings) -> dict[str, int]:
-    with Store(settings.database) as store:
-        return dict(store.db.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
-
-
+@pytest.mark.slow
 def test_random_transient_faults_deliver_every_digest_exactly_once(make_settings, fake_arxiv):
     handler = FaultyHandler(seed=1234, rate=0.10)
     with MailServer(handler) as server:
@@ -54,7 +38,7 @@ def test_random_transient_faults_deliver_every_digest_exactly_once(make_settings
 
 
 def test_refused_addresses_fail_and_are_suppressed_after_three_cycles(make_settings, fake_arxiv):
-    from test_web import news
+    from helpers.cycles import news
 
     refused = frozenset({"user00001@example.org", "user00002@example.org"})
     handler = FaultyHandler(refused=refused)
@@ -81,6 +65,7 @@ def test_refused_addresses_fail_and_are_suppressed_after_three_cycles(make_setti
         assert set(handler.counts()) & refused == set()
 
 
+@pytest.mark.slow
 def test_a_stalled_server_times_out_and_nothing_is_marked_sent(make_settings, fake_arxiv):
     handler = FaultyHandler(stall=True)
     with MailServer(handler) as server:
@@ -135,6 +120,7 @@ def test_hourly_limit_counts_earlier_cycles(make_settings, fake_arxiv, monkeypat
     assert [w > 3000 for w in waits] == [False, False, False, True, True]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_send_then_restart_delivers_everything(fake_arxiv, tmp_path):
     handler = FaultyHandler(delay=0.01)  # ~30 ms a message, like a real relay
     total, pool = 400, 8

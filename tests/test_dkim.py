@@ -6,18 +6,19 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import functools
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dkim
 import pytest
 from click.testing import CliRunner
-from conftest import changed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from mailserver import MailServer, RecordingHandler
-from test_signup import start
+from helpers.builders import changed
+from helpers.cycles import DAY1
+from helpers.mailserver import MailServer, RecordingHandler
+from helpers.site import start
 
 import digest.dkim
 from digest.cli import main
@@ -26,7 +27,6 @@ from digest.dkim import SIGNED, Signer
 from digest.mail import Email, MaildirTransport, email_letter
 from digest.pipeline import run_once
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 SUBSCRIBERS = """email,name,keywords
 ada@example.org,Ada Lovelace,
 alan@example.org,Alan Turing,Graph Neural Network
@@ -48,9 +48,15 @@ def write_key(path: Path, key, fmt=serialization.PrivateFormat.PKCS8) -> Path:
     return path
 
 
+@functools.cache
+def rsa_key() -> rsa.RSAPrivateKey:
+    """Return one 2048-bit RSA key per test process (making one takes a tenth of a second)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 def new_key(kind: str):
     if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return rsa_key()
     return ed25519.Ed25519PrivateKey.generate()
 
 
@@ -95,7 +101,7 @@ def header_names(raw: bytes) -> set[str]:
 
 
 @pytest.fixture
-def dkim_settings(make_settings, tmp_path):
+def dkim_settings(make_settings, fake_arxiv, tmp_path):
     """Settings signing with a fresh key of the asked kind; every fixture paper is news."""
 
     def make(kind: str = "rsa", subscribers: str = SUBSCRIBERS):

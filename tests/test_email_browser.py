@@ -3,14 +3,14 @@ and dark."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from conftest import ARTIFACTS, changed
+from helpers.builders import ARTIFACTS, changed
+from helpers.cycles import DAY1
 
 from digest.pipeline import run_once
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
+pytestmark = pytest.mark.slow  # a real browser: seconds to start, load and draw
+
 
 # Each text element's colour against the card behind it, as WCAG computes contrast.
 CONTRAST = """

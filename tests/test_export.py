@@ -5,13 +5,14 @@ from __future__ import annotations
 import posixpath
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import changed, make_paper
-from fake_arxiv import busy_papers
+from helpers.builders import changed, make_paper
+from helpers.cycles import DAY1, recording
+from helpers.fake_arxiv import busy_papers
 
 from digest.cli import main
 from digest.export import MANIFEST, export_site
@@ -20,7 +21,6 @@ from digest.pipeline import run_once
 from digest.room import ReadingRoom
 from digest.store import Store
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 DIFF, GNN, LLM = (
     "diffusion-model-for-recommendation",
@@ -121,23 +121,36 @@ def live_page(room: ReadingRoom, store: Store, name: str) -> str:
     return rendered.body
 
 
-@pytest.fixture
-def site(make_settings, fake_arxiv, tmp_path):
+def two_days_exported(settings, fake, folder: Path):
     """Run two daily cycles and export the site with `digest archive --html`."""
-    settings = make_settings(smtp=False)
     cycles = changed(settings, first_run_days=600)  # day 1 mails the whole fixture
     assert run_once(cycles, clock=lambda: DAY1).ok
-    fake_arxiv.papers += busy_papers(110, "Graph Neural Network", newest=DAY2 - timedelta(hours=1))
-    fake_arxiv.papers.append(make_paper("2511.20003", "Large Language Model Routing", DAY2))
+    fake.papers += busy_papers(110, "Graph Neural Network", newest=DAY2 - timedelta(hours=1))
+    fake.papers.append(make_paper("2511.20003", "Large Language Model Routing", DAY2))
     assert run_once(cycles, clock=lambda: DAY2 + timedelta(hours=1)).ok
-    folder = tmp_path / "site"
     result = invoke("--config", str(settings.path), "archive", "--html", str(folder))
     assert result.exit_code == 0, result.output
     assert result.stdout == (
         f"wrote {settings.archive}; {len(SITE) - 4} pages and 4 feeds in {folder}/ "
         f"({len(SITE)} changed, 0 removed)\n"
     )
-    return settings, folder
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, fixture_papers):
+    """The site of two days, exported once for the tests that only read it."""
+    folder = tmp_path_factory.mktemp("export")
+    with recording(folder, fixture_papers, smtp=False) as (settings, fake, _):
+        two_days_exported(settings, fake, folder / "site")
+    return settings, folder / "site"
+
+
+@pytest.fixture
+def own_site(make_settings, fake_arxiv, tmp_path):
+    """The site of two days, for a test that exports it again."""
+    settings = make_settings(smtp=False)
+    two_days_exported(settings, fake_arxiv, tmp_path / "site")
+    return settings, tmp_path / "site"
 
 
 def test_the_site_has_every_page_and_feed_and_nothing_else(site):
@@ -225,8 +238,8 @@ def test_the_feeds_are_atom_linking_into_the_site(site):
             assert entries == expected and len(entries) == (7 if slug == LLM else 50)
 
 
-def test_exporting_again_changes_nothing(site):
-    settings, folder = site
+def test_exporting_again_changes_nothing(own_site):
+    settings, folder = own_site
     before = {n: (folder / n).stat().st_mtime_ns for n in files(folder)}
     contents = files(folder)
     with Store(settings.database) as store:
@@ -236,8 +249,8 @@ def test_exporting_again_changes_nothing(site):
     assert (done.pages, done.feeds, done.changed, done.removed) == (len(SITE) - 4, 4, 0, 0)
 
 
-def test_pages_that_are_gone_are_removed_but_nothing_else(site):
-    settings, folder = site
+def test_pages_that_are_gone_are_removed_but_nothing_else(own_site):
+    settings, folder = own_site
     (folder / "CNAME").write_text("papers.example.org\n")
     (folder / "topics" / "notes.html").write_text("mine")
     fewer = changed(settings, keywords=settings.keywords[:2])  # LLM no longer a topic

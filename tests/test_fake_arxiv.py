@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import arxiv
 import pytest
 import requests
-from fake_arxiv import (
+from helpers.fake_arxiv import (
     FakeArxiv,
     FeedPaper,
     RequestRecord,

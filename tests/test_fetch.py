@@ -7,9 +7,9 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from conftest import changed, make_paper
-from fake_arxiv import FakeArxiv, dribble, hang, huge, redirect, status
-from mailserver import free_port
+from helpers.builders import changed, make_paper
+from helpers.fake_arxiv import FakeArxiv, dribble, hang, huge, redirect, status
+from helpers.mailserver import free_port
 
 from digest.config import Keyword
 from digest.fetch import Fetched, FetchError, FetchWindow, fetch_keywords
@@ -45,6 +45,7 @@ def papers_of(outcome) -> list[str]:
     return [p.id for p in outcome.papers]
 
 
+@pytest.mark.slow
 def test_requests_are_spaced_one_at_a_time_paged_and_name_the_operator(make_settings, fake_arxiv):
     settings = changed(
         make_settings(), arxiv_delay_seconds=0.2, arxiv_page_size=3, arxiv_contact="ops@example.org"
@@ -85,6 +86,7 @@ def test_paging_stops_at_the_window(make_settings, fake_arxiv):
         status(429, retry_after=1),
     ],
 )
+@pytest.mark.slow
 def test_each_transient_fault_is_retried(make_settings, fake_arxiv, fault):
     settings = changed(make_settings(), arxiv_timeout=0.5)
     fake_arxiv.script = [fault]
@@ -95,6 +97,7 @@ def test_each_transient_fault_is_retried(make_settings, fake_arxiv, fault):
         assert gaps(fake_arxiv)[0] >= 1.0  # Retry-After is honoured
 
 
+@pytest.mark.slow
 def test_a_dribbling_answer_fails_within_the_deadline_and_only_its_keyword(
     make_settings, fake_arxiv
 ):
@@ -180,6 +183,7 @@ def test_a_400_without_a_feed_is_not_retried(make_settings, fake_arxiv):
     assert len(fake_arxiv.requests) == 1
 
 
+@pytest.mark.slow
 def test_retries_are_bounded_per_keyword_and_per_run(make_settings, fake_arxiv):
     settings = changed(make_settings(), arxiv_max_retries=2)  # 3 tries a keyword, 6 retries a run
     fake_arxiv.script = [status(503)] * 100

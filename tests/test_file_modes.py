@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET, changed
+from helpers.builders import SECRET, changed
 
 from digest.cli import main
 from digest.pipeline import run_once

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, SUBSCRIBERS, changed
-from mailserver import MailServer
-from test_signup import BASE, confirm_form, confirm_link, start
+from helpers.builders import SECRET, SUBSCRIBERS, changed
+from helpers.cycles import BASE
+from helpers.mailserver import MailServer
+from helpers.site import confirm_form, confirm_link, start
 
 from digest.addresses import address_key, checked_key, legacy_address_key
 from digest.config import Keyword

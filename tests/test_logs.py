@@ -16,8 +16,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from conftest import SECRET, serving
-from mailserver import free_port
+from helpers.browser import serving
+from helpers.builders import SECRET
+from helpers.mailserver import free_port
 
 from digest.logs import REPEATS, shown
 from digest.numbers import whole_number

@@ -6,7 +6,6 @@ import email
 import email.policy
 import itertools
 import ssl
-from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.utils import parseaddr
 from pathlib import Path
@@ -14,16 +13,15 @@ from pathlib import Path
 import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult
-from conftest import changed
+from helpers.builders import changed
+from helpers.cycles import DAY1
+from helpers.mailserver import MailServer, RecordingHandler
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mailserver import MailServer, RecordingHandler
 
 from digest.mail import Composer, Failure, Letter, SendError, SmtpConnection
 from digest.pipeline import run_once
 from digest.store import Edition
-
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

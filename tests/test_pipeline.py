@@ -4,31 +4,23 @@ from __future__ import annotations
 
 import mailbox
 import re
-from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import DATA, SECRET, changed, make_paper
+from helpers.builders import DATA, SECRET, changed, make_paper
+from helpers.cycles import DAY1, papers_in
 
 from digest.pipeline import run_once
 from digest.store import Store
 from digest.tokens import unsubscribe_token
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 ABS = "https://arxiv.org/abs/"
 
 
 def clock(moment: datetime):
     return lambda: moment
-
-
-def papers_in(message: EmailMessage) -> list[str]:
-    """Return the arXiv ids linked from the HTML part, in order, without duplicates."""
-    html = message.get_body(("html",)).get_content()
-    ids = re.findall(r'<h3><a href="https://arxiv.org/abs/([^"]+)v\d+"', html)
-    return ids
 
 
 def day2_papers(fake) -> None:
@@ -158,7 +150,7 @@ def test_without_smtp_mail_goes_to_the_maildir(make_settings, fake_arxiv, tmp_pa
 
 
 def test_a_failing_keyword_is_skipped_and_marks_nothing(make_settings, fake_arxiv, mail_server):
-    from fake_arxiv import status
+    from helpers.fake_arxiv import status
 
     settings = make_settings()
     # The first keyword's two tries (max_retries = 1) get a 503; the others answer.

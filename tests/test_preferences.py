@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from conftest import SECRET, changed, make_paper
+from helpers.builders import SECRET, changed, make_paper
+from helpers.cycles import ALAN, GNN, cycle
 
 from digest.pipeline import run_once
 from digest.store import Store
 from digest.tokens import form_token, make_token, parse_token
 
 DAY1 = datetime(2025, 11, 17, 6, 0, tzinfo=UTC)  # a Monday; Paris is an hour ahead
-GNN = "Graph Neural Network"
-ALAN = "email,name,keywords\nalan@example.org,Alan Turing,Graph Neural Network\n"
 
 
 def day(n: int) -> datetime:
@@ -27,10 +25,6 @@ def gnn_news(fake, n: int) -> str:
     paper_id = f"2511.6{n:04d}"
     fake.papers.append(make_paper(paper_id, f"{GNN} news of day {n}", day(n) - timedelta(hours=10)))
     return paper_id
-
-
-async def cycle(settings, when: datetime):
-    return await asyncio.to_thread(run_once, settings, clock=lambda: when)
 
 
 def mailed_ids(mail_server) -> list[list[str]]:

@@ -7,8 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import ARTIFACTS, SECRET, make_paper, serving, settings_text
-from mailserver import free_port
+from helpers.browser import serving
+from helpers.builders import ARTIFACTS, SECRET, make_paper, settings_text
+from helpers.cycles import GNN
+from helpers.mailserver import free_port
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -16,7 +18,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from digest.config import load_settings
 from digest.pipeline import run_once
 
-GNN = "Graph Neural Network"
+pytestmark = pytest.mark.slow  # a real browser: seconds to start, load and draw
+
 # Cycles run on the days after today: the page checks a pause against the real date.
 T0 = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import parseaddr
 
 import pytest
-from conftest import SECRET, changed
+from helpers.builders import SECRET, changed
+from helpers.cycles import DAY1, GNN
+from helpers.site import start
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from test_signup import GNN, start
 
 from digest.headers import LIMIT, mailbox, structured, unfold, unstructured
 from digest.pipeline import run_once
 from digest.tokens import unsubscribe_token
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 BASE = "https://papers.example.org"
 LONG_BASE = "https://papers.computer-science.example-university.example.org/arxiv/daily-digest"
 SENDER_NAME = "Zoë's Papiers — Café"
@@ -77,7 +76,7 @@ def assert_html_starts_with_charset(raw: bytes) -> None:
 
 @pytest.mark.parametrize("base_url", [BASE, LONG_BASE])
 def test_a_digest_s_raw_headers_keep_urls_unencoded_and_lines_short(
-    make_settings, mail_server, base_url
+    make_settings, fake_arxiv, mail_server, base_url
 ):
     settings = make_settings(subscribers=SUBSCRIBERS)
     sender = f"{SENDER_NAME} <papers@example.org>"
@@ -176,6 +175,7 @@ def assert_folded(name: str, lines: str) -> None:
 @given(name=names, value=structured_values)
 @example(name="Content-Type", value='text/plain; name="' + "a b " * 25 + '"; x=y')
 @example(name="List-Id", value="Daily Papers of a " + "very " * 12 + "long list <a.example.org>")
+@pytest.mark.slow
 def test_structured_folds_only_at_spaces_and_unfolds_to_the_value(name, value):
     lines = structured(name, value)
     assert unfold(lines) == f"{name}: {value}\n"  # nothing encoded, nothing added or lost

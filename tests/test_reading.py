@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urljoin
 
 import aiohttp
 import feedparser
 import pytest
 from aiohttp.test_utils import TestServer
-from conftest import changed, make_paper
-from fake_arxiv import busy_papers
+from helpers.builders import changed, make_paper
+from helpers.cycles import ALAN, DAY1, GNN, cycle, recording
+from helpers.fake_arxiv import busy_papers
 from markupsafe import escape
 from multidict import CIMultiDict
 
 from digest.pipeline import run_once
 from digest.web import make_app
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
-GNN = "Graph Neural Network"
-ALAN = "email,name,keywords\nalan@example.org,Alan Turing,Graph Neural Network\n"
 IDS = re.compile(r'<h[23]><a href="https://arxiv.org/abs/([^"]+)v\d+"')
-
-
-async def cycle(settings, day: datetime):
-    return await asyncio.to_thread(run_once, settings, clock=lambda: day)
 
 
 async def get(client, url: str, **headers) -> tuple[int, str, CIMultiDict]:
@@ -73,22 +68,50 @@ async def test_180_new_papers_are_all_on_the_day_page_the_email_links_to(
         await server.close()
 
 
-@pytest.fixture
-async def room(make_settings, fake_arxiv, mail_server):
-    """Two days of cycles, then the reading room: yield (settings, its URL, a client)."""
-    settings = changed(make_settings(), first_run_days=10_000)
-    await cycle(settings, DAY1)
-    fake_arxiv.papers.append(
+def two_days(settings, fake) -> None:
+    """Record two days of cycles: every fixture paper, then one more GNN paper."""
+    run_once(settings, clock=lambda: DAY1)
+    fake.papers.append(
         make_paper(
             "2511.50001", "Graph Neural Network of the second day", DAY2 - timedelta(hours=3)
         )
     )
-    await cycle(settings, DAY2)
+    run_once(settings, clock=lambda: DAY2)
+
+
+@contextlib.asynccontextmanager
+async def reading_room(settings):
+    """Serve the reading room of settings: yield (settings, its URL, a client)."""
     server = TestServer(make_app(settings), host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as client:
         yield settings, str(server.make_url("")).rstrip("/"), client
     await server.close()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory, fixture_papers):
+    """Two days of cycles, recorded once for the tests that only read them."""
+    with recording(tmp_path_factory.mktemp("room"), fixture_papers) as (settings, fake, _):
+        settings = changed(settings, first_run_days=10_000)
+        two_days(settings, fake)
+    return settings
+
+
+@pytest.fixture
+async def room(recorded):
+    """The reading room of the two recorded days: yield (settings, its URL, a client)."""
+    async with reading_room(recorded) as served:
+        yield served
+
+
+@pytest.fixture
+async def own_room(make_settings, fake_arxiv, mail_server):
+    """A reading room of two days of its own, for a test that records more."""
+    settings = changed(make_settings(), first_run_days=10_000)
+    await asyncio.to_thread(two_days, settings, fake_arxiv)
+    async with reading_room(settings) as served:
+        yield served
 
 
 async def test_the_index_lists_topics_days_and_feeds(room):
@@ -149,8 +172,8 @@ async def test_unknown_pages_get_a_friendly_404(room, path):
     assert headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_a_conditional_get_is_answered_304_until_a_cycle_records_news(room, fake_arxiv):
-    settings, base, client = room
+async def test_a_conditional_get_is_answered_304_until_a_cycle_records_news(own_room, fake_arxiv):
+    settings, base, client = own_room
     status, body, headers = await get(client, base + "/topics/graph-neural-network")
     etag, modified = headers["ETag"], headers["Last-Modified"]
     assert headers["Cache-Control"] == "public, max-age=300"

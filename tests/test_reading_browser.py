@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 
 import pytest
-from conftest import ARTIFACTS, SECRET, serving, settings_text
-from mailserver import free_port
+from helpers.browser import serving
+from helpers.builders import ARTIFACTS, SECRET, settings_text
+from helpers.cycles import DAY1
+from helpers.mailserver import free_port
 
 from digest.config import load_settings
 from digest.pipeline import run_once
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
+pytestmark = pytest.mark.slow  # a real browser: seconds to start, load and draw
+
 PAGES = {
     "index": "/",
     "topic": "/topics/graph-neural-network",

@@ -5,28 +5,20 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.header import decode_header, make_header
 from email.utils import parseaddr
 
 import pytest
 from click.testing import CliRunner
-from conftest import changed
-from mailserver import FaultyHandler, MailServer, RecordingHandler
-from test_delivery import outbox_status, subscribers, wide_first_run
-from test_web import news
+from helpers.builders import changed
+from helpers.cycles import DAY1, news, outbox_status, subscribers, suppressed, wide_first_run
+from helpers.mailserver import FaultyHandler, MailServer, RecordingHandler
 
 from digest.cli import main
 from digest.mail import Failure, classify
 from digest.pipeline import run_once
 from digest.store import Store
-
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
-
-
-def suppressed(settings) -> dict[str, str]:
-    with Store(settings.database) as store:
-        return {email: reason for email, (reason, _) in store.suppressions().items()}
 
 
 def three_cycles(settings, fake_arxiv):
@@ -98,6 +90,7 @@ def test_a_relay_that_calls_every_address_unknown_suppresses_nobody(make_setting
     assert suppressed(settings) == {}
 
 
+@pytest.mark.slow
 def test_one_unknown_address_among_200_is_suppressed_after_three_cycles(make_settings, fake_arxiv):
     bad = "user00077@example.org"
     handler = FaultyHandler(refused=frozenset({bad}))

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 
 import pytest
-from conftest import stored_paper
+from helpers.builders import stored_paper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -264,6 +264,7 @@ SHAPE = [
 
 @settings(max_examples=150, deadline=None)
 @given(title=nasty, abstract=nasty, comment=nasty, author=nasty, keyword=nasty, tag=nasty)
+@pytest.mark.slow
 def test_no_paper_text_changes_the_html_structure(title, abstract, comment, author, keyword, tag):
     evil = paper(1, title=title, abstract=abstract, comment=comment, authors=(author,))
     body = renderer().edition([(keyword, [(evil, (tag,))])], DAY)

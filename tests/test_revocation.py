@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
-from conftest import SECRET, changed, make_paper
+from helpers.builders import SECRET, changed, make_paper
 
 from digest.cli import main
 from digest.pipeline import run_once

@@ -8,14 +8,13 @@ import logging
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET, changed, stored_paper
-from test_delivery import subscribers, wide_first_run
-from test_web import cycle, link_of, news, suppressed
+from helpers.builders import SECRET, changed, stored_paper
+from helpers.cycles import DAY1, cycle, link_of, news, subscribers, suppressed, wide_first_run
 
 import digest.files
 from digest.archive import title_cell
@@ -25,8 +24,6 @@ from digest.models import KeywordResult
 from digest.pipeline import run_once
 from digest.planning import plan
 from digest.store import Store
-
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 
 
 class WriteLock:
@@ -41,6 +38,7 @@ class WriteLock:
         self.conn.close()
 
 
+@pytest.mark.slow
 async def test_an_unsubscribe_while_the_database_is_locked_for_15_s_is_kept(
     web, fake_arxiv, mail_server, caplog
 ):
@@ -76,6 +74,7 @@ async def test_an_unsubscribe_while_the_database_is_locked_for_15_s_is_kept(
     assert sorted(mail_server.by_recipient()) == ["ada@example.org", "alan@example.org"]
 
 
+@pytest.mark.slow
 def test_planning_never_holds_the_database(make_settings, fake_arxiv):
     settings = wide_first_run(make_settings(subscribers=subscribers(6000)))
     now = DAY1

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET, make_paper
+from helpers.builders import SECRET, make_paper
+from helpers.cycles import DAY1
 
 from digest.cli import main, service_settings
 from digest.daemon import Daemon
@@ -19,7 +20,6 @@ from digest.signing import SecretChanged, fingerprint, mismatch
 from digest.store import Store
 
 OTHER = "another secret, also thirty-two bytes or more"
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 
 
 def invoke(settings, *args: str, secret: str | None = SECRET):
@@ -50,7 +50,9 @@ def fresh_news(fake_arxiv) -> None:
     )
 
 
-def test_the_first_cycle_records_its_secret_and_the_same_secret_runs_again(make_settings):
+def test_the_first_cycle_records_its_secret_and_the_same_secret_runs_again(
+    make_settings, fake_arxiv, mail_server
+):
     settings = make_settings()
     assert meta(settings) == {}
     assert invoke(settings, "once").exit_code == 0
@@ -102,7 +104,9 @@ def test_a_changed_secret_refuses_until_new_secret_says_it_is_intended(
     assert invoke(settings, "once", secret=SECRET).exit_code == 2  # the old one is the other now
 
 
-def test_a_generated_secret_without_digest_secret_is_consistent(make_settings):
+def test_a_generated_secret_without_digest_secret_is_consistent(
+    make_settings, fake_arxiv, mail_server
+):
     settings = make_settings()
     assert invoke(settings, "once", secret=None).exit_code == 0
     kept = meta(settings)
@@ -136,7 +140,7 @@ def test_which_secrets_are_refused(configured, recorded, kept, refused):
         assert "(since 2025-11-16)" in str(found) and "\n" not in str(found)
 
 
-def test_digest_run_refuses_to_start_with_exit_2(make_settings):
+def test_digest_run_refuses_to_start_with_exit_2(make_settings, fake_arxiv, mail_server):
     settings = make_settings()
     assert invoke(settings, "once").exit_code == 0
     env = {k: v for k, v in os.environ.items() if k != "DIGEST_SECRET"}

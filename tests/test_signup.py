@@ -7,22 +7,18 @@ import email
 import email.policy
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from ipaddress import ip_network
+from datetime import timedelta
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
-from conftest import ARTIFACTS, SECRET, changed, make_paper
-from mailserver import free_port
+from helpers.builders import ARTIFACTS, SECRET, changed, make_paper
+from helpers.cycles import BASE, DAY1, GNN, LLM, cycle, papers_in
+from helpers.mailserver import free_port
+from helpers.site import LOCAL_PROXY, SENT, confirm_form, confirm_link, start
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from digest.config import Settings
-from digest.pipeline import run_once
 from digest.store import Store
 from digest.tokens import (
     TokenError,
@@ -33,84 +29,6 @@ from digest.tokens import (
     unsubscribe_token,
     verify_confirm_token,
 )
-from digest.web import ENDPOINT, make_app
-from digest.web.signup import SIGNUP, Signup
-
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
-BASE = "https://papers.example.org"
-GNN, LLM = "Graph Neural Network", "Large Language Model"
-SENT = "Check your inbox"
-LOCAL_PROXY = (ip_network("127.0.0.1/32"),)  # the tests' X-Forwarded-For names the client
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@dataclass
-class Site:
-    """A running app with sign-up on, its client, and its clock."""
-
-    settings: Settings
-    url: str
-    client: aiohttp.ClientSession
-    signup: Signup
-    clock: Clock
-    last: Mapping[str, str] = field(default_factory=dict)  # the headers of the last answer
-
-    async def form(self) -> dict[str, str]:
-        """GET /subscribe; return its hidden fields."""
-        async with self.client.get(self.url + "/subscribe") as answer:
-            assert answer.status == 200
-            page = await answer.text()
-        return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
-
-    async def sign_up(
-        self,
-        email: str,
-        topics: Sequence[str] = (GNN,),
-        *,
-        name: str = "",
-        client: str = "203.0.113.7",
-        wait: float = 5,
-        headers: dict[str, str] | None = None,
-        **fields: str,
-    ) -> tuple[int, str]:
-        """Fill in the form like a person (wait seconds later); return the status and page."""
-        hidden = await self.form()
-        self.clock.advance(seconds=wait)
-        data = [("email", email), ("name", name), ("website", ""), *hidden.items()]
-        data += [("topic", t.casefold()) for t in topics]
-        data = [(k, v) for k, v in data if k not in fields] + list(fields.items())
-        headers = {"X-Forwarded-For": f"192.0.2.1, {client}", **(headers or {})}
-        async with self.client.post(self.url + "/subscribe", data=data, headers=headers) as a:
-            self.last = a.headers
-            return a.status, await a.text()
-
-    def local(self, link: str) -> str:
-        """Return a mailed link pointed at the test server."""
-        return link.replace(BASE, self.url)
-
-
-async def start(settings: Settings):
-    """Serve settings' app with a hand-moved clock; return (site, server)."""
-    app = make_app(settings)
-    signup, clock = app[SIGNUP], Clock(DAY1 - timedelta(hours=12))
-    app[ENDPOINT].clock = clock
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    client = aiohttp.ClientSession()
-    url = str(server.make_url("")).rstrip("/")
-    return Site(settings, url, client, signup, clock), server
 
 
 @pytest.fixture
@@ -123,12 +41,6 @@ async def site(make_settings):
     await server.close()
 
 
-def confirm_link(message) -> str:
-    """Return the confirmation link of a mailed message's text part."""
-    text = message.get_body(("plain",)).get_content()
-    return re.search(rf"{re.escape(BASE)}/confirm\?token=\S+", text)[0]
-
-
 def person(settings: Settings, email: str):
     with Store(settings.database) as store:
         return store.person(email)
@@ -137,10 +49,6 @@ def person(settings: Settings, email: str):
 def signups(settings: Settings, email: str) -> int:
     with Store(settings.database) as store:
         return store.recent_signups(email, DAY1 - timedelta(days=30))
-
-
-async def cycle(settings: Settings, day: datetime):
-    return await asyncio.to_thread(run_once, settings, clock=lambda: day)
 
 
 def news(fake, n: int) -> None:
@@ -152,25 +60,12 @@ def news(fake, n: int) -> None:
     ]
 
 
-def papers_in(message) -> list[str]:
-    html = message.get_body(("html",)).get_content()
-    return re.findall(r'<h3><a href="https://arxiv.org/abs/([^"]+)v\d+"', html)
-
-
 def web_logs(caplog) -> str:
     return "\n".join(
         r.getMessage()
         for r in caplog.records
         if r.name.startswith(("digest.web", "digest.signups"))
     )
-
-
-async def confirm_form(site: Site, link: str) -> str:
-    """GET a confirmation link; return the form token of its button."""
-    async with site.client.get(link) as answer:
-        page = await answer.text()
-    assert answer.status == 200 and 'method="post"' in page, page
-    return re.search(r'name="form" value="([^"]+)"', page)[1]
 
 
 async def test_sign_up_confirm_then_only_ones_topics_arrive(site, fake_arxiv, mail_server, caplog):
@@ -416,6 +311,7 @@ async def test_signup_is_off_by_default(web):
                 assert answer.status == 404, (method, path)
 
 
+@pytest.mark.slow
 async def test_a_browser_signs_up_and_confirms_at_phone_width(
     site, fake_arxiv, mail_server, browser
 ):

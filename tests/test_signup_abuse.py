@@ -13,8 +13,9 @@ from datetime import timedelta
 from ipaddress import ip_address, ip_network
 
 import pytest
-from conftest import changed
-from test_signup import DAY1, GNN, LOCAL_PROXY, SENT, Site, confirm_form, confirm_link, start
+from helpers.builders import changed
+from helpers.cycles import DAY1, GNN
+from helpers.site import LOCAL_PROXY, SENT, Site, confirm_form, confirm_link, start
 
 from digest.addresses import mailbox_key
 from digest.config import ConfigError

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from conftest import changed
-from mailserver import MailServer, RecordingHandler
-from test_delivery import wide_first_run
-from test_signup import DAY1, GNN, SENT, Clock, Site, confirm_link
+from helpers.builders import changed
+from helpers.cycles import DAY1, GNN, wide_first_run
+from helpers.mailserver import MailServer, RecordingHandler
+from helpers.site import SENT, Clock, Site, confirm_link
 
 from digest import delivery
 from digest.delivery import RateLimiter
@@ -81,7 +81,7 @@ def recipients(server: MailServer) -> list[str]:
 
 
 async def test_a_confirmation_over_the_hourly_limit_waits_for_the_digests_hour(
-    make_settings, mail_server
+    make_settings, fake_arxiv, mail_server
 ):
     settings = changed(wide_first_run(make_settings()), smtp_hourly_limit=4)
     report = await asyncio.to_thread(run_once, settings, clock=lambda: DAY1)
@@ -112,7 +112,7 @@ async def test_a_confirmation_over_the_hourly_limit_waits_for_the_digests_hour(
 
 
 async def test_a_cycle_counts_the_confirmations_sent_before_it(
-    make_settings, mail_server, monkeypatch
+    make_settings, fake_arxiv, mail_server, monkeypatch
 ):
     settings = changed(wide_first_run(make_settings()), smtp_hourly_limit=3)
     site, server = await serve(settings, Clock(DAY1 - timedelta(minutes=10)))

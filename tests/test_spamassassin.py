@@ -7,16 +7,17 @@ import os
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import changed
-from test_signup import GNN, start
+from helpers.builders import changed
+from helpers.cycles import DAY1, GNN
+from helpers.site import start
 
 from digest.pipeline import run_once
 
-DAY1 = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
+pytestmark = pytest.mark.slow  # SpamAssassin takes seconds to start and score
+
 STATUS_RE = re.compile(
     r"^X-Spam-Status: (Yes|No), score=(-?[\d.]+) .*?tests=((?:\w+,\s*)*\w+)", re.M
 )
@@ -53,7 +54,9 @@ def score(program: str, raw: bytes, home: Path) -> tuple[float, list[str], str]:
     return float(status[2]), rules, report
 
 
-async def test_a_digest_and_a_confirmation_score_at_most_zero(make_settings, mail_server, tmp_path):
+async def test_a_digest_and_a_confirmation_score_at_most_zero(
+    make_settings, fake_arxiv, mail_server, tmp_path
+):
     program = spamassassin()
     settings = changed(make_settings(), first_run_days=10_000, web_signup=True)
     await asyncio.to_thread(run_once, settings, clock=lambda: DAY1)

@@ -27,9 +27,10 @@ from urllib.parse import unquote
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
-from conftest import SECRET, chromium_paths, settings_text
-from fake_arxiv import busy_papers
-from mailserver import free_port
+from helpers.browser import chromium_paths
+from helpers.builders import SECRET, settings_text
+from helpers.fake_arxiv import busy_papers
+from helpers.mailserver import free_port
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By

@@ -143,6 +143,7 @@ def test_check_reports_a_stray_quote_instead_of_crashing(make_settings, tmp_path
     ) in result.output
 
 
+@pytest.mark.slow
 def test_subscribers_command_lists_the_rows_after_a_stray_quote(make_settings, tmp_path):
     make_settings(subscribers='email,name,keywords\na@example.org,"A,\n' + rows(5000).decode())
     result = CliRunner().invoke(
@@ -273,6 +274,7 @@ JUNK = st.lists(
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # one file, rewritten
 @given(pieces=st.lists(st.none() | JUNK, max_size=25), tail=JUNK)
+@pytest.mark.slow
 def test_junk_never_raises_and_never_hides_a_row_without_quotes(tmp_path, pieces, tail):
     data, good, line = b"email,name,keywords\n" + rows(3), {}, 5
     for number, piece in enumerate(pieces):

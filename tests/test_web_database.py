@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from conftest import SECRET, changed
+from helpers.builders import SECRET, changed
 
 import digest.web.signed
 from digest.store import Store, StoreError

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
-from mailserver import free_port
+from helpers.mailserver import free_port
 
 from digest.config import ConfigError, load_settings
 from digest.store import Store
@@ -133,6 +133,7 @@ SERVE_AT_1024 = (
 )
 
 
+@pytest.mark.slow
 def test_an_unsubscribe_gets_through_1100_idle_connections(make_settings, tmp_path):
     raise_own_file_limit(IDLE + 300)
     port = free_port()
@@ -182,6 +183,7 @@ def test_an_unsubscribe_gets_through_1100_idle_connections(make_settings, tmp_pa
     assert len(log.encode()) < 4000, log
 
 
+@pytest.mark.slow
 async def test_a_connection_without_a_whole_request_is_closed_after_the_header_timeout(site):
     assert Limits().header_timeout == 10  # the default; this test shortens it
     url, _, _ = await site(Limits(header_timeout=0.5))
@@ -198,6 +200,7 @@ async def test_a_connection_without_a_whole_request_is_closed_after_the_header_t
         assert answer.startswith(b"HTTP/1.1 200") == (case == "idle after an answer"), case
 
 
+@pytest.mark.slow
 async def test_a_body_that_does_not_arrive_in_time_gets_408(site, caplog):
     url, _, _ = await site(Limits(body_timeout=0.5))
     started = time.monotonic()

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mailserver import free_port
+from helpers.mailserver import free_port
 
 PASSWORD = "a-test-password"
 
@@ -56,6 +56,9 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  unix_listener anvil-auth-penalty {{
+    mode = 0  # no penalty: a wrong password would delay every later login by 2 s and more
+  }}
 }}
 {ssl}
 """

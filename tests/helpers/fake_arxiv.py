@@ -545,7 +545,7 @@ class FakeArxiv:
             self._server.fake = self
             self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/query"
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
                 name="fake-arxiv", daemon=True,
             )  # fmt: skip
             self._thread.start()
@@ -698,9 +698,9 @@ def _send(
     h.wfile.write(body)
 
 
-if __name__ == "__main__":  # python tests/fake_arxiv.py [PORT]: serve the fixture papers
+if __name__ == "__main__":  # python tests/helpers/fake_arxiv.py [PORT]: serve the fixture papers
     fake = FakeArxiv(
-        load_papers(Path(__file__).parent / "data" / "papers.json"),
+        load_papers(Path(__file__).parent.parent / "data" / "papers.json"),
         port=int(sys.argv[1]) if len(sys.argv) > 1 else 8089,
     )
     with fake:
