@@ -18,6 +18,11 @@ from typing import IO, Any
 
 VALUE_LIMIT = 200  # characters of one logged value (an argument), then "…"
 LINE_LIMIT = 2000  # characters of a whole message, or of one exception's text
+# Loggers whose values a client chooses: capped as above, and their repeats summarised by the
+# message's form (a flood varies its values). The others (a cycle's) write texts of their own,
+# such as the summary: capped only at OWN_LIMIT, and only identical lines count as repeats.
+PUBLIC = ("digest.web", "aiohttp", "asyncio", "py.warnings")
+OWN_LIMIT = 20_000
 ELLIPSIS = "…"
 CAUSE = "The above exception was the direct cause of the following exception:"
 CONTEXT = "During handling of the above exception, another exception occurred:"
@@ -48,41 +53,47 @@ def shown(text: object, limit: int | None = VALUE_LIMIT) -> str:
     return "".join(out)
 
 
+def public(record: logging.LogRecord) -> bool:
+    """Tell whether a record comes from a logger whose values a client may choose."""
+    return record.name == "root" or record.name.startswith(PUBLIC)
+
+
 class _Shown:
     """A logged argument as %s, %r or %a show it, escaped and capped."""
 
-    __slots__ = ("value",)
+    __slots__ = ("limit", "value")
 
-    def __init__(self, value: object):
-        self.value = value
+    def __init__(self, value: object, limit: int):
+        self.value, self.limit = value, limit
 
     def __str__(self) -> str:
-        return shown(self.value)
+        return shown(self.value, self.limit)
 
     def __repr__(self) -> str:
-        return shown(repr(self.value))
+        return shown(repr(self.value), self.limit)
 
 
-def _argument(value: object) -> object:
+def _argument(value: object, limit: int) -> object:
     """Keep a number as it is (for %d, %.1f); wrap anything else to be shown escaped."""
-    return value if isinstance(value, numbers.Number) else _Shown(value)
+    return value if isinstance(value, numbers.Number) else _Shown(value, limit)
 
 
 def message(record: logging.LogRecord) -> str:
     """Return the record's message with each argument escaped and capped, the whole escaped."""
+    value_limit, line_limit = (VALUE_LIMIT, LINE_LIMIT) if public(record) else (OWN_LIMIT,) * 2
     text = str(record.msg)
     args = record.args
     if args:
         shown_args: Any
         if isinstance(args, Mapping):
-            shown_args = {key: _argument(value) for key, value in args.items()}
+            shown_args = {key: _argument(value, value_limit) for key, value in args.items()}
         else:
-            shown_args = tuple(_argument(value) for value in args)
+            shown_args = tuple(_argument(value, value_limit) for value in args)
         try:
             text = text % shown_args
         except (TypeError, ValueError, KeyError):  # e.g. %d given a non-number: as logging would
             text = record.getMessage()
-    return shown(text, LINE_LIMIT)
+    return shown(text, line_limit)
 
 
 def _lines(text: str) -> str:
@@ -168,7 +179,8 @@ class Repeats(logging.Filter):
         if record.__dict__.get("_digest_repeats") is self:  # let through already, at its logger
             return True
         kind = record.exc_info[0] if record.exc_info else None
-        key = (record.name, record.levelno, str(record.msg).partition("\n")[0], kind)
+        form = str(record.msg).partition("\n")[0] if public(record) else _text(record)
+        key = (record.name, record.levelno, form, kind)
         now = self.clock()
         run = self.runs.get(key)
         if run is not None and now - run[0] < self.every:
@@ -222,6 +234,7 @@ REPEATS = Repeats()
 def install(level: int, fmt: str, stream: IO[str]) -> logging.Handler:
     """Send every logger's records to stream through one root handler that escapes, caps and
     summarises them; replace the root's other handlers. Return the handler."""
+    REPEATS.flush()  # a run held back under the settings before (tests set up many times)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(Escaping(fmt))
     handler.addFilter(REPEATS)

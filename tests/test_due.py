@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from digest.audience import Due, Reader, due
+
+from digest.readers import Due, Reader, due
 
 PARIS = ZoneInfo("Europe/Paris")
 MONDAY = datetime(2025, 11, 17, 5, 0, tzinfo=UTC)  # 06:00 in Paris, the default cycle time

@@ -8,11 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
-from digest.audience import Due, Reader
 from helpers.builders import changed, stored_paper
 
-from digest.editions import Editions, sections_for
+from digest.editions import EditionBuilder
 from digest.models import KeywordResult, Paper
+from digest.presentation import sections_for
+from digest.readers import Due, Reader
 from digest.store import Store
 
 DAY1 = datetime(2025, 11, 16, 5, 0, tzinfo=UTC)  # Sunday, 06:00 in Paris
@@ -50,10 +51,10 @@ class Recorded:
     ids: list[int]  # the cycles' ids, oldest first
     results: dict[str, KeywordResult]  # the last cycle's
 
-    def editions(self, **changes) -> Editions:
+    def editions(self, **changes) -> EditionBuilder:
         settings = changed(self.settings, **changes) if changes else self.settings
         today = datetime.now(UTC).astimezone(settings.timezone).date()
-        return Editions(settings, self.store, self.results, self.ids[-1], today)
+        return EditionBuilder(settings, self.store, self.results, self.ids[-1], today)
 
 
 @pytest.fixture
@@ -138,7 +139,9 @@ def test_readers_with_the_same_topics_and_window_share_one_edition(recorded):
 def test_a_topic_without_news_gets_no_edition(recorded):
     editions = recorded.editions()
     results = dict(recorded.results, **{LLM: KeywordResult(NAMES[LLM])})
-    editions = Editions(recorded.settings, recorded.store, results, recorded.ids[-1], editions.day)
+    editions = EditionBuilder(
+        recorded.settings, recorded.store, results, recorded.ids[-1], editions.day
+    )
     assert editions.edition_for(reader(LLM), Due(mail=True)) is None
     assert editions.count == 0
 

@@ -33,7 +33,7 @@ def mode(path: Path) -> int:
 
 
 def test_a_cycle_writes_the_database_its_wal_the_secret_and_the_outbox_0600(
-    make_settings, monkeypatch, umask
+    make_settings, fake_arxiv, mail_server, monkeypatch, umask
 ):
     monkeypatch.delenv("DIGEST_SECRET")  # the secret is generated and kept in the database
     settings = changed(make_settings(smtp=False), first_run_days=10_000)

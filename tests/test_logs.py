@@ -20,7 +20,7 @@ from helpers.browser import serving
 from helpers.builders import SECRET
 from helpers.mailserver import free_port
 
-from digest.logs import REPEATS, shown
+from digest.logs import REPEATS, Repeats, shown
 from digest.numbers import whole_number
 from digest.store import Store
 from digest.tokens import form_token, make_token, parse_token, token_id
@@ -211,7 +211,8 @@ for name in ("digest.pipeline", "aiohttp.access", "aiohttp.server", "asyncio", "
 now[0] = 61.0
 for name in ("digest.pipeline", "aiohttp.access", "aiohttp.server", "asyncio", ""):
     logging.getLogger(name).error("the same failure on %s", name or "root")
-logging.getLogger("digest.pipeline").warning("long %s", "y" * 5000)
+logging.getLogger("digest.web.base").warning("long %s", "y" * 5000)
+logging.getLogger("digest.pipeline").warning("own %s", "z" * 5000)
 warnings.warn(f"a warning {evil}", RuntimeWarning, stacklevel=1)
 logging.getLogger("digest.pipeline").info("fine: %d papers, %.1f s, %s", 3, 1.25, "ada")
 """
@@ -257,8 +258,10 @@ def test_every_logger_writes_through_the_escaping_and_the_summary():
         assert len(same) == 2
     (warned,) = [line for line in lines if "py.warnings" in line]
     assert f"RuntimeWarning: a warning {escaped}\\x0a" in warned
-    (long,) = [line for line in lines if " long " in line]
+    (long,) = [line for line in lines if " long " in line]  # a value a client may choose
     assert long.endswith(" long " + "y" * 200 + "…")
+    (own,) = [line for line in lines if " own " in line]  # a cycle's own text, such as its summary
+    assert own.endswith(" own " + "z" * 5000)
     assert lines[-1].endswith("INFO digest.pipeline: fine: 3 papers, 1.2 s, ada")
     assert len(lines) < 60
 
@@ -496,3 +499,17 @@ async def test_nasty_urls_are_client_errors_without_a_traceback(web, caplog):
         async with client.get(url + path) as answer:
             assert 400 <= answer.status < 500, path
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+
+
+def test_a_cycles_lines_about_different_people_are_never_summarised_away():
+    """A flood from the web varies its values, so its repeats count by the message's form; a
+    cycle's warnings name a different address each, and each must reach the log."""
+    repeats = Repeats(clock=lambda: 0.0)
+
+    def passes(name: str, *args: object) -> bool:
+        record = logging.LogRecord(name, logging.WARNING, "x", 1, "%s: not delivered", args, None)
+        return repeats.filter(record)
+
+    assert all(passes("digest.delivery", f"user{n}@example.org") for n in range(5))
+    assert not passes("digest.delivery", "user1@example.org")  # the very same line again
+    assert passes("digest.web.base", "/a") and not passes("digest.web.base", "/b")

@@ -120,7 +120,9 @@ def test_an_unusable_csv_leaves_the_confirmed_sign_ups(make_settings):
         assert is_subscribed(settings, store, "web@example.org")
 
 
-def test_a_cycle_parses_each_row_of_the_csv_once(make_settings, monkeypatch):
+def test_a_cycle_parses_each_row_of_the_csv_once(
+    make_settings, fake_arxiv, mail_server, monkeypatch
+):
     settings = make_settings(subscribers=ROWS)
     parsed = []
     original = subscribers_module._row

@@ -77,7 +77,7 @@ async def serve(settings, mail_server):
 
 
 @pytest.fixture(params=[False, True], ids=["own-mailer", "signup-mailer"])
-async def site(request, make_settings, mail_server):
+async def site(request, make_settings, fake_arxiv, mail_server):
     """Alan after his first digest; the endpoint with (or without) the sign-up form."""
     extra = "\n[web]\nsignup = true\n" if request.param else ""
     settings = changed(make_settings(subscribers=CSV, extra=extra), first_run_days=10_000)
