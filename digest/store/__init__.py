@@ -6,7 +6,7 @@ from .history import History
 from .outbox import Edition, Message, Outbox
 from .peek import peek_meta
 from .people import People, Person
-from .room_queries import Cycle, RoomQueries
+from .room_queries import Cycle, QueryTooLong, RoomQueries
 from .sends import Sends
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Effect",
     "Message",
     "Person",
+    "QueryTooLong",
     "Store",
     "StoreBusy",
     "StoreError",

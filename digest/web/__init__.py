@@ -25,7 +25,7 @@ ENDPOINT = web.AppKey("endpoint", Endpoint)
 
 def make_app(
     settings: Settings,
-    status: Callable[[], dict[str, Any]] | None = None,
+    status: Callable[[dict[str, Any] | None], dict[str, Any]] | None = None,
     limits: Limits | None = None,
 ) -> web.Application:
     """Build the aiohttp application; start_site applies its limits to each connection."""

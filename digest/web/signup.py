@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import secrets
 from collections import OrderedDict, deque
@@ -20,6 +19,7 @@ from ..readers import is_subscribed
 from ..store import Store, StoreBusy, StoreError
 from ..tokens import TokenError, TokenExpired, check_form_token, form_token, verify_confirm_token
 from .base import RETRY_AFTER, Endpoint, mask, same_origin
+from .clients import client_address
 from .mailer import Mailer
 
 log = logging.getLogger(__name__)
@@ -31,19 +31,6 @@ CLIENTS = 10_000  # client addresses remembered at most; the longest quiet are f
 # What can go wrong, each with its page (templates/web/signup_problem.html), by its status.
 BACKGROUND_WAIT = 10.0  # seconds storing a sign-up waits for the database (no one waits on it)
 PROBLEMS = {"refused": 403, "limit": 429, "busy": 503, "expired": 410, "invalid": 400}
-
-
-def client_address(request: web.BaseRequest) -> str:
-    """Return the client's address: the peer, or behind a local proxy X-Forwarded-For's last."""
-    remote = request.remote or ""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    try:
-        address = ipaddress.ip_address(remote)
-        loopback = (getattr(address, "ipv4_mapped", None) or address).is_loopback
-    except ValueError:
-        loopback = False
-    last = forwarded.rsplit(",", 1)[-1].strip()
-    return last[:64] if loopback and last else remote
 
 
 class Limiter:
