@@ -16,11 +16,12 @@ from .server import QUIETED, REPEATS, Guard, GuardedSite, Limits, Repeats, raise
 from .signup import Signup
 from .unsubscribe import Unsubscribing
 
-__all__ = ["ENDPOINT", "HEADERS", "REPEATS", "Limits", "Repeats", "make_app", "start_site"]
+__all__ = ["ENDPOINT", "HEADERS", "REPEATS", "ROOM", "Limits", "Repeats", "make_app", "start_site"]
 
 log = logging.getLogger(__name__)
 
 ENDPOINT = web.AppKey("endpoint", Endpoint)
+ROOM = web.AppKey("room", RoomRoutes)  # the reading room's routes, their cache and limits
 
 
 def make_app(
@@ -42,7 +43,8 @@ def make_app(
         ]
     )
     if settings.web_pages:
-        app.add_routes(RoomRoutes(endpoint).routes())
+        app[ROOM] = RoomRoutes(endpoint)
+        app.add_routes(app[ROOM].routes())
     if settings.web_signup:
         Signup(endpoint).install(app)
 
