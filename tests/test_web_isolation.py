@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer, make_mocked_request
 from conftest import SECRET, changed
 from multidict import CIMultiDict
 
+from digest.config import ConfigError, RoomLimits
 from digest.room import MAX_TERMS, ReadingRoom, fts_query
 from digest.store import QueryTooLong, Store
 from digest.tokens import make_token, token_id
@@ -336,3 +337,20 @@ async def test_the_cache_key_ignores_unknown_parameters(site, monkeypatch):
     status, _, first = await get(client, base + "/")
     status, _, again = await get(client, f"{base}/?n={random.random()}&page=7")
     assert first["ETag"] == again["ETag"]
+
+
+# --- the settings --------------------------------------------------------------------------------
+
+
+def test_the_room_limits_are_settings_checked_at_start(make_settings):
+    assert make_settings().web_room == RoomLimits(0.25, 4, 16, 60)  # the defaults
+    extra = "\n[web]\nsearch_deadline = 0.5\nroom_concurrency = 2\nroom_queue = 0\nroom_rate = 0\n"
+    assert make_settings(extra=extra).web_room == RoomLimits(0.5, 2, 0, 0)
+    for line, wrong in [
+        ("search_deadline = 0", "[web] search_deadline: must be more than 0"),
+        ("room_concurrency = 0", "[web] room_concurrency: must be at least 1"),
+        ("room_rate = -1", "[web] room_rate: must be at least 0"),
+    ]:
+        with pytest.raises(ConfigError) as raised:
+            make_settings(extra=f"\n[web]\n{line}\n")
+        assert any(wrong in problem for problem in raised.value.problems), raised.value
