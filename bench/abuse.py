@@ -5,9 +5,10 @@ copy in its own process, and has 16 clients search without let-up: uncached wors
 (half of them the review's 50 words with repeats, drawn from the 3 most common words so that
 every paper matches; half 25 two-word "phrases" of common words), each a text not asked before
 and with a fresh `&n=<random>`. Meanwhile one more client times `POST /unsubscribe` (a real
-signed link) and `GET /healthz`, one after the other. It prints their p50 and p99 against the
-targets (unsubscribe p99 < 500 ms, healthz p99 < 200 ms) and the searches answered per second,
-by status: 200 (results), 422 (stopped at the deadline: "too broad"), 503 (the room was full).
+signed link), `GET /healthz` and the cached front page, one after the other. It prints their
+p50 and p99 against the targets (unsubscribe p99 < 500 ms, healthz p99 < 200 ms) and the
+searches answered per second, by status: 200 (results), 422 (stopped at the deadline: "too
+broad"), 503 (the room was full).
 The rate per client network is off ([web] room_rate = 0): all 16 clients come from 127.0.0.1,
 one /24, and would mostly be answered 429 at once; so this measures the harder case, a flood
 from many networks, held only by room_concurrency, room_queue and the deadline.
@@ -34,7 +35,7 @@ from reading_room import (
     stop_server,
 )
 
-TARGETS = {"unsubscribe": 0.5, "healthz": 0.2}  # seconds, p99
+TARGETS = {"unsubscribe": 0.5, "healthz": 0.2, "front page": None}  # seconds, p99
 ALAN = "alan@example.org"
 
 
@@ -94,7 +95,7 @@ async def measure(base: str, token: str, options: Abuse, pid: int, say) -> dict:
                 except aiohttp.ClientError as exc:
                     failed[type(exc).__name__] += 1
 
-    times: dict[str, list[float]] = {"unsubscribe": [], "healthz": []}
+    times: dict[str, list[float]] = {"unsubscribe": [], "healthz": [], "front page": []}
     errors: Counter[str] = Counter()
     async with aiohttp.ClientSession(timeout=timeout) as personal:
 
@@ -114,14 +115,17 @@ async def measure(base: str, token: str, options: Abuse, pid: int, say) -> dict:
             f"{options.seconds:g} s, unsubscribe and /healthz timed meanwhile ..."
         )
         tasks = [asyncio.create_task(searcher(n)) for n in range(options.clients)]
+        await timed("front page", "GET", "/")  # now in the cache
         while answered.total() < options.clients:  # every client's first search is answered
             await timed("healthz", "GET", "/healthz")  # (this warms the connection, untimed)
         times["healthz"].clear()
+        times["front page"].clear()
         server, started = cpu_seconds(pid), time.perf_counter()
         before = answered.copy()
         while time.perf_counter() - started < options.seconds:
             await timed("unsubscribe", "POST", f"/unsubscribe?token={token}")
             await timed("healthz", "GET", "/healthz")
+            await timed("front page", "GET", "/")
         elapsed = time.perf_counter() - started
         during = answered - before
         cpu = (cpu_seconds(pid) - server) / elapsed
@@ -185,10 +189,15 @@ def report(found: dict, options: Abuse) -> None:
     for name, target in TARGETS.items():
         ms = [1000 * s for s in found["times"][name]]
         p50, p99 = percentile(ms, 0.5), percentile(ms, 0.99)
-        verdict = "ok" if p99 < 1000 * target else "MISSED"
+        if target is None:
+            goal = "(cached: for the record)"
+        else:
+            goal = f"target p99 < {1000 * target:.0f} ms  " + (
+                "ok" if p99 < 1000 * target else "MISSED"
+            )
         print(
             f"  {name:<14} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(ms):7.1f} ms "
-            f"over {len(ms)}   target p99 < {1000 * target:.0f} ms  {verdict}"
+            f"over {len(ms)}   {goal}"
         )
     if found["errors"]:
         print(f"  ERRORS: {dict(found['errors'])}")
