@@ -15,6 +15,9 @@ And planning with mixed schedules (bench/plan_mix.py): plan() for 100,000 subscr
 (all daily, all from subscribers.csv) against the same rows with people's own topics, weekly
 digests, pauses and abstracts, plus 10,000 web sign-ups: the time ratio and the peak RSS;
 --planning-only runs that section alone.
+And the public site under abuse (bench/abuse.py): 16 clients hammering uncached worst-case
+searches on the 100,000 papers while unsubscribe POSTs and /healthz are timed (p50, p99 against
+500 ms and 200 ms), with the search throughput achieved; --abuse-only runs that section alone.
 """
 
 from __future__ import annotations
@@ -381,6 +384,11 @@ def main(argv: list[str] | None = None) -> None:
     planning.add_argument("--planning-web", type=int, default=10_000, help="web sign-ups")
     planning.add_argument("--planning-repeat", type=int, default=3, help="runs of each")
     planning.add_argument("--planning-cycles", type=int, default=7, help="earlier daily cycles")
+    abuse = parser.add_argument_group("the public site under abuse")
+    abuse.add_argument("--abuse-only", action="store_true", help="run this section alone")
+    abuse.add_argument("--no-abuse", action="store_true", help="skip this section")
+    abuse.add_argument("--abuse-clients", type=int, default=16, help="searching at once")
+    abuse.add_argument("--abuse-seconds", type=float, default=30.0, help="of measuring")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -389,6 +397,8 @@ def main(argv: list[str] | None = None) -> None:
         return reading_room_section(args)
     if args.planning_only:
         return planning_section(args)
+    if args.abuse_only:
+        return abuse_section(args)
 
     port = free_port()
     ready = multiprocessing.Event()
@@ -446,6 +456,8 @@ def main(argv: list[str] | None = None) -> None:
         planning_section(args)
     if not (args.digest_only or args.no_reading):
         reading_room_section(args)
+    if not (args.digest_only or args.no_abuse):
+        abuse_section(args)
 
 
 def planning_section(args: argparse.Namespace) -> None:
@@ -479,6 +491,21 @@ def reading_room_section(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         found = reading_room.run(Path(tmp), options, free_port(), say=progress)
     reading_room.report(found, options)
+
+
+def abuse_section(args: argparse.Namespace) -> None:
+    """Hammer the search while timing unsubscribe and /healthz, and print the figures."""
+    import abuse
+
+    options = abuse.Abuse(
+        papers=args.reading_papers,
+        clients=args.abuse_clients,
+        seconds=args.abuse_seconds,
+        keep=args.reading_db,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        found = abuse.run(Path(tmp), options, free_port(), say=progress)
+    abuse.report(found, options)
 
 
 def progress(line: str) -> None:

@@ -390,7 +390,9 @@ def run(folder: Path, options: Options, port: int, say=print) -> dict:
     found = {"size": sizes(paths["large"]), "papers": options.papers}
     found["built"] = built.get("large")
     settings = folder / "serve.toml"
-    settings.write_text(settings_text(paths["large"], folder / "archive.md", port))
+    # No rate per client network: every connection comes from 127.0.0.1 (bench/abuse.py has it)
+    text = settings_text(paths["large"], folder / "archive.md", port) + "room_rate = 0\n"
+    settings.write_text(text)
     urls = url_sets(settings, options)
     say(f"reading room: digest serve on 127.0.0.1:{port} ...")
     server = start_server(folder, settings, port)

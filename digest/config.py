@@ -90,6 +90,19 @@ class ArxivSettings:
     max_retries: int
 
 
+ROOM_KEYS = ("search_deadline", "room_concurrency", "room_queue", "room_rate")  # RoomLimits'
+
+
+@dataclass(frozen=True)
+class RoomLimits:
+    """What one reading-room request may cost, and how many may run ([web] room_* keys)."""
+
+    search_deadline: float = 0.25  # seconds of SQLite work a search may take, then "too broad"
+    concurrency: int = 4  # pages built at once, each on its own connection
+    queue: int = 16  # requests waiting for one of those; beyond: 503 with Retry-After
+    rate: int = 60  # uncached pages and searches a minute per client network (0: no limit)
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     """Where and how to send mail over SMTP."""
@@ -161,6 +174,7 @@ class Settings:
     web_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # their X-Forwarded-For
     web_signup_hourly_cap: int = 100  # emails the sign-up form sends per rolling hour, at most
     bounces: BouncesSettings | None = None  # [bounces]: read late bounces and complaints
+    web_room: RoomLimits = RoomLimits()  # the reading room's cost bounds
 
 
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
@@ -339,6 +353,7 @@ def _build(
         secret=env.get("DIGEST_SECRET") or None,
         notices=notices,
         bounces=_bounces(root, values["bounces"], env),
+        web_room=RoomLimits(*(web[f] for f in ROOM_KEYS)),
     )
 
 

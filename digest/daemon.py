@@ -35,6 +35,13 @@ RETRY_LOCKED = timedelta(minutes=5)
 STALL_AFTER = 15 * 60.0
 
 
+class Unread:
+    """The last cycle, not read yet (Daemon.status reads it itself)."""
+
+
+UNREAD = Unread()
+
+
 class Heartbeat(LogProgress):
     """Log a cycle's progress, and remember when it last moved (for the watchdog)."""
 
@@ -189,10 +196,12 @@ class Daemon:
             log.exception("cycle: failed; the daemon goes on and tries at the next slot")
         notify(f"STATUS={self.status_line()}")
 
-    def status(self) -> dict[str, Any]:
-        """Return the health status served at /healthz."""
-        with Store(self.settings.database) as store:
-            last = store.last_cycle()
+    def status(self, last: dict[str, Any] | Unread | None = UNREAD) -> dict[str, Any]:
+        """Return the health status served at /healthz, from the last cycle the web's own
+        connection read (or read here, when it is not given)."""
+        if isinstance(last, Unread):
+            with Store(self.settings.database) as store:
+                last = store.last_cycle()
         next_run = self.clockwork.next_run()
         healthy = self.last_error is None and (last is None or last["status"] != "error")
         return {

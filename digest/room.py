@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -16,36 +16,51 @@ from .config import Settings, slugs
 from .links import Links
 from .presentation import PaperItem, long_date, sections_for
 from .render import Renderer, make_environment
-from .store import Cycle, Store
+from .store import Cycle, QueryTooLong, Store
 
 PAGE_SIZE = 50  # papers on a topic or search page
 DAY_PAGE_SIZE = 100  # papers on a day page
 FEED_SIZE = 50
 MAX_PAGE = 2000  # pagination is bounded: 100,000 papers at 50 a page
 MAX_QUERY = 200  # characters of a search query
+MAX_TERMS = 8  # distinct words of a search query (phrases' words too); the rest are left out
 _WORD_RE = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def search_terms(text: str) -> list[list[str]]:
+    """Return the distinct words and "phrases" of what a person typed, in order, each as its
+    words; repeats, in any case, count once."""
+    terms: dict[str, list[str]] = {}
+    for phrase, word in _WORD_RE.findall(text[:MAX_QUERY]):
+        words = re.findall(r"\w+", phrase or word)
+        if words:
+            terms.setdefault(" ".join(words).casefold(), words)
+    return list(terms.values())
 
 
 def fts_query(text: str) -> str | None:
     """Turn what a person typed into a safe FTS5 MATCH: words and "phrases", all required.
 
     Every word is quoted, so no character has its FTS5 meaning (AND, NEAR, *, :, ^, …);
-    returns None when nothing searchable is left.
+    repeats count once and only the first MAX_TERMS words are kept, phrases' words included
+    (each costs a pass over its papers); returns None when nothing searchable is left.
     """
-    terms = []
-    for phrase, word in _WORD_RE.findall(text[:MAX_QUERY]):
-        words = re.findall(r"\w+", phrase or word)
-        if words:
-            terms.append('"' + " ".join(words) + '"')
-    return " AND ".join(terms) or None
+    kept, left = [], MAX_TERMS
+    for words in search_terms(text):
+        if left <= 0:
+            break
+        kept.append('"' + " ".join(words[:left]) + '"')
+        left -= len(words)
+    return " AND ".join(kept) or None
 
 
 @dataclass(frozen=True)
 class RoomPage:
-    """A rendered page: its body and its content type."""
+    """A rendered page: its body, its content type and its status."""
 
     body: str
     content_type: str = "text/html"
+    status: int = 200  # anything else is not cached (a search stopped at its deadline: 422)
 
 
 class ReadingRoom:
@@ -141,17 +156,31 @@ class ReadingRoom:
         )  # fmt: skip
 
     def search(self, store: Store, links: Links, text: str, page: int) -> RoomPage | None:
-        """Render the search page: the query shown back, and a page of its results."""
+        """Render the search page: the query shown back, and a page of its results.
+
+        The search stops after [web] search_deadline seconds: the page then says it was too
+        broad (422), and is not cached.
+        """
         text = " ".join(text.split())[:MAX_QUERY]
         match = fts_query(text)
-        papers, total = store.search(match, PAGE_SIZE, (page - 1) * PAGE_SIZE) if match else ([], 0)
+        try:
+            with store.deadline(self.settings.web_room.search_deadline):
+                found = store.search(match, PAGE_SIZE, (page - 1) * PAGE_SIZE) if match else None
+        except QueryTooLong:
+            broad = self._page(
+                "search", links, query=text, searched=False, too_broad=True, items=[], total=0,
+                page=1, pages=1, previous=None, following=None,
+            )  # fmt: skip
+            return replace(broad, status=422)
+        papers, total = found or ([], 0)
         pages = max(1, -(-total // PAGE_SIZE))
         if not 1 <= page <= min(pages, MAX_PAGE):
             return None
         items = [PaperItem(p, (), p.abstract) for p in papers]
+        left_out = sum(len(words) for words in search_terms(text)) > MAX_TERMS
         return self._page(
             "search", links, query=text, searched=match is not None, items=items, total=total,
-            page=page, pages=pages,
+            page=page, pages=pages, too_broad=False, left_out=left_out, max_terms=MAX_TERMS,
             **_neighbours(page, pages, lambda n: links.search_page(text, n)),
         )  # fmt: skip
 

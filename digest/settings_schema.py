@@ -243,6 +243,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "signup": (_bool, False),
         "trusted_proxies": (_networks, []),  # whose X-Forwarded-For names the client
         "signup_hourly_cap": (_int(1), 100),  # confirmation emails from the form per hour
+        "search_deadline": (_positive, 0.25),  # the reading room's cost bounds: RoomLimits
+        "room_concurrency": (_int(1, 64), 4),
+        "room_queue": (_int(0, 10_000), 16),
+        "room_rate": (_int(0), 60),
     },
     "bounces": {  # where the relay's bounces and feedback-loop reports arrive
         "maildir": (_text, None),

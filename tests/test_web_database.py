@@ -93,7 +93,8 @@ async def test_requests_open_no_connection_after_start_and_all_are_closed_at_the
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     at_start = len(opened.opened)
-    assert at_start == 1 + 2 + 4  # the writer, two readers for signed links, four for pages
+    # the writer, two readers for signed links, four for pages, one for the pages' cache
+    assert at_start == 1 + 2 + 4 + 1
     assert opened.opened.count(True) == 1  # the schema is checked once, by the first
     base = str(server.make_url("")).rstrip("/")
     async with aiohttp.ClientSession() as client:

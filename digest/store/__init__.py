@@ -8,7 +8,7 @@ from .links import LinkVersions
 from .outbox import Edition, Message, Outbox
 from .peek import peek_deleted, peek_meta
 from .people import People, Person
-from .room_queries import Cycle, RoomQueries
+from .room_queries import Cycle, QueryTooLong, RoomQueries
 from .sends import Sends
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Effect",
     "Message",
     "Person",
+    "QueryTooLong",
     "Store",
     "StoreBusy",
     "StoreError",

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..models import Paper
-from .base import Database
+from .base import Database, StoreError
 from .history import _paper
+
+PROGRESS_STEPS = 1_000  # SQLite VM steps between two looks at the clock (microseconds)
+
+
+class QueryTooLong(StoreError):
+    """A query ran past its deadline and was interrupted (it asked for too much work)."""
 
 
 class Cycle(NamedTuple):
@@ -21,7 +30,27 @@ class Cycle(NamedTuple):
 
 
 class RoomQueries(Database):
-    """Read-only queries for the web pages, each bounded by an index."""
+    """Read-only queries for the web pages, each bounded by an index (search by a deadline)."""
+
+    @contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Interrupt the block's queries after `seconds` (SQLite's progress handler): QueryTooLong.
+
+        Only reads belong in the block: an interrupted statement rolls its transaction back.
+        """
+        end = time.monotonic() + seconds
+        conn = self.db.conn
+        conn.set_progress_handler(lambda: time.monotonic() > end, PROGRESS_STEPS)
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "interrupted" not in str(exc):
+                raise
+            raise QueryTooLong(
+                f"{self.path}: a query took more than {seconds:g} s and was stopped"
+            ) from None
+        finally:
+            conn.set_progress_handler(None, 0)
 
     def generation(self) -> str:
         """Return a stamp that changes whenever a cycle records news (for caches and ETags)."""

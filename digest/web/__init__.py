@@ -18,16 +18,17 @@ from .signout import SignOut
 from .signup import Signup
 from .unsubscribe import Unsubscribing
 
-__all__ = ["ENDPOINT", "HEADERS", "REPEATS", "Limits", "Repeats", "make_app", "start_site"]
+__all__ = ["ENDPOINT", "HEADERS", "REPEATS", "ROOM", "Limits", "Repeats", "make_app", "start_site"]
 
 log = logging.getLogger(__name__)
 
 ENDPOINT = web.AppKey("endpoint", Endpoint)
+ROOM = web.AppKey("room", RoomRoutes)  # the reading room's routes, their cache and limits
 
 
 def make_app(
     settings: Settings,
-    status: Callable[[], dict[str, Any]] | None = None,
+    status: Callable[[dict[str, Any] | None], dict[str, Any]] | None = None,
     limits: Limits | None = None,
 ) -> web.Application:
     """Build the aiohttp application; start_site applies its limits to each connection."""
@@ -45,7 +46,8 @@ def make_app(
         ]
     )
     if settings.web_pages:
-        app.add_routes(RoomRoutes(endpoint).routes())
+        app[ROOM] = RoomRoutes(endpoint)
+        app.add_routes(app[ROOM].routes())
     signup = Signup(endpoint) if settings.web_signup else None
     if signup is not None:
         signup.install(app)

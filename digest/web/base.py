@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -55,7 +56,6 @@ WRITE_WAIT = 2.0  # seconds a write waits for the database: then the journal kee
 START_WAIT = 30.0  # seconds the start waits to keep a new secret (only when none is kept yet)
 RETRY_EVERY = 5.0  # seconds between tries to apply the journal
 RETRY_AFTER = "60"  # seconds a busy answer (503) asks the client to wait
-PAGE_THREADS = 4  # read connections for the public pages, apart from the signed links' own
 T = TypeVar("T")
 
 
@@ -65,14 +65,15 @@ class Endpoint:
     def __init__(
         self,
         settings: Settings,
-        status: Callable[[], dict[str, Any]] | None = None,
+        status: Callable[[dict[str, Any] | None], dict[str, Any]] | None = None,
         limits: Limits | None = None,
     ):
         self.settings = settings
         self.limits = limits or Limits()
         self.renderer = Renderer(make_environment(settings.templates), settings.name)
         self.status = status
-        self.database = Database(settings.database, pages=PAGE_THREADS if settings.web_pages else 0)
+        pages = settings.web_room.concurrency if settings.web_pages else 0  # one per page at once
+        self.database = Database(settings.database, pages=pages)
         self._secret: bytes | None = None
         self.signed = SignedLinks(settings, lambda: self.secret)
         self.journal = Journal(settings.database)
@@ -80,6 +81,9 @@ class Endpoint:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests set their own
         self.retry_every = RETRY_EVERY
         self._applier: asyncio.Task[None] | None = None
+        # Its own threads for files (the journal) and opening the database: never the loop's
+        # default executor, which a `digest run` cycle and any library may keep busy.
+        self.own_threads = ThreadPoolExecutor(2, thread_name_prefix="web-aside")
 
     @property
     def secret(self) -> bytes:
@@ -90,7 +94,11 @@ class Endpoint:
 
     async def start(self) -> None:
         """Open the database's connections (checking its schema once) and load the secret."""
-        await asyncio.to_thread(self.database.open)
+        try:
+            await self.aside(self.database.open)
+        except BaseException:  # no app to stop: end the threads here
+            self.own_threads.shutdown()
+            raise
         configured = self.settings.secret  # else the one the database keeps (made if none)
         self._secret = await self.database.write(lambda s: s.secret(configured), START_WAIT)
 
@@ -100,7 +108,12 @@ class Endpoint:
             self._applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._applier
-        await asyncio.to_thread(self.database.close)
+        await self.aside(self.database.close)
+        self.own_threads.shutdown()  # idle by now: their threads end at once
+
+    async def aside(self, work: Callable[..., T], *args: Any) -> T:
+        """Run work(*args) on the endpoint's own threads (not the database's)."""
+        return await asyncio.get_running_loop().run_in_executor(self.own_threads, work, *args)
 
     async def read(self, work: Callable[[Store], T]) -> T:
         """Run work(store) on a read connection, in a thread: the loop never waits for SQLite."""
@@ -139,7 +152,7 @@ class Endpoint:
             if changed:
                 log.info("%s %s", action, mask(email))
             return email, False
-        await asyncio.to_thread(self.journal.append, action, email, now)
+        await self.aside(self.journal.append, action, email, now)
         log.warning(
             "web: the database is busy; %s %s kept in %s until it is free",
             action,
@@ -155,7 +168,7 @@ class Endpoint:
             self._applier = asyncio.get_running_loop().create_task(self._apply())
 
     async def _apply(self) -> None:
-        while await asyncio.to_thread(self.journal.pending):
+        while await self.aside(self.journal.pending):
             await asyncio.sleep(self.retry_every)
             try:
                 applied = await self.write(lambda store: store.apply_journal())
@@ -178,8 +191,8 @@ class Endpoint:
         """GET /healthz: one line of JSON; the details only locally or if health_details is set."""
         if self.status is None:
             status = await self.stored_status()
-        else:
-            status = await asyncio.to_thread(self.status)
+        else:  # read on the signed links' connections: never behind public pages or a cycle
+            status = self.status(await self.read(lambda store: store.last_cycle()))
         if not (self.settings.web_health_details or is_local(request)):
             status = {"status": status.get("status", "ok")}
         return web.Response(

@@ -66,3 +66,9 @@ def client_network(request: web.BaseRequest, proxies: Sequence[Network]) -> str:
     forwarded = request.headers.getall("X-Forwarded-For", [])
     address = client_address(request.remote, forwarded, proxies)
     return network_of(address) if address is not None else UNKNOWN
+
+
+def network(address: str) -> str:
+    """Return the network a limit counts an address written as text in, else the text itself."""
+    parsed = parse_address(address)
+    return network_of(parsed) if parsed is not None else address[:64]

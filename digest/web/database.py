@@ -105,13 +105,15 @@ class Database:
         self.path = path
         self.readers = Workers(path, readers, "web-read")
         self.pages = Workers(path, pages, "web-pages")
+        # The pages' cache asks the history's generation here: never behind a page being built.
+        self.stamps = Workers(path, 1 if pages else 0, "web-stamp")
         self.writer = Workers(path, 1, "web-write", migrate=True)
 
     def open(self) -> None:
         """Open the writer's connection, which checks (and migrates) the schema, then the rest."""
         started: list[Workers] = []
         try:
-            for workers in (self.writer, self.readers, self.pages):
+            for workers in (self.writer, self.readers, self.pages, self.stamps):
                 workers.start()
                 started.append(workers)
         except StoreError:
@@ -121,7 +123,7 @@ class Database:
 
     def close(self) -> None:
         """Finish the work given so far and close every connection."""
-        for workers in (self.readers, self.pages, self.writer):
+        for workers in (self.readers, self.pages, self.stamps, self.writer):
             workers.stop()
 
     async def read(self, work: Callable[[Store], T]) -> T:
@@ -131,6 +133,10 @@ class Database:
     async def page(self, work: Callable[[Store], T]) -> T:
         """Run work(store) on a read connection kept for the public pages."""
         return await self.pages.run(work)
+
+    async def stamp(self, work: Callable[[Store], T]) -> T:
+        """Run a quick question of the public pages' cache (one indexed row) on its own thread."""
+        return await self.stamps.run(work)
 
     async def write(self, work: Callable[[Store], T], wait: float) -> T:
         """Run work(store) on the one writer: reads and writes in one go, waiting `wait`
