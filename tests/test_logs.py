@@ -88,7 +88,8 @@ def serve(fake_arxiv, make_settings, tmp_path):
 
     def start(templates: dict[str, str] | None = None):
         port = free_port()
-        extra = f'\n[web]\nlisten = "127.0.0.1:{port}"\n'
+        # room_rate = 0: the floods here test the log, not the reading room's rate per network
+        extra = f'\n[web]\nlisten = "127.0.0.1:{port}"\nroom_rate = 0\n'
         if templates:
             for name, text in templates.items():
                 (tmp_path / "templates" / name).parent.mkdir(parents=True, exist_ok=True)
