@@ -229,7 +229,8 @@ class Inspector:
 
     def _axe(self) -> list[dict]:
         """Run axe-core in the page; return its violations, briefly."""
-        self.driver.execute_script(self.tools.axe)
+        if not self.driver.execute_script("return typeof axe !== 'undefined'"):
+            self.driver.execute_script(self.tools.axe)  # once a page: 550 KB to parse
         found = self.driver.execute_async_script(
             "const done = arguments[arguments.length - 1];"
             "axe.run(document, {resultTypes: ['violations']}).then("
