@@ -118,6 +118,7 @@ def serve(fake_arxiv, make_settings, tmp_path):
 # --- findings 3 and 4 through the real `digest serve` ------------------------------------------
 
 
+@pytest.mark.slow  # a real process
 def test_200_page_numbers_that_are_not_ascii_answer_404_with_nothing_logged(serve):
     url, log_path, stop = serve()
     started = wait_for(log_path, "web: listening")
@@ -142,6 +143,7 @@ def test_200_page_numbers_that_are_not_ascii_answer_404_with_nothing_logged(serv
 BROKEN = {"web/not_found.html": "{{ nothing.here }}\n"}  # an operator's broken template
 
 
+@pytest.mark.slow  # a real process
 def test_a_newline_in_a_path_cannot_write_a_line_of_its_own(serve):
     url, log_path, _ = serve(
         BROKEN
@@ -164,6 +166,7 @@ def test_a_newline_in_a_path_cannot_write_a_line_of_its_own(serve):
     assert log.count("Traceback") == 1
 
 
+@pytest.mark.slow  # a real process
 def test_200_alike_server_faults_write_one_traceback_and_a_summary(serve):
     url, log_path, stop = serve(BROKEN)
     for n in range(200):
@@ -219,6 +222,7 @@ logging.getLogger("digest.pipeline").info("fine: %d papers, %.1f s, %s", 3, 1.25
 """
 
 
+@pytest.mark.slow  # a real process
 def test_every_logger_writes_through_the_escaping_and_the_summary():
     evil = f"x\n{FAKE}\r\x1b[31m\u202e\udcff\x00end"
     env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}

@@ -44,6 +44,8 @@ from digest.web import ENDPOINT, make_app, start_site
 
 CACHE = Path(__file__).parent / ".cache"
 ARTIFACTS = Path(__file__).parent / "artifacts"
+pytestmark = pytest.mark.slow  # a browser, java and 132 axe-core runs
+
 VNU_VERSION = "26.9.27"  # npm's vnu-jar: the Nu Html Checker, run with java
 AXE_VERSION = "4.14.1"  # npm's axe-core
 WIDTHS = (375, 1280)

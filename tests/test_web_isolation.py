@@ -131,6 +131,7 @@ async def until(condition, seconds: float = 10.0) -> None:
 # --- finding 1, at small scale -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a 4,000-paper history and 8 clients
 async def test_searching_without_let_up_never_delays_unsubscribe_or_healthz(site, history):
     # The finding's search, as it was asked before: slow on this history.
     with Store(history) as store, pytest.raises(QueryTooLong), store.deadline(0.1):
