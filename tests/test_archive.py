@@ -167,6 +167,7 @@ def test_any_paper_text_gives_four_cells(title, abstract, comment):
 
 @settings(max_examples=300, deadline=None)
 @given(text=text_st)
+@pytest.mark.slow
 def test_cell_keeps_the_text_and_adds_no_markup(text):
     escaped = cell(text)
     assert "<" not in escaped and ">" not in escaped

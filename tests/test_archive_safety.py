@@ -6,6 +6,7 @@ import re
 from datetime import UTC, date, datetime
 from urllib.parse import unquote
 
+import pytest
 from helpers.builders import DATA, stored_paper
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -227,12 +228,14 @@ plain = hostile.map(lambda text: re.sub(r"[*_~%:\x00]", "", text))
 
 @settings(max_examples=400, deadline=None)
 @given(title=hostile, abstract=hostile, comment=st.none() | hostile)
+@pytest.mark.slow
 def test_no_hostile_text_renders_as_markup(title, abstract, comment):
     assert_safe(stored_paper(title=title, abstract=abstract, comment=comment))
 
 
 @settings(max_examples=300, deadline=None)
 @given(title=plain, abstract=plain)
+@pytest.mark.slow
 def test_what_is_shown_is_what_was_written(title, abstract):
     shown_title, shown_abstract, _ = assert_safe(stored_paper(title=title, abstract=abstract))
     assert shown_title == collapse(title).replace("\x00", "\ufffd")

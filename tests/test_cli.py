@@ -192,6 +192,7 @@ SUBSCRIBERS_WITH_BAD_ROW = (
 )
 
 
+@pytest.mark.slow
 def test_once_on_a_terminal_shows_progress_bars(fake_arxiv, mail_server, tmp_path):
     import pty
 

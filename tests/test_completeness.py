@@ -81,6 +81,7 @@ def test_a_busy_day_records_and_mails_every_new_paper(
     assert f"{count} new papers" in text and f"{GNN} ({count})" in text
 
 
+@pytest.mark.slow
 def test_after_five_days_down_the_next_cycle_finds_everything_in_between(
     make_settings, fake_arxiv, mail_server
 ):

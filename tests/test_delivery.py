@@ -87,6 +87,7 @@ def test_a_stalled_server_times_out_and_nothing_is_marked_sent(make_settings, fa
         assert set(healthy.handler.counts().values()) == {1}
 
 
+@pytest.mark.slow
 def test_rate_limit_spaces_messages(make_settings, fake_arxiv):
     handler = FaultyHandler()
     with MailServer(handler) as server:

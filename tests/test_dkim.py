@@ -113,6 +113,7 @@ def dkim_settings(make_settings, fake_arxiv, tmp_path):
 
 
 @pytest.mark.parametrize(("kind", "smtputf8"), [("rsa", True), ("rsa", False), ("ed25519", True)])
+@pytest.mark.slow
 def test_every_digest_the_relay_receives_verifies(dkim_settings, tmp_path, kind, smtputf8):
     settings = dkim_settings(kind)
     dns = resolver(published(tmp_path / "settings.toml"))

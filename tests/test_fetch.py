@@ -112,6 +112,7 @@ def test_a_dribbling_answer_fails_within_the_deadline_and_only_its_keyword(
     assert len(papers_of(outcomes[LLM])) == 6
 
 
+@pytest.mark.slow
 def test_a_stop_interrupts_the_request_in_flight(make_settings, fake_arxiv):
     import threading
 
@@ -208,6 +209,7 @@ def test_when_arxiv_cannot_be_reached_the_other_keywords_are_not_tried(make_sett
     assert str(outcomes[GNN]) == str(outcomes[LLM]) == f"not fetched: {first}"
 
 
+@pytest.mark.slow
 def test_empty_answers_for_a_keyword_that_had_papers(make_settings, fake_arxiv):
     settings = changed(make_settings(), arxiv_max_retries=2)
     fake_arxiv.script = ["empty"]

@@ -164,6 +164,7 @@ names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), m
 
 @settings(max_examples=200, deadline=None)
 @given(name=names)
+@pytest.mark.slow
 def test_any_subscriber_name_stays_inside_the_to_header(name):
     raw = compose(name=name)
     head = raw.split(b"\n\n", 1)[0].decode("ascii")  # every header is plain ASCII

@@ -82,6 +82,7 @@ async def test_the_page_shows_the_csv_row_and_a_get_changes_nothing(alan):
         assert store.person("alan@example.org") is None
 
 
+@pytest.mark.slow
 async def test_weekly_then_daily_loses_and_repeats_nothing(alan, fake_arxiv, mail_server):
     settings, base, client = alan
     url = base + link("alan@example.org")

@@ -229,6 +229,7 @@ def test_an_archive_that_cannot_be_written_fails_only_the_archive(
     assert result.exit_code == 1 and "digest archive` writes it" in result.output
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_the_previous_archive(make_settings, fake_arxiv, monkeypatch):
     settings = make_settings()
     run_once(settings, clock=lambda: DAY1)

@@ -140,6 +140,7 @@ def test_which_secrets_are_refused(configured, recorded, kept, refused):
         assert "(since 2025-11-16)" in str(found) and "\n" not in str(found)
 
 
+@pytest.mark.slow
 def test_digest_run_refuses_to_start_with_exit_2(make_settings, fake_arxiv, mail_server):
     settings = make_settings()
     assert invoke(settings, "once").exit_code == 0

@@ -208,6 +208,7 @@ async def test_a_waiting_confirmation_is_sent_after_a_restart(make_settings, mai
     assert recipients(mail_server) == ["one@example.org", "two@example.org"]
 
 
+@pytest.mark.slow
 async def test_confirmations_are_spaced_by_rate_limit(make_settings):
     with MailServer(Timed()) as relay:
         settings = changed(make_settings(), smtp_port=relay.port, smtp_rate_limit=4.0)

@@ -32,9 +32,9 @@ from helpers.builders import SECRET, settings_text
 from helpers.fake_arxiv import busy_papers
 from helpers.mailserver import free_port
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from digest.cli import main
@@ -180,9 +180,15 @@ class Inspector:
     def submit(self, name: str, button: str, status: int = 200) -> None:
         """Press a button (a CSS selector) that sends a form, and check the page it leads to."""
         self.driver.get_log("performance")
-        old = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.execute_script("window.digestOldPage = true")  # gone with the next page
         self.driver.find_element(By.CSS_SELECTOR, button).click()
-        WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(old))
+        # Not staleness_of(an element): chromium may answer that check with an "unhandled
+        # inspector error" while the next page replaces the old one.
+        WebDriverWait(self.driver, 30, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: d.execute_script(
+                "return window.digestOldPage === undefined && document.readyState === 'complete'"
+            )
+        )
         self._check(name, status)
 
     def _check(self, name: str, status: int) -> None:

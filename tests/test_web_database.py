@@ -167,6 +167,7 @@ async def test_the_secret_is_loaded_at_start(served, make_settings):
     assert app[ENDPOINT].secret == SECRET.encode()
 
 
+@pytest.mark.slow
 async def test_a_cycle_holding_the_lock_gets_busy_pages_and_unsubscribes_are_kept(
     served, make_settings
 ):

@@ -29,6 +29,7 @@ from digest.tokens import make_token, token_id
 from digest.web import ENDPOINT, ROOM, make_app
 from digest.web.clients import network
 
+pytestmark = pytest.mark.slow  # a 4,000-paper history, written once a module
 BENCH_HISTORY = Path(__file__).resolve().parent.parent / "bench" / "history.py"
 PAPERS = 4000  # enough that the finding's 50-term search takes about half a second
 ALAN = "alan@example.org"
@@ -131,7 +132,6 @@ async def until(condition, seconds: float = 10.0) -> None:
 # --- finding 1, at small scale -------------------------------------------------------------------
 
 
-@pytest.mark.slow  # a 4,000-paper history and 8 clients
 async def test_searching_without_let_up_never_delays_unsubscribe_or_healthz(site, history):
     # The finding's search, as it was asked before: slow on this history.
     with Store(history) as store, pytest.raises(QueryTooLong), store.deadline(0.1):
