@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from helpers.browser import PAGE_CHANGING
 from helpers.builders import ARTIFACTS, SECRET, changed, make_paper
 from helpers.cycles import BASE, DAY1, GNN, LLM, cycle, papers_in
 from helpers.mailserver import free_port
@@ -317,7 +318,7 @@ async def test_a_browser_signs_up_and_confirms_at_phone_width(
 ):
     """Headless chromium at 375 px: the form, the emailed link, the button, the first digest."""
     ARTIFACTS.mkdir(exist_ok=True)
-    wait = WebDriverWait(browser, 10)
+    wait = WebDriverWait(browser, 10, ignored_exceptions=PAGE_CHANGING)
 
     def fill_in() -> None:
         browser.set_window_size(375, 900)

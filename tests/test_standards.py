@@ -192,7 +192,7 @@ class Inspector:
         self._check(name, status)
 
     def _check(self, name: str, status: int) -> None:
-        WebDriverWait(self.driver, 30).until(
+        WebDriverWait(self.driver, 30, ignored_exceptions=(WebDriverException,)).until(
             lambda d: d.execute_script("return document.readyState") == "complete"
         )
         if self.driver.current_url.startswith("file:"):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 
 FLAGS = (
@@ -74,3 +75,8 @@ def serving(env: dict[str, str], port: int, log: Path | None = None) -> Iterator
         process.wait(timeout=10)
         if log:
             errors.close()
+
+
+# What a wait retries while a page is replaced: besides a stale element, chromium may answer a
+# question about the page being torn down with "unhandled inspector error".
+PAGE_CHANGING = (WebDriverException,)
