@@ -262,7 +262,7 @@ SHAPE = [
 ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(title=nasty, abstract=nasty, comment=nasty, author=nasty, keyword=nasty, tag=nasty)
 @pytest.mark.slow
 def test_no_paper_text_changes_the_html_structure(title, abstract, comment, author, keyword, tag):
