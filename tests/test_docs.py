@@ -249,3 +249,21 @@ def test_every_settings_key_is_in_its_section() -> None:
         if key not in sections[section]
     ]
     assert missing == [], "write each as `key` under its section in docs/configuration.md"
+
+
+def test_design_names_every_module_and_lists_the_layers_of_the_contract():
+    """docs/design.md says what each module owns, and its layers are pyproject's contracts."""
+    import tomllib
+
+    design = (DOCS / "design.md").read_text(encoding="utf-8")
+    package = ROOT / "digest"
+    for path in sorted(package.rglob("*.py")):
+        module = path.relative_to(package).with_suffix("").as_posix()
+        if module.endswith("__init__") and module != "web/__init__":
+            continue
+        assert f"`{module}`" in design, f"docs/design.md does not name `{module}`"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    for contract in pyproject["tool"]["importlinter"]["contracts"]:
+        for number, layer in enumerate(contract["layers"], 1):
+            names = ", ".join(f"`{name.strip()}`" for name in layer.split("|"))
+            assert f"\n{number}. {names}\n" in design, (contract["name"], layer)
