@@ -32,7 +32,7 @@ from urllib.parse import unquote
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
-from helpers.browser import chromium_paths
+from helpers.browser import FLAGS, chromium_paths
 from helpers.builders import SECRET, settings_text
 from helpers.fake_arxiv import busy_papers
 from helpers.mailserver import free_port
@@ -120,14 +120,7 @@ def chrome(tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
+        *(f for f in FLAGS if not f.startswith("--window-size")),  # each test sets its width
         "--allow-file-access-from-files",
         f"--user-data-dir={tmp_path / 'chromium'}",
     ):

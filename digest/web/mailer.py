@@ -89,6 +89,16 @@ class Mailer:
         self.send_soon()
         return True
 
+    async def resume(self) -> None:
+        """Send the emails a restart left waiting (at start, once the database is open)."""
+        try:
+            if await self.endpoint.read(lambda store: store.next_notice()) is None:
+                return
+        except StoreError as exc:
+            log.warning("web: cannot look for emails waiting to be sent: %s", exc)
+            return
+        self.send_soon()
+
     def send_soon(self) -> None:
         """Send the emails whose turn has come, in the background, then wait for the next."""
         self.drained.clear()

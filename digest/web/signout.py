@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..links import Links
 from ..mail import Email, greeting, render_email
-from ..store import Store, StoreError
+from ..store import Store
 from .mailer import Mailer
 from .preferences import Preferences
 from .signed import mask
@@ -36,17 +36,8 @@ class SignOut:
         if self.own:
             smtp = self.endpoint.settings.smtp
             wait = (smtp.timeout if smtp else 5.0) * 2
-            app.on_startup.append(lambda app: self._resume())
+            app.on_startup.append(lambda app: self.mailer.resume())
             app.on_cleanup.append(lambda app: self.mailer.close(wait))
-
-    async def _resume(self) -> None:
-        try:
-            if await self.endpoint.read(lambda store: store.next_notice()) is None:
-                return
-        except StoreError as exc:
-            log.warning("web: cannot look for emails waiting to be sent: %s", exc)
-            return
-        self.mailer.send_soon()
 
     async def sign_out(self, request: web.Request) -> web.Response:
         """Revoke every manage link of the person (this one too); mail them a new one."""

@@ -87,18 +87,11 @@ class Signup:
         app.add_routes([web.get("/confirm", self.confirm_page), web.post("/confirm", self.confirm)])
         smtp = self.settings.smtp
         wait = (smtp.timeout if smtp else 5.0) * 2
-        app.on_startup.append(lambda app: self._resume())  # emails kept waiting before a restart
+        app.on_startup.append(
+            lambda app: self.mailer.resume()
+        )  # emails kept waiting before a restart
         app.on_cleanup.append(lambda app: self.idle(wait))
         app.on_cleanup.append(lambda app: self.mailer.close(wait))
-
-    async def _resume(self) -> None:
-        try:  # before the site listens, once the endpoint has opened the database
-            if await self.endpoint.read(lambda store: store.next_notice()) is None:
-                return
-        except StoreError as exc:
-            log.warning("web: cannot look for emails waiting to be sent: %s", exc)
-            return
-        self.mailer.send_soon()
 
     async def idle(self, timeout: float | None = None) -> None:
         """Wait until every email is sent or has failed, but those waiting for the hourly
