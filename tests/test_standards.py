@@ -367,6 +367,14 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
             pages.submit("busy", "#save", 503)
         finally:
             lock.close()
+        # Sign out all links: the page says so, and a new link comes by mail.
+        pages.open("manage again", manage)
+        before = len(mail_server.received)
+        pages.submit("signed out", "#signout")
+        fresh = poll(lambda: mail_server.received[before:], "no new link mailed")[0].message
+        text = fresh.get_body(("plain",)).get_content()
+        pages.open("signed-out link", manage, 400)
+        manage = re.search(rf"{re.escape(url)}/manage\?token=\S+", text)[0]
         pages.open("your data", manage.replace("/manage?", "/manage/data?"))
         pages.submit("deleted", "#delete")
 
@@ -402,7 +410,7 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         for v in found
         if v["impact"] in BLOCKING
     ]
-    assert len(pages.visits) == 28 + len(EXPORTED)  # every page above was checked
+    assert len(pages.visits) == 31 + len(EXPORTED)  # every page above was checked
     assert len(pages.axe) == len(pages.visits) * len(WIDTHS) * len(SCHEMES)
     assert not errors, "\n".join(errors)
     assert not serious, "\n".join(serious)
