@@ -40,3 +40,18 @@ def test_every_module_is_in_exactly_one_layer():
         assert not missing, f"add {sorted(missing)} to a layer of {container} in pyproject.toml"
         gone = {n for n in names if not n.startswith("(")} - set(modules(container))
         assert not gone, f"{sorted(gone)} of {container}'s layers no longer exist"
+
+
+def test_no_two_classes_share_a_name():
+    """One name, one thing: a class name is defined once in the whole package."""
+    import ast
+    from collections import Counter
+
+    package = Path(__file__).resolve().parent.parent / "digest"
+    names = Counter(
+        node.name
+        for path in package.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+    )
+    assert [name for name, count in names.items() if count > 1] == []

@@ -19,7 +19,7 @@ from ..config import Settings
 from ..render import Renderer, make_environment
 from ..store import Store, StoreBusy
 from ..store.journal import Journal
-from .database import Database
+from .database import StorePool
 from .server import Connection, Limits
 from .signed import Link, SignedLinks, mask
 
@@ -73,7 +73,7 @@ class Endpoint:
         self.renderer = Renderer(make_environment(settings.templates), settings.name)
         self.status = status
         pages = settings.web_room.concurrency if settings.web_pages else 0  # one per page at once
-        self.database = Database(settings.database, pages=pages)
+        self.database = StorePool(settings.database, pages=pages)
         self._secret: bytes | None = None
         self.signed = SignedLinks(settings, lambda: self.secret)
         self.journal = Journal(settings.database)

@@ -98,7 +98,7 @@ class Workers:
                         store.db.conn.rollback()
 
 
-class Database:
+class StorePool:
     """The app's database: read threads for signed links and for public pages, one writer."""
 
     def __init__(self, path: Path, readers: int = 2, pages: int = 4):
