@@ -294,7 +294,8 @@ def test_a_bounce_maildir_of_another_user_is_fatal(place, fake_arxiv):
     box = mailbox.Maildir(place / "bounces", create=True)  # the relay's, say, not digest's
     box.add_folder("processed")
     hand_over(place / "bounces", place / "bounces" / "new", place / "bounces" / "cur")
-    (place / "bounces" / "cur").chmod(0o500)
+    for sub in ("cur", ".processed/new", ".processed/cur"):  # (as root: .processed is root's)
+        (place / "bounces" / sub).chmod(0o500)
     with unprivileged():
         result = invoke(config)
         name = user()
