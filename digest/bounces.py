@@ -17,7 +17,14 @@ from .bouncebox import BounceBox, BounceBoxError, BoxMessage, open_box
 from .bouncemail import Report, read_report, verp_pattern
 from .config import Settings
 from .store import BOUNCE_LIMIT, BounceFinding, Effect, Store
-from .tokens import TokenError, bounce_token_id, read_link, verify_bounce_token, verify_link
+from .tokens import (
+    TokenError,
+    bounce_token_id,
+    read_link,
+    token_id,
+    verify_bounce_token,
+    verify_link,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +155,8 @@ def _signed_address(report: Report, store: Store, secret: bytes) -> str | None:
     """Return the address a genuine return-path or unsubscribe token in the report names."""
     for token in report.verp:
         try:
-            email = store.recipient(bounce_token_id(token))
+            found = bounce_token_id(token)
+            email = store.recipient(found) or _signed_up(store, secret, found)
             if email:
                 return verify_bounce_token(secret, token, email)
         except TokenError:
@@ -161,6 +169,11 @@ def _signed_address(report: Report, store: Store, secret: bytes) -> str | None:
         except TokenError:
             continue
     return None
+
+
+def _signed_up(store: Store, secret: bytes, found: str) -> str | None:
+    """Return the sign-up address a token id stands for (a web email's return path), or None."""
+    return next((e for e in store.signup_addresses() if token_id(secret, e) == found), None)
 
 
 def describe(finding: BounceFinding, effect: Effect) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import stat
@@ -40,6 +41,7 @@ def findings(settings: Settings) -> list[CheckFinding]:
         *usage_findings(settings),
         *mode_findings(settings),
         *deleted_findings(settings),
+        *bounce_findings(settings),
     ]
 
 
@@ -117,6 +119,68 @@ def unwritable(path: Path, access: Access = os.access, folder: bool = False) -> 
     if not access(existing, os.W_OK | os.X_OK):
         return f"{user()} cannot create {path}: it cannot write in {existing}"
     return None
+
+
+def bounce_findings(settings: Settings, access: Access = os.access) -> list[CheckFinding]:
+    """Find a bounce mailbox digest cannot read, or a password it lacks or sends in clear.
+
+    Nothing connects: an IMAP server's answer is `digest bounces`'s to give.
+    """
+    box = settings.bounces
+    if box is None:
+        return []
+    errors, warnings = _problems(settings), _problems(settings)
+    if box.maildir is not None:
+        if why := unreadable_maildir(box.maildir, access):
+            errors.add("bounces", "maildir", why)
+    elif box.password is None:
+        errors.add(
+            "bounces",
+            "imap",
+            "DIGEST_BOUNCES_PASSWORD (environment) is not set: digest cannot log in to read "
+            "bounces; set it in the service's environment file",
+        )
+    if box.imap_host and not box.imap_tls and not loopback(box.imap_host):
+        warnings.add(
+            "bounces",
+            "imap",
+            f"imap:// sends the password to {box.imap_host} unencrypted, across the network; "
+            "use imaps:// (or a server on this machine)",
+        )
+    return [
+        *(CheckFinding(text, fatal=True) for text in errors.items),
+        *(CheckFinding(text) for text in warnings.items),
+    ]
+
+
+def unreadable_maildir(path: Path, access: Access = os.access) -> str | None:
+    """Say why the running user cannot read a bounce Maildir and move its messages to
+    .processed, or None if it can."""
+    if not path.exists():
+        return f"{path} does not exist; point it at the Maildir the bounces are delivered to"
+    if not ((path / "new").is_dir() and (path / "cur").is_dir()):
+        return f"{path} is not a Maildir (no new/ and cur/ in it); point it at one"
+    done = path / ".processed"
+    targets = [done / s for s in ("new", "cur")] if (done / "cur").is_dir() else [path]
+    why = [f"read and write {path / s}" for s in ("new", "cur")
+           if not access(path / s, os.R_OK | os.W_OK | os.X_OK)]  # fmt: skip
+    why += [f"write {t}" for t in targets if not access(t, os.W_OK | os.X_OK)]
+    if not why:
+        return None
+    return (
+        f"{user()} cannot {', '.join(why)}: messages read are moved to {done}; give this user "
+        "the folder (or run digest as the user that can)"
+    )
+
+
+def loopback(host: str) -> bool:
+    """Tell whether a host name is this machine (localhost or a loopback address)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def usage_findings(settings: Settings) -> list[CheckFinding]:

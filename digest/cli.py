@@ -346,6 +346,11 @@ def check(ctx: click.Context) -> None:
         else f"Maildir {settings.outbox}"
     )
     click.echo(f"  mail goes to {target}; database {settings.database}")
+    if box := settings.bounces:
+        where = f"Maildir {box.maildir}" if box.maildir else (
+            f"IMAP {box.imap_host}:{box.imap_port} folder {box.imap_folder}"
+        )  # fmt: skip
+        click.echo(f"  bounces are read from {where} (not opened by check)")
     from .dkim import check_lines
 
     click.echo("\n".join(check_lines(settings)))

@@ -19,7 +19,6 @@ from .mail import Composer, Failure, Letter, SendError, Transport
 from .models import DeliveryReport
 from .progress import Progress
 from .store import Message, Store
-from .tokens import bounce_token
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +148,7 @@ class Delivery:
 
     def envelope_sender(self, item: Message) -> str:
         """Return the envelope sender: [smtp] return_path ({token}: VERP), else From's address."""
-        path = self.settings.smtp.return_path if self.settings.smtp else None
-        if path:
-            return path.replace("{token}", bounce_token(self.secret, item.email))
-        return self.composer(item.edition_id).envelope_from
+        return mail.envelope_sender(self.settings, self.secret, item.email)
 
     def letter(self, item: Message) -> Letter:
         """Compose an entry's message as written and, for a non-ASCII address, in ASCII too."""

@@ -33,6 +33,7 @@ from .files import keep_private
 from .models import Letter
 from .render import charset_first
 from .store import Edition
+from .tokens import bounce_token
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,6 @@ class Composer:
     def __init__(self, edition: Edition, sender: str, list_name: str):
         self.edition = edition
         display, address = parseaddr(sender)
-        self.envelope_from = address
         self.shared = (
             address_line("From", display or list_name, address)
             + header_line("Subject", edition.subject)
@@ -390,10 +390,21 @@ def transport(settings: Settings) -> Transport:
     return MaildirTransport(settings.outbox)
 
 
-async def send_email(email: Email, settings: Settings, date: datetime) -> None:
-    """Send one email over its own connection; raise SendError if it is not accepted."""
+def envelope_sender(settings: Settings, secret: bytes, recipient: str) -> str:
+    """Return the envelope sender of mail to recipient: [smtp] return_path, its {token} the
+    recipient's signed bounce token (VERP), else the From address."""
+    path = settings.smtp.return_path if settings.smtp else None
+    if path:
+        return path.replace("{token}", bounce_token(secret, recipient))
+    return parseaddr(settings.sender)[1]
+
+
+async def send_email(email: Email, settings: Settings, date: datetime, secret: bytes) -> None:
+    """Send one email over its own connection, from the return path of its recipient (VERP);
+    raise SendError if it is not accepted."""
     way = transport(settings)
     try:
-        await way.send(email_letter(email, settings, date), parseaddr(settings.sender)[1])
+        sender = envelope_sender(settings, secret, email.email)
+        await way.send(email_letter(email, settings, date), sender)
     finally:
         await way.close()

@@ -19,9 +19,10 @@ from string import Template
 import pytest
 import trustme
 from click.testing import CliRunner
-from helpers.builders import DATA
+from helpers.builders import DATA, changed
 from helpers.cycles import DAY1, news, suppressed
 from helpers.dovecot import PASSWORD, Dovecot
+from helpers.site import LOCAL_PROXY, SENT, start
 
 import digest.bounces
 from digest import bouncebox
@@ -132,6 +133,35 @@ def test_each_digest_goes_from_a_signed_return_path_naming_its_reader(mailed, ma
             verify_bounce_token(secret, token, ALAN if address != ALAN else ADA)
     for item in mail_server.received:  # what people see is unchanged
         assert item.message["From"] == "Daily Papers <papers@example.org>"
+
+
+async def test_a_sign_up_confirmation_goes_from_the_return_path_and_its_dsn_names_them(
+    make_settings, mail_server, tmp_path
+):
+    settings = changed(
+        make_settings(extra=MAILDIR), web_signup=True, web_trusted_proxies=LOCAL_PROXY
+    )
+    mailbox.Maildir(tmp_path / "bounces", create=True)
+    site, server = await start(settings)
+    try:
+        status, page = await site.sign_up(EVE)
+        assert status == 200 and SENT in page
+        await site.signup.idle()
+    finally:
+        await site.client.close()
+        await server.close()
+    (received,) = mail_server.received
+    assert received.rcpt_tos == [EVE]
+    assert received.message["From"] == "Daily Papers <papers@example.org>"
+    local, domain = received.mail_from.split("@")
+    assert domain == "lists.example.org" and local.startswith("bounces+")
+    secret = load_settings(settings.path).secret.encode()
+    assert verify_bounce_token(secret, local.removeprefix("bounces+"), EVE) == EVE
+    # Eve was never mailed a digest: only the return path says whom the DSN is about.
+    drop(settings, bounce("dsn-without-recipient.eml", envelope=received.mail_from))
+    assert summary(read(settings)) == [
+        (EVE, "bounce", "5.1.1", "counted (1 of 3); moved to processed")
+    ]
 
 
 # --- DSNs as Postfix writes them, an ARF report ------------------------------------------------

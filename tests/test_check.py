@@ -254,3 +254,92 @@ def test_a_file_in_the_way_of_a_folder_is_fatal(place, fake_arxiv):
     assert result.exit_code == 2
     (error,) = lines(result, "error:")
     assert f"[digest] database: {place / 'blocked'} is a file, not a folder" in error
+
+
+# --- the bounce mailbox ------------------------------------------------------------------------
+
+
+def bounces_config(folder: Path, fake_arxiv, lines: str) -> Path:
+    """Write settings with a [bounces] section of these lines; return the path."""
+    return write(folder, fake_arxiv, extra=f"\n[bounces]\n{lines}")
+
+
+@pytest.mark.parametrize("made", ["nothing", "a plain folder"])
+def test_a_bounce_maildir_that_is_missing_or_not_a_maildir_is_fatal(tmp_path, fake_arxiv, made):
+    config = bounces_config(tmp_path, fake_arxiv, 'maildir = "bounces"\n')
+    if made == "a plain folder":
+        (tmp_path / "bounces").mkdir()
+    result = invoke(config)
+    assert result.exit_code == 2, result.output
+    (error,) = lines(result, "error:")
+    assert error.startswith("error: settings.toml:") and "[bounces] maildir: " in error
+    said = "does not exist" if made == "nothing" else "is not a Maildir (no new/ and cur/ in it)"
+    assert f"{tmp_path / 'bounces'} {said}" in error
+    assert f"  bounces are read from Maildir {tmp_path / 'bounces'} (not opened" in result.output
+
+
+def test_a_bounce_maildir_the_running_user_can_move_from_passes(place, fake_arxiv):
+    config = bounces_config(place, fake_arxiv, 'maildir = "bounces"\n')
+    box = mailbox.Maildir(place / "bounces", create=True)
+    box.add_folder("processed")
+    hand_over(*(place / "bounces").rglob("*"), place / "bounces")
+    with unprivileged():
+        result = invoke(config)
+    assert result.exit_code == 0, result.output
+    assert lines(result, "error:") == [] and lines(result, "warning:") == []
+
+
+def test_a_bounce_maildir_of_another_user_is_fatal(place, fake_arxiv):
+    config = bounces_config(place, fake_arxiv, 'maildir = "bounces"\n')
+    box = mailbox.Maildir(place / "bounces", create=True)  # the relay's, say, not digest's
+    box.add_folder("processed")
+    hand_over(place / "bounces", place / "bounces" / "new", place / "bounces" / "cur")
+    for sub in ("cur", ".processed/new", ".processed/cur"):  # (as root: .processed is root's)
+        (place / "bounces" / sub).chmod(0o500)
+    with unprivileged():
+        result = invoke(config)
+        name = user()
+    assert result.exit_code == 2, result.output
+    (error,) = lines(result, "error:")
+    done = place / "bounces" / ".processed"
+    assert f"[bounces] maildir: {name} cannot read and write {place / 'bounces' / 'cur'}, " in error
+    assert f"write {done / 'new'}, write {done / 'cur'}: messages read are moved to {done}" in error
+
+
+def check_imap(config: Path, password: str | None):
+    env = {"DIGEST_SECRET": SECRET, "DIGEST_BOUNCES_PASSWORD": password}
+    return CliRunner().invoke(main, ["--config", str(config), "check"], env=env)
+
+
+@pytest.mark.parametrize("scheme", ["imaps", "imap"])
+def test_an_imap_mailbox_without_its_password_is_fatal(tmp_path, fake_arxiv, scheme):
+    url = f"{scheme}://bounces@127.0.0.1/INBOX"
+    result = check_imap(bounces_config(tmp_path, fake_arxiv, f'imap = "{url}"\n'), None)
+    assert result.exit_code == 2, result.output
+    (error,) = lines(result, "error:")
+    assert "[bounces] imap: DIGEST_BOUNCES_PASSWORD (environment) is not set" in error
+    assert lines(result, "warning:") == []  # the server is on this machine
+    assert "  bounces are read from IMAP 127.0.0.1:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("imap://bounces@mail.example.org/INBOX", True),
+        ("imap://bounces@[::1]:1143/INBOX", False),
+        ("imap://bounces@localhost/INBOX", False),
+        ("imaps://bounces@mail.example.org/INBOX", False),
+    ],
+)
+def test_plain_imap_across_the_network_is_a_warning(tmp_path, fake_arxiv, url, warned):
+    result = check_imap(bounces_config(tmp_path, fake_arxiv, f'imap = "{url}"\n'), "pw")
+    assert result.exit_code == 0, result.output
+    assert lines(result, "error:") == []
+    warnings = lines(result, "warning:")
+    assert len(warnings) == warned
+    if warned:
+        assert warnings[0].startswith("warning: settings.toml:")
+        assert (
+            "[bounces] imap: imap:// sends the password to mail.example.org unencrypted"
+            in (warnings[0])
+        )

@@ -62,7 +62,7 @@ def test_transport_is_the_relay_when_smtp_is_set_else_the_maildir(make_settings)
 
 async def test_an_email_without_a_relay_lands_in_the_outbox(make_settings):
     settings = make_settings(smtp=False)
-    await send_email(confirmation(settings, known=False), settings, NOW)
+    await send_email(confirmation(settings, known=False), settings, NOW, b"secret")
     (path,) = (Path(settings.outbox) / "new").iterdir()
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert message["To"] == "nora@example.org"  # no name before confirmation

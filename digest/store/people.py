@@ -222,6 +222,10 @@ class People(Database):
         ).fetchone()
         return (row[0], row[1] is not None) if row else None
 
+    def signup_addresses(self) -> list[str]:
+        """Return the address of each sign-up kept (each once): who a web email went to."""
+        return [row[0] for row in self.db.execute("SELECT DISTINCT email FROM signups")]
+
     def prune_signups(self, now: datetime) -> None:
         """Forget unconfirmed sign-ups older than a week."""
         with self.transaction():

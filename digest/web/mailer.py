@@ -172,7 +172,9 @@ class Mailer:
         """Send one email over its own connection; log one line and return False if it fails."""
         masked = mask(email.email)
         try:
-            await send_email(email, self.endpoint.settings, self.endpoint.clock())
+            await send_email(
+                email, self.endpoint.settings, self.endpoint.clock(), self.endpoint.secret
+            )
         except (SendError, OSError, ValueError) as exc:
             log.warning("web: %s to %s not sent: %s", email.kind, masked, exc)
             return False
