@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import collections
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 from helpers.builders import SECRET, make_paper
-from helpers.cycles import ALAN, DAY1, GNN
+from helpers.cycles import ALAN, DAY1, GNN, cycle
 from helpers.fake_arxiv import busy_papers, status
 
 from digest.cli import main
 from digest.config import ConfigError, load_settings
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.web import make_app
 
 DAY2 = DAY1 + timedelta(days=1)
 
@@ -85,6 +89,8 @@ def test_a_busy_category_day_is_paged_to_the_watermark_kept_and_never_mailed(
     with Store(settings.database) as store:
         assert "harvest:cs.LG: 1500 fetched, 1491 new" in store.last_cycle()["summary"]
         assert len(store.papers(p.id for p in day)) == 1490  # in the history, with their text
+        state = store.keyword_states({"harvest:cs.lg": "cat:cs.LG"})["harvest:cs.lg"]
+        assert state.watermark == wanted.updated  # its own watermark, for the next cycle
     kept = seen(settings, "harvest:cs.lg")
     assert {p.id for p in day} | {wanted.id} <= kept
     assert seen(settings, "harvest:cs.lg", news=True) == set()  # no day page, feed or archive
@@ -166,3 +172,21 @@ def test_check_lists_the_harvest_entries(make_settings, fake_arxiv, tmp_path: Pa
     assert "2 harvest entr(y/ies), kept and not mailed:" in out.output
     assert "harvest:cs.IR: cat:cs.IR" in out.output
     assert "harvest:stat: cat:stat OR cat:stat.*" in out.output
+
+
+async def test_healthz_shows_the_harvest_counts(make_settings, fake_arxiv, mail_server):
+    settings = with_harvest(make_settings, '["stat.ML"]')
+    await cycle(settings, DAY1)
+    stat = sum("stat.ML" in p.categories for p in fake_arxiv.papers)
+    server = TestServer(make_app(settings), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(str(server.make_url("/healthz"))) as answer,
+        ):
+            health = json.loads(await answer.text())
+    finally:
+        await server.close()
+    assert answer.status == 200
+    assert f"harvest:stat.ML: {stat} fetched, 0 new" in health["last_cycle"]["summary"]
