@@ -357,6 +357,10 @@ def check(ctx: click.Context) -> None:
     click.echo(f"  {len(settings.keywords)} keyword(s):")
     for keyword in settings.keywords:
         click.echo(f"    {keyword.name}: {keyword.search_query()}")
+    if settings.arxiv.harvest:  # fetched into the history, never mailed
+        click.echo(f"  {len(settings.arxiv.harvest)} harvest entr(y/ies), kept and not mailed:")
+        for keyword in settings.fetched_keywords[len(settings.keywords) :]:
+            click.echo(f"    {keyword.name}: {keyword.search_query()}")
     fatal = False
     for finding in findings(settings):  # warnings print; errors also fail the check
         fatal = fatal or finding.fatal

@@ -64,6 +64,20 @@ class Keyword:
         )
 
 
+HARVEST = "harvest:"  # the key prefix of harvest entries; keyword names may not start with it
+
+
+def harvest_keyword(entry: str) -> Keyword:
+    """Return how a harvest entry is fetched: a keyword named harvest:<entry> for its category."""
+    query = f"cat:{entry}" if "." in entry else f"cat:{entry} OR cat:{entry}.*"
+    return Keyword(f"{HARVEST}{entry}", query=query)
+
+
+def is_harvest(key: str) -> bool:
+    """Tell whether a keyword key is a harvest entry's (fetched and kept, never mailed)."""
+    return key.startswith(HARVEST)
+
+
 def slugs(keywords: Sequence[Keyword]) -> dict[str, str]:
     """Return each keyword's URL name ('graph-neural-network'), unique, by key."""
     found: dict[str, str] = {}
@@ -88,6 +102,7 @@ class ArxivSettings:
     overlap_days: float  # fetch this far before the last fetch's newest update (arXiv's lag)
     contact: str | None
     max_retries: int
+    harvest: tuple[str, ...] = ()  # whole categories fetched into the history, never mailed
 
 
 ROOM_KEYS = ("search_deadline", "room_concurrency", "room_queue", "room_rate")  # RoomLimits'
@@ -175,6 +190,11 @@ class Settings:
     web_signup_hourly_cap: int = 100  # emails the sign-up form sends per rolling hour, at most
     bounces: BouncesSettings | None = None  # [bounces]: read late bounces and complaints
     web_room: RoomLimits = RoomLimits()  # the reading room's cost bounds
+
+    @property
+    def fetched_keywords(self) -> tuple[Keyword, ...]:
+        """Return every query a cycle fetches: the keywords, then the harvest entries."""
+        return self.keywords + tuple(harvest_keyword(e) for e in self.arxiv.harvest)
 
 
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
@@ -284,6 +304,15 @@ def _keywords(problems: Problems, tables: Any) -> tuple[Keyword, ...]:
         if not values.get("name"):
             continue
         key = values["name"].casefold()
+        if is_harvest(key):
+            problems.add(
+                "keywords",
+                "name",
+                f"{values['name']!r}: names beginning with {HARVEST!r} are kept for "
+                "[arxiv] harvest; rename this keyword",
+                index,
+            )
+            continue
         if key in seen:
             problems.add(
                 "keywords",

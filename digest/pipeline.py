@@ -37,7 +37,7 @@ def windows(settings: Settings, store: Store, now: datetime) -> dict[str, FetchW
     overlap = timedelta(days=settings.arxiv.overlap_days)
     first = now - timedelta(days=settings.first_run_days)
     found = {}
-    for keyword in settings.keywords:
+    for keyword in settings.fetched_keywords:  # the harvest entries page the same way
         state = states.get(keyword.key)
         mark = state.watermark if state else None
         found[keyword.key] = FetchWindow(
@@ -59,7 +59,8 @@ def fetch_all(
     progress = progress or Progress()
     found: dict[str, Fetched] = {}
     results: list[KeywordResult] = []
-    progress.start("fetch", len(settings.keywords))
+    fetched = settings.fetched_keywords  # keywords, then harvest entries ([arxiv] harvest)
+    progress.start("fetch", len(fetched))
 
     def done(keyword: Keyword, outcome: Fetched | FetchError) -> None:
         results.append(outcome_of(settings, keyword, outcome))
@@ -71,12 +72,13 @@ def fetch_all(
         if outcome.truncated:
             log.warning("fetch: %s", results[-1].warning)
 
-    jobs = [(k, windows[k.key]) for k in settings.keywords]
+    jobs = [(k, windows[k.key]) for k in fetched]
     requests = fetch_keywords(settings.arxiv, jobs, done, stop, progress.beat)
     progress.finish()
     log.info(
-        "fetch: %d keywords, %d requests, %d papers",
+        "fetch: %d keywords, %d harvest entries, %d requests, %d papers",
         len(settings.keywords),
+        len(settings.arxiv.harvest),
         requests,
         sum(len(f.papers) for f in found.values()),
     )

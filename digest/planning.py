@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from .config import Settings
+from .config import Settings, is_harvest
 from .editions import EditionBuilder
 from .fetch import Fetched
 from .mail import new_message_id
@@ -30,8 +30,8 @@ class Plan:
 
 
 def queries(settings: Settings) -> dict[str, str]:
-    """Return each keyword's arXiv query by its key."""
-    return {k.key: k.search_query() for k in settings.keywords}
+    """Return each keyword's (and harvest entry's) arXiv query by its key."""
+    return {k.key: k.search_query() for k in settings.fetched_keywords}
 
 
 def plan(
@@ -51,7 +51,7 @@ def plan(
     loses nothing (the papers are news again next cycle), and no transaction holds the
     database for long, so an unsubscribe never waits for planning.
     """
-    names = {k.key: k.name for k in settings.keywords}
+    names = {k.key: k.name for k in settings.fetched_keywords}
     results = dict(zip(names, keywords, strict=True))
     store.record_papers(p for fetched in found.values() for p in fetched.papers)
     for key, fetched in found.items():
@@ -68,12 +68,14 @@ def plan(
     if found:
         log.info("diff: %s", "; ".join(_news(r) for key, r in results.items() if key in found))
     day = now.astimezone(settings.timezone).date()
-    messages = _Messages(settings, store, results, cycle_id, day, secret)
+    topics = {key: r for key, r in results.items() if not is_harvest(key)}  # harvest: no mail
+    messages = _Messages(settings, store, topics, cycle_id, day, secret)
     store.plan_messages(messages.rows(), now)
     query = queries(settings)
     with store.transaction():
         for key, fetched in found.items():
-            store.record_keyword(key, fetched.papers, cycle_id, now, query[key], results[key].new)
+            news = () if is_harvest(key) else results[key].new  # only a topic's news is shown
+            store.record_keyword(key, fetched.papers, cycle_id, now, query[key], news)
         store.advance(cycle_id, day, messages.covered, messages.sent)
         store.mark_planned(cycle_id, now)
     log.info(

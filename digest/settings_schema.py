@@ -144,6 +144,24 @@ def _keyword_name(value: Any) -> str:
     return value
 
 
+# an archive ("cs", "astro-ph") or a category ("cs.IR", "cond-mat.mes-hall", "q-bio.NC")
+_CATEGORY = re.compile(r"[a-z]+(-[a-z]+)?(\.[A-Za-z]+(-[a-z]+)?)?")
+
+
+def _harvest(value: Any) -> tuple[str, ...]:
+    entries = _str_list(value)
+    for entry in entries:
+        if not _CATEGORY.fullmatch(entry):
+            raise ValueError(
+                f"{entry!r} is not an arXiv category; write categories such as "
+                '"cs.IR" or whole archives such as "cs"'
+            )
+    if len(set(entries)) != len(entries):
+        twice = next(e for e in entries if entries.count(e) > 1)
+        raise ValueError(f"{twice!r} is listed twice")
+    return entries
+
+
 def _dns_name(value: Any) -> str:
     value = _text(value).rstrip(".")
     label = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
@@ -216,6 +234,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "overlap_days": (_float, 3.0),
         "contact": (_text, None),
         "max_retries": (_int(0, 10), 3),
+        "harvest": (_harvest, []),
     },
     "smtp": {
         "host": (_text, REQUIRED),

@@ -35,10 +35,11 @@ selected or sorted.  ``busy_papers`` makes many papers for paging and load tests
 
 Queries support ``ti:``, ``abs:``, ``all:`` (title or abstract), ``au:`` and ``cat:`` terms, bare
 words or quoted phrases (case-insensitive substrings of whitespace-collapsed text; ``cat:`` is
-exact), ``AND``/``OR``/``ANDNOT`` applied left to right, and parentheses.  "relevance" order is
-the order of ``papers`` (or of ``id_list``).  Malformed requests (bad syntax, bad paging, bad ids)
-get an HTTP 400 error feed, like arXiv, from every action built on the normal answer (``"ok"``,
-``"empty"``, ``"truncated"``, ``hang``, ``dribble``).  Only each paper's newest version is served.
+exact, or a whole archive as ``cat:cs.*``), ``AND``/``OR``/``ANDNOT`` applied left to right, and
+parentheses.  "relevance" order is the order of ``papers`` (or of ``id_list``).  Malformed
+requests (bad syntax, bad paging, bad ids) get an HTTP 400 error feed, like arXiv, from every
+action built on the normal answer (``"ok"``, ``"empty"``, ``"truncated"``, ``hang``,
+``dribble``).  Only each paper's newest version is served.
 """
 
 from __future__ import annotations
@@ -263,6 +264,8 @@ def _term(fld: str, value: str) -> Predicate:
     needle = _collapse(text.replace("_", " ") if fld == "au" else text).casefold()
     if not needle:
         raise QueryError(f"empty search term for {fld}")
+    if fld == "cat" and needle.endswith(".*"):  # a whole archive: cat:cs.*
+        return lambda p: any(c.casefold().startswith(needle[:-1]) for c in p.categories)
     if fld == "cat":
         return lambda p: any(c.casefold() == needle for c in p.categories)
     if fld not in _TEXT_FIELDS:
