@@ -15,7 +15,7 @@ from helpers.site import confirm_form, confirm_link, start
 from digest.addresses import address_key, checked_key, legacy_address_key
 from digest.config import Keyword
 from digest.store import SCHEMA, VERSION, Store
-from digest.store.base import add_functions
+from digest.store.schema import add_functions
 from digest.subscribers import BadRow, Subscriber, read_subscribers
 from digest.tokens import make_token, token_id, unsubscribe_token
 

@@ -12,7 +12,7 @@ from helpers.builders import stored_paper
 
 from digest.cli import main
 from digest.store import SCHEMA, VERSION, Store, StoreError
-from digest.store.base import add_functions
+from digest.store.schema import add_functions
 
 NOW = datetime(2025, 11, 16, 6, 0, tzinfo=UTC)
 PAPER = stored_paper(

@@ -1,0 +1,171 @@
+"""The database's schema: one script per version, each migrating from the one before."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..addresses import address_key, legacy_address_key
+
+SCHEMA = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE papers (
+        id TEXT PRIMARY KEY, version INTEGER NOT NULL, title TEXT NOT NULL,
+        authors TEXT NOT NULL, abstract TEXT NOT NULL, comment TEXT,
+        published TEXT NOT NULL, updated TEXT NOT NULL, primary_category TEXT NOT NULL,
+        categories TEXT NOT NULL, doi TEXT, journal_ref TEXT);
+    CREATE TABLE keywords (
+        key TEXT PRIMARY KEY, first_seen TEXT NOT NULL, last_success TEXT NOT NULL,
+        last_count INTEGER NOT NULL);
+    CREATE TABLE seen (
+        keyword TEXT NOT NULL, paper_id TEXT NOT NULL REFERENCES papers(id),
+        cycle_id INTEGER NOT NULL, first_seen TEXT NOT NULL, PRIMARY KEY (keyword, paper_id));
+    CREATE INDEX seen_paper ON seen (paper_id);
+    CREATE TABLE cycles (
+        id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,
+        status TEXT NOT NULL, summary TEXT);
+    CREATE TABLE editions (
+        id INTEGER PRIMARY KEY, cycle_id INTEGER NOT NULL REFERENCES cycles(id),
+        keywords TEXT NOT NULL, papers INTEGER NOT NULL, subject TEXT NOT NULL,
+        text TEXT NOT NULL, html TEXT NOT NULL, placeholders TEXT NOT NULL);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY, cycle_id INTEGER NOT NULL REFERENCES cycles(id),
+        edition_id INTEGER NOT NULL REFERENCES editions(id), email TEXT NOT NULL,
+        name TEXT NOT NULL, message_id TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, planned_at TEXT NOT NULL,
+        sent_at TEXT);
+    CREATE INDEX outbox_status ON outbox (status, id);
+    CREATE TABLE recipients (id TEXT PRIMARY KEY, email TEXT NOT NULL);
+    CREATE TABLE suppressions (
+        email TEXT PRIMARY KEY, reason TEXT NOT NULL, created_at TEXT NOT NULL);
+    """,
+    """
+    CREATE TABLE bounces (
+        email TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_error TEXT NOT NULL,
+        updated_at TEXT NOT NULL);
+    CREATE INDEX outbox_sent_at ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+    """,
+    """
+    ALTER TABLE keywords ADD COLUMN query TEXT;
+    """,
+    """
+    ALTER TABLE keywords ADD COLUMN watermark TEXT;
+    UPDATE keywords SET watermark = (
+        SELECT max(papers.updated) FROM seen JOIN papers ON papers.id = seen.paper_id
+        WHERE seen.keyword = keywords.key);
+    """,
+    """
+    ALTER TABLE cycles ADD COLUMN planned_at TEXT;
+    UPDATE cycles SET planned_at = started_at;
+    """,
+    # The reading room: which papers were news (mailed) in a cycle, each keyword's papers
+    # newest first without reading its whole history, and full-text search.
+    """
+    ALTER TABLE seen ADD COLUMN news INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE seen ADD COLUMN updated TEXT;
+    UPDATE seen SET updated = (SELECT updated FROM papers WHERE papers.id = seen.paper_id);
+    CREATE INDEX seen_keyword_updated ON seen (keyword, updated DESC, paper_id);
+    CREATE INDEX seen_cycle ON seen (cycle_id, keyword);
+    CREATE INDEX seen_keyword_cycle ON seen (keyword, cycle_id);
+    CREATE VIRTUAL TABLE papers_fts USING fts5(
+        title, abstract, authors, content='papers', content_rowid='rowid',
+        tokenize='porter unicode61');
+    CREATE TRIGGER papers_fts_insert AFTER INSERT ON papers BEGIN
+        INSERT INTO papers_fts (rowid, title, abstract, authors)
+        VALUES (new.rowid, new.title, new.abstract, new.authors);
+    END;
+    CREATE TRIGGER papers_fts_delete AFTER DELETE ON papers BEGIN
+        INSERT INTO papers_fts (papers_fts, rowid, title, abstract, authors)
+        VALUES ('delete', old.rowid, old.title, old.abstract, old.authors);
+    END;
+    CREATE TRIGGER papers_fts_update AFTER UPDATE ON papers BEGIN
+        INSERT INTO papers_fts (papers_fts, rowid, title, abstract, authors)
+        VALUES ('delete', old.rowid, old.title, old.abstract, old.authors);
+        INSERT INTO papers_fts (rowid, title, abstract, authors)
+        VALUES (new.rowid, new.title, new.abstract, new.authors);
+    END;
+    INSERT INTO papers_fts (papers_fts) VALUES ('rebuild');
+    """,
+    # People's own choices (they win over their subscribers.csv row) and web sign-ups.
+    """
+    CREATE TABLE people (
+        key TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL,
+        topics TEXT, frequency TEXT, weekday INTEGER, paused_until TEXT, abstracts TEXT,
+        last_cycle INTEGER, last_sent_on TEXT, confirmed_at TEXT, updated_at TEXT NOT NULL);
+    CREATE TABLE signups (
+        nonce TEXT PRIMARY KEY, key TEXT NOT NULL, email TEXT NOT NULL, name TEXT NOT NULL,
+        topics TEXT NOT NULL, created_at TEXT NOT NULL, confirmed_at TEXT);
+    CREATE INDEX signups_key ON signups (key, created_at);
+    """,
+    # What each mailed person's manage link shows without reading subscribers.csv.
+    """
+    ALTER TABLE recipients ADD COLUMN name TEXT;
+    ALTER TABLE recipients ADD COLUMN topics TEXT;
+    ALTER TABLE recipients ADD COLUMN source TEXT;
+    """,
+    # Bounces and complaints read from the bounce mailbox: one row per report and address, so
+    # no report counts twice; `digest` is the Message-ID of the mail it reports on.
+    """
+    CREATE TABLE reports (
+        message_id TEXT NOT NULL, email TEXT NOT NULL, kind TEXT NOT NULL,
+        status TEXT NOT NULL, digest TEXT NOT NULL, counts INTEGER NOT NULL,
+        received_at TEXT NOT NULL, PRIMARY KEY (message_id, email));
+    CREATE INDEX reports_email ON reports (email, received_at);
+    """,
+    # The web's emails (a sign-up's confirmation or note), each with its turn (`at`, Unix
+    # seconds) under [smtp] rate_limit and hourly_limit, shared with the digests' sends.
+    """
+    CREATE TABLE notice_sends (
+        id INTEGER PRIMARY KEY, nonce TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+        at REAL NOT NULL, sent_at TEXT);
+    CREATE INDEX notice_sends_at ON notice_sends (at);
+    """,
+    # The sign-up form's limits: each form token is used once (kept until it expires), and
+    # each email the form sent, by a keyed hash of the mailbox (not the address), for 30 days.
+    """
+    CREATE TABLE form_tokens (id TEXT PRIMARY KEY, expires_at TEXT NOT NULL);
+    CREATE INDEX form_tokens_expires ON form_tokens (expires_at);
+    CREATE TABLE form_mails (mailbox TEXT NOT NULL, at TEXT NOT NULL);
+    CREATE INDEX form_mails_mailbox ON form_mails (mailbox, at);
+    CREATE INDEX form_mails_at ON form_mails (at);
+    """,
+    # Keys that tell look-alikes apart (a long s is not an s; before, case folding merged them):
+    # address_key() and legacy_address_key() are the SQL functions Database registers. Rows that
+    # keep an address get its new key (one another row has already is left alone: nothing
+    # merges). Suppressions, bounces and reports keep only the old key: each address known here
+    # that had it gets a copy under its own new key, so no one who unsubscribed is mailed again.
+    """
+    CREATE TEMP TABLE rekeyed AS
+        SELECT email, legacy_address_key(email) AS old, address_key(email) AS new FROM (
+            SELECT email FROM people UNION SELECT email FROM signups
+            UNION SELECT email FROM recipients UNION SELECT email FROM outbox)
+        WHERE address_key(email) <> legacy_address_key(email);
+    UPDATE people SET key = address_key(email)
+        WHERE email IN (SELECT email FROM rekeyed) AND NOT EXISTS (
+            SELECT 1 FROM people AS other WHERE other.key = address_key(people.email));
+    UPDATE signups SET key = address_key(email) WHERE email IN (SELECT email FROM rekeyed);
+    INSERT OR IGNORE INTO suppressions (email, reason, created_at)
+        SELECT rekeyed.new, reason, created_at FROM suppressions JOIN rekeyed
+        ON suppressions.email = rekeyed.old;
+    INSERT OR IGNORE INTO bounces (email, failures, last_error, updated_at)
+        SELECT rekeyed.new, failures, last_error, updated_at FROM bounces JOIN rekeyed
+        ON bounces.email = rekeyed.old;
+    INSERT OR IGNORE INTO reports (message_id, email, kind, status, digest, counts, received_at)
+        SELECT message_id, rekeyed.new, kind, status, digest, counts, received_at
+        FROM reports JOIN rekeyed ON reports.email = rekeyed.old;
+    DROP TABLE temp.rekeyed;
+    """,
+    # The version each person's manage links carry (none: 0): signing out raises it, and the
+    # links of an older version no longer open their page. Unsubscribe links have none.
+    """
+    CREATE TABLE link_versions (
+        key TEXT PRIMARY KEY, version INTEGER NOT NULL, revoked_at TEXT NOT NULL);
+    """,
+]
+VERSION = len(SCHEMA)
+
+
+def add_functions(conn: sqlite3.Connection) -> None:
+    """Give a connection the SQL functions the migrations call (address_key and the old one)."""
+    for function in (address_key, legacy_address_key):
+        conn.create_function(function.__name__, 1, function, deterministic=True)
