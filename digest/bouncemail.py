@@ -21,7 +21,7 @@ from email.utils import parseaddr
 import aiosmtplib
 import flufl.bounce
 
-from .mail import Failure, classify
+from .transport import Failure, classify
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,12 @@ from . import mail
 from .config import Settings
 from .dkim import DkimError, Signer
 from .links import Links
-from .mail import Composer, Failure, Letter, SendError, Transport
+from .mail import Composer, Letter
 from .models import DeliveryReport
 from .progress import Progress
 from .store import Message, Store
+from .transport import Failure, SendError, Transport
+from .transport import transport as open_transport
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ class Delivery:
         return taken
 
     def _transports(self) -> list[Transport]:
-        return [mail.transport(self.settings) for _ in range(self.pool)]  # a Maildir: pool is 1
+        return [open_transport(self.settings) for _ in range(self.pool)]  # a Maildir: pool is 1
 
     def composer(self, edition_id: int) -> Composer:
         """Return the composer of an edition (a few are kept; editions come in runs)."""

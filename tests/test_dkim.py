@@ -24,8 +24,9 @@ import digest.dkim
 from digest.cli import main
 from digest.config import ConfigError
 from digest.dkim import SIGNED, Signer
-from digest.mail import Email, MaildirTransport, email_letter
+from digest.mail import Email, email_letter
 from digest.pipeline import run_once
+from digest.transport import MaildirTransport
 
 SUBSCRIBERS = """email,name,keywords
 ada@example.org,Ada Lovelace,

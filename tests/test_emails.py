@@ -10,8 +10,9 @@ from pathlib import Path
 
 from digest import signups
 from digest.links import Links
-from digest.mail import MaildirTransport, SmtpConnection, email_letter, send_email, transport
+from digest.mail import email_letter, send_email
 from digest.render import make_environment
+from digest.transport import MaildirTransport, SmtpConnection, transport
 
 NOW = datetime(2025, 11, 27, 6, 0, tzinfo=UTC)
 SECRET = b"a test secret of at least thirty-two bytes"

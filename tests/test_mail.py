@@ -19,9 +19,10 @@ from helpers.mailserver import MailServer, RecordingHandler
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.mail import Composer, Failure, Letter, SendError, SmtpConnection
+from digest.mail import Composer, Letter
 from digest.pipeline import run_once
 from digest.store import Edition
+from digest.transport import Failure, SendError, SmtpConnection
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from helpers.cycles import DAY1, news, outbox_status, subscribers, suppressed, w
 from helpers.mailserver import FaultyHandler, MailServer, RecordingHandler
 
 from digest.cli import main
-from digest.mail import Failure, classify
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transport import Failure, classify
 
 
 def three_cycles(settings, fake_arxiv):

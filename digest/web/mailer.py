@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..mail import Email, SendError, send_email
+from ..mail import Email, send_email
 from ..store import Store, StoreError
+from ..transport import SendError
 from .base import Endpoint, mask
 
 log = logging.getLogger(__name__)
