@@ -1,5 +1,6 @@
 """The only owner of the SQLite database: history, outbox, suppressions, bounce reports."""
 
+from .arrivals import Arrivals
 from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
 from .bounces import BounceFinding, Bounces, Effect
 from .form_limits import FormLimits
@@ -31,5 +32,7 @@ __all__ = [
 ]
 
 
-class Store(History, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions):
+class Store(
+    History, Arrivals, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions
+):
     """The database of digest, the one place that speaks SQL."""

@@ -14,7 +14,7 @@ from .bounces import clear_late_bounces
 
 FIELDS = (
     "key, email, name, source, topics, frequency, weekday, paused_until, abstracts, "
-    "last_cycle, last_sent_on, confirmed_at"
+    "last_cycle, last_sent_on, confirmed_at, own_topics"
 )
 
 
@@ -44,12 +44,13 @@ class Person:
     last_cycle: int | None  # the newest cycle whose news they got (or skipped, paused)
     last_sent_on: date | None  # the day of their last digest
     confirmed_at: datetime | None
+    own_topics: tuple[str, ...] = ()  # their own topic lines (topics.py), as they wrote them
 
     @classmethod
     def of(cls, row: tuple) -> Person:
         """Build a Person from a row of FIELDS."""
         key, email, name, source, topics, frequency, weekday, paused, abstracts, *rest = row
-        last_cycle, last_sent, confirmed = rest
+        last_cycle, last_sent, confirmed, own = rest
         return cls(
             key, email, name, source,
             tuple(json.loads(topics)) if topics is not None else None,
@@ -58,6 +59,7 @@ class Person:
             abstracts, last_cycle,
             date.fromisoformat(last_sent) if last_sent else None,
             datetime.fromisoformat(confirmed) if confirmed else None,
+            tuple(json.loads(own)) if own else (),
         )  # fmt: skip
 
 
@@ -112,6 +114,29 @@ class People(Database):
                 {"key": address_key(email), "email": email, "name": name, "source": source,
                  "now": iso(now), **values},
             )  # fmt: skip
+
+    def save_own_topics(
+        self, email: str, name: str, source: str, lines: Iterable[str], now: datetime
+    ) -> None:
+        """Store a person's own topic lines (none: they have none), leaving their other choices."""
+        own = json.dumps(list(lines)) or None
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO people (key, email, name, source, own_topics, updated_at, last_cycle) "
+                "VALUES (:key, :email, :name, :source, :own, :now, "
+                "(SELECT max(id) FROM cycles WHERE planned_at IS NOT NULL)) "
+                "ON CONFLICT (key) DO UPDATE SET own_topics = :own, updated_at = :now, "
+                "last_cycle = coalesce(last_cycle, excluded.last_cycle)",
+                {"key": address_key(email), "email": email, "name": name, "source": source,
+                 "own": None if own == "[]" else own, "now": iso(now)},
+            )  # fmt: skip
+
+    def own_topic_counts(self) -> dict[str, int]:
+        """Return how many own topics each person with some has, by address key."""
+        rows = self.db.execute(
+            "SELECT key, json_array_length(own_topics) FROM people WHERE own_topics IS NOT NULL"
+        )
+        return {key: n for key, n in rows}
 
     def reset_choices(self, email: str, now: datetime) -> bool:
         """Forget a person's own choices: their subscribers.csv row rules again."""

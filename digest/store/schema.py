@@ -161,6 +161,18 @@ SCHEMA = [
     CREATE TABLE link_versions (
         key TEXT PRIMARY KEY, version INTEGER NOT NULL, revoked_at TEXT NOT NULL);
     """,
+    # Issue 18: each person's own topic lines (a JSON list), and the cycle in which each paper
+    # was first news of any topic or harvest (what own topics are matched against); papers
+    # already announced count as arrived when they were first seen.
+    """
+    ALTER TABLE people ADD COLUMN own_topics TEXT;
+    CREATE TABLE arrivals (
+        paper_id TEXT PRIMARY KEY, cycle_id INTEGER NOT NULL, arrived_at TEXT NOT NULL);
+    CREATE INDEX arrivals_cycle ON arrivals (cycle_id);
+    CREATE INDEX arrivals_at ON arrivals (arrived_at);
+    INSERT INTO arrivals (paper_id, cycle_id, arrived_at)
+        SELECT paper_id, min(cycle_id), min(first_seen) FROM seen GROUP BY paper_id;
+    """,
 ]
 VERSION = len(SCHEMA)
 
