@@ -190,6 +190,8 @@ class Settings:
     web_signup_hourly_cap: int = 100  # emails the sign-up form sends per rolling hour, at most
     bounces: BouncesSettings | None = None  # [bounces]: read late bounces and complaints
     web_room: RoomLimits = RoomLimits()  # the reading room's cost bounds
+    web_personal_topics: bool = True  # readers may write their own topics (matched locally)
+    web_max_personal_topics: int = 20  # own topics one reader may have
 
     @property
     def fetched_keywords(self) -> tuple[Keyword, ...]:
@@ -383,6 +385,8 @@ def _build(
         notices=notices,
         bounces=_bounces(root, values["bounces"], env),
         web_room=RoomLimits(*(web[f] for f in ROOM_KEYS)),
+        web_personal_topics=web["personal_topics"],
+        web_max_personal_topics=web["max_personal_topics"],
     )
 
 

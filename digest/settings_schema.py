@@ -266,6 +266,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "room_concurrency": (_int(1, 64), 4),
         "room_queue": (_int(0, 10_000), 16),
         "room_rate": (_int(0), 60),
+        "personal_topics": (_bool, True),  # readers' own topics on their manage page
+        "max_personal_topics": (_int(1, 100), 20),
     },
     "bounces": {  # where the relay's bounces and feedback-loop reports arrive
         "maildir": (_text, None),
