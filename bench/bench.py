@@ -18,6 +18,8 @@ digests, pauses and abstracts, plus 10,000 web sign-ups: the time ratio and the 
 And the public site under abuse (bench/abuse.py): 16 clients hammering uncached worst-case
 searches on the 100,000 papers while unsubscribe POSTs and /healthz are timed (p50, p99 against
 500 ms and 200 ms), with the search throughput achieved; --abuse-only runs that section alone.
+And readers' own topics (bench/own_topics.py): 10,000 readers x 5 topics matched against a
+2,000-paper day, against 10 s and 150 MB; --topics-only runs that section alone.
 """
 
 from __future__ import annotations
@@ -389,6 +391,11 @@ def main(argv: list[str] | None = None) -> None:
     abuse.add_argument("--no-abuse", action="store_true", help="skip this section")
     abuse.add_argument("--abuse-clients", type=int, default=16, help="searching at once")
     abuse.add_argument("--abuse-seconds", type=float, default=30.0, help="of measuring")
+    topics = parser.add_argument_group("own topics")
+    topics.add_argument("--topics-only", action="store_true", help="run this section alone")
+    topics.add_argument("--no-topics", action="store_true", help="skip this section")
+    topics.add_argument("--topics-readers", type=int, default=10_000, help="with own topics")
+    topics.add_argument("--topics-papers", type=int, default=2_000, help="the day's papers")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -399,6 +406,8 @@ def main(argv: list[str] | None = None) -> None:
         return planning_section(args)
     if args.abuse_only:
         return abuse_section(args)
+    if args.topics_only:
+        return topics_section(args)
 
     port = free_port()
     ready = multiprocessing.Event()
@@ -458,6 +467,16 @@ def main(argv: list[str] | None = None) -> None:
         reading_room_section(args)
     if not (args.digest_only or args.no_abuse):
         abuse_section(args)
+    if not (args.digest_only or args.no_topics):
+        topics_section(args)
+
+
+def topics_section(args: argparse.Namespace) -> None:
+    """Time matching readers' own topics against a day of papers, and print the figures."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import own_topics
+
+    own_topics.matching_section(args.topics_readers, 5, args.topics_papers, 0.30, 3)
 
 
 def planning_section(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ from ..models import Paper
 from .base import Database, iso
 
 # The reading room's tokenizer (porter stemming over unicode61), accents folded as topics are.
-_FTS = "fts5(id UNINDEXED, title, abstract, tokenize='porter unicode61 remove_diacritics 2')"
+_FTS = "fts5(title, abstract, tokenize='porter unicode61 remove_diacritics 2')"
 
 
 def phrase(words: tuple[str, ...]) -> str:
@@ -27,9 +27,10 @@ class DayCorpus:
         self.facets = PaperFacets(papers)
         self.conn = sqlite3.connect(":memory:")
         self.conn.execute(f"CREATE VIRTUAL TABLE day USING {_FTS}")
+        self.ids = list(papers)  # by rowid - 1: each id one string, however many matches
         self.conn.executemany(
-            "INSERT INTO day (id, title, abstract) VALUES (?, ?, ?)",
-            ((p.id, p.title, p.abstract) for p in papers.values()),
+            "INSERT INTO day (rowid, title, abstract) VALUES (?, ?, ?)",
+            ((n, p.title, p.abstract) for n, p in enumerate(papers.values(), start=1)),
         )
 
     def close(self) -> None:
@@ -38,8 +39,8 @@ class DayCorpus:
 
     def text(self, phrase_words: tuple[str, ...]) -> set[str]:
         """Return the papers whose title or abstract has the phrase."""
-        rows = self.conn.execute("SELECT id FROM day WHERE day MATCH ?", [phrase(phrase_words)])
-        return {row[0] for row in rows}
+        rows = self.conn.execute("SELECT rowid FROM day WHERE day MATCH ?", [phrase(phrase_words)])
+        return {self.ids[row[0] - 1] for row in rows}
 
     def author(self, name: tuple[str, ...]) -> set[str]:
         """Return the papers with an author whose name has these words in order."""
