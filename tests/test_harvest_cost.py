@@ -3,6 +3,7 @@ faults handled as for keywords (the watermark stays, the next cycle takes it all
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -104,8 +105,9 @@ def busy_day(day_one, tmp_path, fake_arxiv, mail_server, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_busy_day_costs_two_requests_and_a_quiet_category_one(busy_day, fake_arxiv):
+def test_a_busy_day_costs_two_requests_and_a_quiet_category_one(busy_day, fake_arxiv, caplog):
     settings, today = busy_day
+    caplog.set_level(logging.INFO, "digest.planning")
     report = run_once(settings, clock=lambda: DAY2)
     assert report.ok
     # 1,500 new papers, then the day before the watermark again (1,500 more): two pages of
@@ -121,6 +123,12 @@ def test_a_busy_day_costs_two_requests_and_a_quiet_category_one(busy_day, fake_a
     assert "harvest:stat.ML: 3 fetched, 0 new" in report.summary()
     assert watermark(settings, "harvest:cs.lg") == today[0].updated
     assert {p.id for p in today} <= seen(settings, "harvest:cs.lg")
+    # page 2 ends among older papers that DAY1's page did not reach: kept, and the log says
+    # which bound to raise if such papers were late announcements
+    assert (
+        "harvest:cs.LG: 500 unseen papers updated before 2025-11-15 recorded without mailing "
+        "(raise [arxiv] harvest_overlap_days" in caplog.text
+    )
 
     fake_arxiv.requests.clear()  # a day without announcements: one page reaches the overlap
     quiet = run_once(settings, clock=lambda: DAY2 + timedelta(days=1))
