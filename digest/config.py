@@ -78,6 +78,19 @@ def is_harvest(key: str) -> bool:
     return key.startswith(HARVEST)
 
 
+HARVEST_PAGE_SIZE = 2000  # arXiv's most per request: a harvest entry reads whole categories
+
+
+@dataclass(frozen=True)
+class FetchBounds:
+    """How one query is paged: papers per request, the most per cycle, how far back again."""
+
+    page_size: int
+    max_papers: int
+    overlap_days: float
+    bound_key: str = "max_papers"  # the [arxiv] key of max_papers, named when it cuts a fetch
+
+
 def slugs(keywords: Sequence[Keyword]) -> dict[str, str]:
     """Return each keyword's URL name ('graph-neural-network'), unique, by key."""
     found: dict[str, str] = {}
@@ -103,6 +116,19 @@ class ArxivSettings:
     contact: str | None
     max_retries: int
     harvest: tuple[str, ...] = ()  # whole categories fetched into the history, never mailed
+    harvest_overlap_days: float = 1.0  # a harvest entry's overlap_days: it re-reads less
+    harvest_max_papers: int = 10_000  # a harvest entry's max_papers: a busy day is not cut
+
+    def bounds(self, key: str) -> FetchBounds:
+        """Return how a keyword's query is paged, by its key (a harvest entry's: its own)."""
+        if is_harvest(key):
+            return FetchBounds(
+                HARVEST_PAGE_SIZE,
+                self.harvest_max_papers,
+                self.harvest_overlap_days,
+                "harvest_max_papers",
+            )
+        return FetchBounds(self.page_size, self.max_papers, self.overlap_days)
 
 
 ROOM_KEYS = ("search_deadline", "room_concurrency", "room_queue", "room_rate")  # RoomLimits'

@@ -132,10 +132,11 @@ class Fetcher:
     async def fetch(self, keyword: Keyword, window: FetchWindow) -> Fetched:
         """Page through the keyword's newest updates until the window is covered (or the bound)."""
         fetched, seen = Fetched(window), set()
-        limit, start, total = self.settings.max_papers, 0, 0
+        bounds = self.settings.bounds(keyword.key)  # a harvest entry's pages are larger
+        limit, start, total = bounds.max_papers, 0, 0
         self.tries = 0  # tries of this keyword's requests, whichever page
         while True:
-            size = min(self.settings.page_size, limit - start)
+            size = min(bounds.page_size, limit - start)
             # An empty page is suspect where papers are known to be: arXiv's known fault.
             suspect = start < total if start else window.had_papers
             page = await self._page(keyword, start, size, suspect)

@@ -77,6 +77,7 @@ class KeywordResult:
     limit: int | None = None  # set when the per-keyword bound cut the fetch short
     skipped: int = 0  # entries of arXiv's answers that could not be read
     late: int = 0  # unseen papers older than the fetch window: recorded, not announced
+    bound_key: str = "max_papers"  # the [arxiv] key of that bound (a harvest entry has its own)
 
     @property
     def failed(self) -> bool:
@@ -91,7 +92,7 @@ class KeywordResult:
         if self.skipped:
             text += f", {self.skipped} unreadable entries skipped"
         if self.limit is not None:
-            text += f", LIMIT REACHED (more than {self.limit} papers; narrow the keyword)"
+            text += f", LIMIT REACHED (more than {self.limit} papers; {self._fix(False)})"
         return text
 
     @property
@@ -101,8 +102,14 @@ class KeywordResult:
             return None
         return (
             f"arXiv had more than {self.limit} new papers for {self.keyword}; only the newest "
-            f"{self.limit} were fetched: narrow the keyword (or raise [arxiv] max_papers)"
+            f"{self.limit} were fetched: {self._fix(True)}"
         )
+
+    def _fix(self, long: bool) -> str:
+        """Return what to do about the bound: narrow a keyword, raise a harvest entry's bound."""
+        if self.bound_key != "max_papers":
+            return f"raise [arxiv] {self.bound_key}"
+        return "narrow the keyword (or raise [arxiv] max_papers)" if long else "narrow the keyword"
 
 
 @dataclass(slots=True)

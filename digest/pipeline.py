@@ -34,10 +34,10 @@ def windows(settings: Settings, store: Store, now: datetime) -> dict[str, FetchW
     lag; a keyword never fetched (or whose query changed) reaches back first_run_days.
     """
     states = store.keyword_states(queries(settings))
-    overlap = timedelta(days=settings.arxiv.overlap_days)
     first = now - timedelta(days=settings.first_run_days)
     found = {}
     for keyword in settings.fetched_keywords:  # the harvest entries page the same way
+        overlap = timedelta(days=settings.arxiv.bounds(keyword.key).overlap_days)
         state = states.get(keyword.key)
         mark = state.watermark if state else None
         found[keyword.key] = FetchWindow(
@@ -91,9 +91,14 @@ def outcome_of(
     """Return what a keyword's fetch came to: its counts, or its error."""
     if isinstance(outcome, FetchError):
         return KeywordResult(keyword.name, error=str(outcome))
-    limit = settings.arxiv.max_papers if outcome.truncated else None
+    bounds = settings.arxiv.bounds(keyword.key)
+    limit = bounds.max_papers if outcome.truncated else None
     return KeywordResult(
-        keyword.name, len(outcome.papers), skipped=len(outcome.skipped), limit=limit
+        keyword.name,
+        len(outcome.papers),
+        skipped=len(outcome.skipped),
+        limit=limit,
+        bound_key=bounds.bound_key,
     )
 
 

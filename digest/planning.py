@@ -60,10 +60,11 @@ def plan(
         if diff.late and not fetched.window.first:
             log.info(
                 "diff: %s: %d unseen papers updated before %s recorded without mailing "
-                "(raise [arxiv] overlap_days if arXiv announces papers later than that)",
+                "(raise [arxiv] %s if arXiv announces papers later than that)",
                 results[key].keyword,
                 diff.late,
                 fetched.window.since.date(),
+                "harvest_overlap_days" if is_harvest(key) else "overlap_days",
             )
     if found:
         log.info("diff: %s", "; ".join(_news(r) for key, r in results.items() if key in found))

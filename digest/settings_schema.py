@@ -235,6 +235,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "contact": (_text, None),
         "max_retries": (_int(0, 10), 3),
         "harvest": (_harvest, []),
+        "harvest_overlap_days": (_float, 1.0),  # a harvest entry's own overlap_days
+        "harvest_max_papers": (_int(1, 30_000), 10_000),  # its own max_papers (arXiv: 30,000)
     },
     "smtp": {
         "host": (_text, REQUIRED),

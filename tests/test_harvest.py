@@ -80,14 +80,14 @@ def test_a_busy_category_day_is_paged_to_the_watermark_kept_and_never_mailed(
     mail_server.handler.received.clear()
     report = run_once(settings, clock=at(DAY2))
 
-    # 1,491 new + the 5 recent papers inside the 3-day overlap come first; page 3 (entries
-    # 1,000 to 1,499) ends among papers older than the window, so paging stops there.
-    assert requests_for(fake_arxiv, "cat:cs.LG") == 3
+    # 1,491 new + the 5 recent papers inside the 1-day overlap come first; the page of 2,000
+    # (a harvest's) ends among papers older than the window, so paging stops there.
+    assert requests_for(fake_arxiv, "cat:cs.LG") == 1
     harvest = result(report, "harvest:cs.LG")
-    assert harvest.fetched == 1500 and len(harvest.new) == 1491 and harvest.limit is None
-    assert "harvest:cs.LG: 1500 fetched, 1491 new" in report.summary()
+    assert harvest.fetched == 2000 and len(harvest.new) == 1491 and harvest.limit is None
+    assert "harvest:cs.LG: 2000 fetched, 1491 new" in report.summary()
     with Store(settings.database) as store:
-        assert "harvest:cs.LG: 1500 fetched, 1491 new" in store.last_cycle()["summary"]
+        assert "harvest:cs.LG: 2000 fetched, 1491 new" in store.last_cycle()["summary"]
         assert len(store.papers(p.id for p in day)) == 1490  # in the history, with their text
         state = store.keyword_states({"harvest:cs.lg": "cat:cs.LG"})["harvest:cs.lg"]
         assert state.watermark == wanted.updated  # its own watermark, for the next cycle

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from ..models import Paper
@@ -26,6 +27,27 @@ def _paper(row: dict[str, Any]) -> Paper:
         doi=row["doi"],
         journal_ref=row["journal_ref"],
     )
+
+
+def _record(p: Paper) -> dict[str, Any]:
+    """Return a paper as a row of the papers table."""
+    return {
+        "id": p.id,
+        "version": p.version,
+        "title": p.title,
+        "authors": json.dumps(list(p.authors)),
+        "abstract": p.abstract,
+        "comment": p.comment,
+        "published": iso(p.published),
+        "updated": iso(p.updated),
+        "primary_category": p.primary_category,
+        "categories": json.dumps(list(p.categories)),
+        "doi": p.doi,
+        "journal_ref": p.journal_ref,
+    }
+
+
+_version = itemgetter("version", "updated")  # of a papers row: the newer compares greater
 
 
 class Recorded(NamedTuple):
@@ -112,34 +134,31 @@ class History(Database):
             )
 
     def _upsert_papers(self, papers: Iterable[Paper]) -> None:
-        """Insert papers, or update them when the fetched version is as new or newer."""
-        for p in papers:
-            row = self.db.execute(
-                "SELECT version, updated FROM papers WHERE id = ?", [p.id]
-            ).fetchone()
-            if row and (row[0], row[1]) > (p.version, iso(p.updated)):
+        """Insert papers, or update them when the fetched version is as new or newer.
+
+        A paper fetched again unchanged (an overlap re-read, a harvested category) is not
+        rewritten: no write, no churn in the search index.
+        """
+        newest: dict[str, dict[str, Any]] = {}  # by id: the newest fetched (the last, if equal)
+        for record in map(_record, papers):
+            known = newest.get(record["id"])
+            if known is None or _version(known) <= _version(record):
+                newest[record["id"]] = record
+        changed = []
+        for record in newest.values():
+            row = next(self.db.query("SELECT * FROM papers WHERE id = ?", [record["id"]]), None)
+            if row and _version(row) > _version(record):
+                continue
+            if row and all(row[k] == v for k, v in record.items()):
                 continue
             if row:  # a newer version: its keywords' lists order it by the new date
                 self.db.execute(
-                    "UPDATE seen SET updated = ? WHERE paper_id = ?", [iso(p.updated), p.id]
+                    "UPDATE seen SET updated = ? WHERE paper_id = ?",
+                    [record["updated"], record["id"]],
                 )
-            self.db.table("papers").upsert(
-                {
-                    "id": p.id,
-                    "version": p.version,
-                    "title": p.title,
-                    "authors": json.dumps(list(p.authors)),
-                    "abstract": p.abstract,
-                    "comment": p.comment,
-                    "published": iso(p.published),
-                    "updated": iso(p.updated),
-                    "primary_category": p.primary_category,
-                    "categories": json.dumps(list(p.categories)),
-                    "doi": p.doi,
-                    "journal_ref": p.journal_ref,
-                },
-                pk="id",
-            )
+            changed.append(record)
+        if changed:
+            self.db.table("papers").upsert_all(changed, pk="id")
 
     def keyword_states(self, queries: dict[str, str]) -> dict[str, KeywordState]:
         """Return each keyword's last fetch (count, newest update), if its query is the same."""

@@ -15,6 +15,8 @@ from .base import Database, StoreError
 from .history import _paper
 
 PROGRESS_STEPS = 1_000  # SQLite VM steps between two looks at the clock (microseconds)
+# A paper is public unless only harvest entries saw it (the table harvest_only, by its rowid).
+_PUBLIC = "papers_fts.rowid NOT IN (SELECT rowid FROM harvest_only)"
 
 
 class QueryTooLong(StoreError):
@@ -160,13 +162,19 @@ class RoomQueries(Database):
         return [(papers[i], datetime.fromisoformat(when)) for i, (_, _, when) in newest[:limit]]
 
     def search(self, match: str, limit: int, offset: int) -> tuple[list[Paper], int]:
-        """Return the papers an FTS5 MATCH expression finds, best first, and how many."""
+        """Return the public papers an FTS5 MATCH expression finds, best first, and how many.
+
+        Public: seen under a keyword, not only under harvest entries ([arxiv] harvest), whose
+        papers stay out of the reading room unless a topic found them too.
+        """
         total = self.db.execute(
-            "SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", [match]
+            f"SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ? AND {_PUBLIC}",
+            [match],
         ).fetchone()[0]
         rows = self.db.query(  # rank the matches first; join only the page's papers
             "SELECT papers.* FROM (SELECT rowid, bm25(papers_fts, 10.0, 1.0, 5.0) AS rank "
-            "FROM papers_fts WHERE papers_fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?) AS hits "
+            f"FROM papers_fts WHERE papers_fts MATCH ? AND {_PUBLIC} "
+            "ORDER BY rank LIMIT ? OFFSET ?) AS hits "
             "JOIN papers ON papers.rowid = hits.rowid ORDER BY hits.rank, papers.updated DESC",
             [match, limit, offset],
         )

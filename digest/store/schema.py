@@ -173,6 +173,38 @@ SCHEMA = [
     INSERT INTO arrivals (paper_id, cycle_id, arrived_at)
         SELECT paper_id, min(cycle_id), min(first_seen) FROM seen GROUP BY paper_id;
     """,
+    # Issue 18 (harvest): the papers only harvest entries saw (keys 'harvest:...'), by their
+    # papers.rowid, kept out of the reading room's search until a keyword sees them too. Kept
+    # by triggers, whoever writes `seen`; the search skips them with one lookup per match.
+    """
+    CREATE TABLE harvest_only (rowid INTEGER PRIMARY KEY);
+    CREATE TRIGGER harvest_only_seen AFTER INSERT ON seen
+    WHEN new.keyword LIKE 'harvest:%' BEGIN
+        INSERT OR IGNORE INTO harvest_only (rowid)
+            SELECT rowid FROM papers WHERE id = new.paper_id AND NOT EXISTS (
+                SELECT 1 FROM seen WHERE paper_id = new.paper_id
+                AND keyword NOT LIKE 'harvest:%');
+    END;
+    CREATE TRIGGER harvest_only_public AFTER INSERT ON seen
+    WHEN new.keyword NOT LIKE 'harvest:%' BEGIN
+        DELETE FROM harvest_only WHERE rowid = (SELECT rowid FROM papers WHERE id = new.paper_id);
+    END;
+    CREATE TRIGGER harvest_only_unseen AFTER DELETE ON seen
+    WHEN old.keyword NOT LIKE 'harvest:%' BEGIN
+        INSERT OR IGNORE INTO harvest_only (rowid)
+            SELECT rowid FROM papers WHERE id = old.paper_id
+            AND EXISTS (SELECT 1 FROM seen WHERE paper_id = old.paper_id)
+            AND NOT EXISTS (SELECT 1 FROM seen WHERE paper_id = old.paper_id
+                AND keyword NOT LIKE 'harvest:%');
+    END;
+    CREATE TRIGGER harvest_only_gone AFTER DELETE ON papers BEGIN
+        DELETE FROM harvest_only WHERE rowid = old.rowid;
+    END;
+    INSERT INTO harvest_only (rowid)
+        SELECT rowid FROM papers WHERE id IN (
+            SELECT paper_id FROM seen WHERE keyword LIKE 'harvest:%'
+            EXCEPT SELECT paper_id FROM seen WHERE keyword NOT LIKE 'harvest:%');
+    """,
 ]
 VERSION = len(SCHEMA)
 
