@@ -8,6 +8,7 @@ from .links import LinkVersions
 from .outbox import Edition, Message, Outbox
 from .peek import peek_deleted, peek_meta
 from .people import People, Person
+from .posts import ChannelState, Post, Posts
 from .room_queries import Cycle, QueryTooLong, RoomQueries
 from .sends import Sends
 
@@ -16,11 +17,13 @@ __all__ = [
     "SCHEMA",
     "VERSION",
     "BounceFinding",
+    "ChannelState",
     "Cycle",
     "Edition",
     "Effect",
     "Message",
     "Person",
+    "Post",
     "QueryTooLong",
     "Store",
     "StoreBusy",
@@ -31,5 +34,5 @@ __all__ = [
 ]
 
 
-class Store(History, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions):
+class Store(History, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions, Posts):
     """The database of digest, the one place that speaks SQL."""
