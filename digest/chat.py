@@ -2,12 +2,14 @@
 
 Apprise keeps the clients of 100+ services (Slack, Mattermost, Matrix, Discord, Teams, any
 JSON webhook) so that digest writes none. Its own log lines may carry a URL's token: they are
-captured around every call, kept from the log, and returned with the channel's secrets hidden.
+captured around every call, kept from the log, and returned with the channel's secrets hidden;
+urllib3's (under Apprise's HTTP client) name the request's path, so they are kept from it too.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +23,11 @@ from .channel_config import Channel
 
 log = logging.getLogger(__name__)
 
+QUIET = ("apprise", "urllib3.connectionpool")  # loggers that may write a token
 PLUGINS = NotificationManager()
+with warnings.catch_warnings():  # loaded once, now: some clients import modules Python deprecates
+    warnings.simplefilter("ignore", DeprecationWarning)
+    PLUGINS.load_modules()
 MARKDOWN = apprise.NotifyFormat.MARKDOWN
 # Services that show Markdown though Apprise hands them plain text: the text goes as written.
 RENDERS_MARKDOWN = frozenset({"mmost", "mmosts"})
@@ -51,7 +57,8 @@ def known_scheme(scheme: str) -> bool:
 @contextmanager
 def _captured(channel: Channel) -> Iterator[list[str]]:
     """Keep Apprise's log lines out of the log; yield them (secrets hidden) once the block ends."""
-    logging.getLogger("apprise").propagate = False  # a debug line may show the whole URL
+    for name in QUIET:  # a debug line may show the whole URL
+        logging.getLogger(name).propagate = False
     lines: list[str] = []
     with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as output:
         try:
@@ -78,6 +85,7 @@ def service(channel: Channel) -> Service:
         raise ChatError(f"Apprise cannot use {channel.redacted}: {why}")
     client.socket_connect_timeout = channel.timeout
     client.socket_read_timeout = channel.timeout
+    client.request_rate_per_sec = 0  # no sleep of Apprise's between tries: they are spaced here
     formats = [apprise.NotifyFormat(f) for f in parse_list(client.notify_format, sort=False)]
     declared = MARKDOWN in formats and channel.scheme not in GENERIC
     markdown = declared or channel.scheme in RENDERS_MARKDOWN
