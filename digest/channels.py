@@ -24,7 +24,7 @@ from .store import ChannelState, Post, Store
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
-GRACE = 1.0  # seconds past the connect and read timeouts before a try is given up
+GRACE = 1.0  # seconds (at most the timeout) past connect and read before a try is given up
 
 
 class Overrun(ChatError):
@@ -33,7 +33,7 @@ class Overrun(ChatError):
 
 def deadline(channel: Channel) -> float:
     """Return the longest a try may take: the timeout to connect, again to answer, a grace."""
-    return 2 * channel.timeout + GRACE
+    return 2 * channel.timeout + min(GRACE, channel.timeout)
 
 
 def post_once(channel: Channel, chat: Service, body: str) -> None:
@@ -77,14 +77,15 @@ class ChannelPhase:
             log.warning("channels: %d waiting post(s) of channels no longer set dropped", dropped)
         return [self.channel(c) for c in self.settings.channels]
 
-    def channel(self, channel: Channel) -> ChannelResult:
-        """Post a channel's waiting posts in order, stopping at the first one not taken."""
+    def channel(self, channel: Channel, chat: Service | None = None) -> ChannelResult:
+        """Post a channel's waiting posts in order, stopping at the first one not taken (through
+        chat, else the client of its URL)."""
         result = ChannelResult(channel.name)
         posts = self.store.pending_posts(channel.name.casefold())
         if not posts:
             return result
         try:
-            chat = service(channel)
+            chat = chat or service(channel)
         except ChatError as exc:
             self.store.mark_post_failed(posts[0].id, str(exc))
             result.error, result.waiting = str(exc), len(posts)

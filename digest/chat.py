@@ -8,6 +8,7 @@ urllib3's (under Apprise's HTTP client) name the request's path, so they are kep
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Iterator
@@ -25,9 +26,6 @@ log = logging.getLogger(__name__)
 
 QUIET = ("apprise", "urllib3.connectionpool")  # loggers that may write a token
 PLUGINS = NotificationManager()
-with warnings.catch_warnings():  # loaded once, now: some clients import modules Python deprecates
-    warnings.simplefilter("ignore", DeprecationWarning)
-    PLUGINS.load_modules()
 MARKDOWN = apprise.NotifyFormat.MARKDOWN
 # Services that show Markdown though Apprise hands them plain text: the text goes as written.
 RENDERS_MARKDOWN = frozenset({"mmost", "mmosts"})
@@ -49,9 +47,19 @@ class Service:
     declared: bool  # Apprise itself sends this service Markdown (converting where it must)
 
 
+@functools.cache
+def _loaded() -> NotificationManager:
+    """Load Apprise's clients once, at the first channel (some import modules Python deprecates:
+    their warnings are not the operator's to read)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        PLUGINS.load_modules()
+    return PLUGINS
+
+
 def known_scheme(scheme: str) -> bool:
     """Tell whether Apprise has a client for a URL scheme ('slack', 'mmost', 'json')."""
-    return scheme.lower() in PLUGINS
+    return scheme.lower() in _loaded()
 
 
 @contextmanager

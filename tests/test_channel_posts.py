@@ -248,6 +248,7 @@ def test_kill_9_between_planning_and_posting_then_a_rerun_posts_once(arxiv, tmp_
             time.sleep(0.005)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
+        handler.delay = 0
         assert chat.posts == []  # killed before the channel phase
         with Store(tmp_path / "digest.db") as store:
             waiting = {k: s.waiting for k, s in store.channel_states().items()}

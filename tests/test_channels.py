@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from helpers.chatserver import ChatServer
 from digest.channel_config import Channel, redact
 from digest.channel_news import render_post, short_authors
 from digest.channels import ChannelPhase
-from digest.chat import ChatError
+from digest.chat import ChatError, Service
 from digest.cli import main
 from digest.config import ConfigError, load_settings
 from digest.store import Store
@@ -138,16 +140,20 @@ def test_a_busy_day_fits_the_service_and_says_how_many_more(limit):
     assert len(render_post(content(100, total=1000), markdown=True, limit=60)) <= 60
 
 
+def plan_one(store: Store) -> None:
+    """Plan a cycle with one post to the channel 'hook'."""
+    cycle = store.begin_cycle(NOW)
+    store.plan_posts([{"channel": "hook", "day": "2025-11-16", "content": content(1)}], cycle, NOW)
+    store.mark_planned(cycle, NOW)
+
+
 def test_a_failed_try_waits_longer_each_time_then_leaves_the_post_waiting(tmp_path):
     waits: list[float] = []
     with ChatServer(mode="fail") as chat:
         channel = Channel("hook", f"json://{chat.host}/h", max_attempts=3, retry_seconds=1.5)
         settings = changed(load_settings(write(tmp_path, ""), ENV), channels=(channel,))
         with Store(settings.database) as store:
-            cycle = store.begin_cycle(NOW)
-            post = {"channel": "hook", "day": "2025-11-16", "content": content(1)}
-            store.plan_posts([post], cycle, NOW)
-            store.mark_planned(cycle, NOW)
+            plan_one(store)
             (result,) = ChannelPhase(settings, store, lambda: NOW, wait=waits.append).run()
             states = store.channel_states()
     assert waits == [1.5, 3.0]
@@ -225,3 +231,30 @@ def test_an_unknown_service_is_a_chat_error():
 
     with pytest.raises(ChatError, match="Apprise knows no service nope://"):
         service(Channel("x", "nope://host/path"))
+
+
+class Stuck:
+    """An Apprise client whose post never returns until released (a server that drips)."""
+
+    def __init__(self):
+        self.release, self.calls = threading.Event(), 0
+
+    def notify(self, **post):
+        self.calls += 1
+        self.release.wait(10)
+        return True
+
+
+def test_a_try_past_its_deadline_is_given_up_and_not_tried_again_this_cycle(tmp_path):
+    channel = Channel("hook", "json://127.0.0.1:9/h", timeout=0.05, max_attempts=3)
+    stuck = Stuck()
+    settings = changed(load_settings(write(tmp_path, ""), ENV), channels=(channel,))
+    with Store(settings.database) as store:
+        plan_one(store)
+        phase = ChannelPhase(settings, store, lambda: NOW, wait=lambda s: None)
+        started = time.monotonic()
+        result = phase.channel(channel, Service(stuck, False, 1000, False))
+        took = time.monotonic() - started
+        stuck.release.set()
+    assert took < 1.0 and stuck.calls == 1  # given up after 0.15 s; no second post meanwhile
+    assert (result.posted, result.waiting, result.error) == (0, 1, "no answer within 0.15 s")
