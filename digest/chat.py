@@ -81,15 +81,21 @@ def service(channel: Channel) -> Service:
     if channel.unset:
         names = ", ".join(channel.unset)
         raise ChatError(f"{names} (environment) not set: its url cannot be completed")
-    if not known_scheme(channel.scheme):
+    native = channel.scheme in ("http", "https")  # a service's own webhook URL, as it gives it
+    if not native and not known_scheme(channel.scheme):
         raise ChatError(
             f"Apprise knows no service {channel.scheme}://; see its list of services for the "
             "URL of yours (slack://, mmost://, matrix://, discord://, msteams://, json://, …)"
         )
     with _captured(channel) as lines:
+        _loaded()
         client = apprise.Apprise.instantiate(channel.url)
     if not client:
-        why = "; ".join(lines) or "it does not read as that service's URL"
+        why = "; ".join(lines) or (
+            "no service Apprise knows gives such a URL; write the service's Apprise URL"
+            if native
+            else "it does not read as that service's URL"
+        )
         raise ChatError(f"Apprise cannot use {channel.redacted}: {why}")
     client.socket_connect_timeout = channel.timeout
     client.socket_read_timeout = channel.timeout

@@ -258,3 +258,12 @@ def test_a_try_past_its_deadline_is_given_up_and_not_tried_again_this_cycle(tmp_
         stuck.release.set()
     assert took < 1.0 and stuck.calls == 1  # given up after 0.15 s; no second post meanwhile
     assert (result.posted, result.waiting, result.error) == (0, 1, "no answer within 0.15 s")
+
+
+def test_a_services_own_webhook_url_is_taken_as_apprise_reads_it():
+    from digest.chat import service
+
+    slack = service(Channel("s", "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/XXXXXXXX"))
+    assert (slack.markdown, slack.limit) == (True, 35000)
+    with pytest.raises(ChatError, match=r"^Apprise cannot use https://example\.org/…: Unparseable"):
+        service(Channel("x", "https://example.org/hook"))
