@@ -16,12 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from helpers.builders import SECRET, settings_text
 from helpers.chatserver import ChatServer
 from helpers.cycles import DAY1, news, subscribers
 from helpers.fake_arxiv import FakeArxiv, busy_papers
 from helpers.mailserver import FaultyHandler, MailServer
 
+from digest.cli import main
 from digest.config import Settings, load_settings
 from digest.pipeline import run_once
 from digest.store import Store
@@ -174,6 +176,12 @@ def test_an_outage_of_two_cycles_posts_both_days_once_in_order_on_recovery(make,
         last = json.dumps(store.last_cycle())  # what /healthz shows
     assert '"channels_behind": ["webhook", "Lab Mattermost", "rocket"]' in last
     assert TOKEN not in last and HOOK not in last
+    listed = CliRunner().invoke(main, ["-c", str(settings.path), "channels"]).stdout
+    assert listed.splitlines()[1] == (
+        f"Lab Mattermost: mmost://{chat.host}/…; Graph Neural Network; never posted; "
+        "BEHIND: 2 post(s) wait since 2025-11-16 (Failed to send Mattermost notification to "
+        "channel None: Internal server error., error=500.)"
+    )
     chat.mode = "ok"
     recovered = run_once(settings, clock=lambda: DAY1 + timedelta(days=2))
     assert recovered.ok, recovered.summary()
