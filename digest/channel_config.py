@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .settings_schema import CHANNEL_SCHEMA, Problems, check_table
@@ -21,14 +21,14 @@ class Channel:
     """A team chat the day's news is posted to, through its Apprise URL."""
 
     name: str
-    url: str  # the environment's values put in: a secret, shown only as `redacted`
+    url: str = field(repr=False)  # the environment's values put in: shown only as `redacted`
     topics: tuple[str, ...] = ()  # keyword keys, in settings order; empty: every keyword
     max_papers: int = 10  # titles in a post; the rest as a link to the day's page
     timeout: float = 10.0  # seconds to connect, and again to the answer, of one post
     max_attempts: int = 3  # tries of a post within a cycle; after them, the next cycle's
     retry_seconds: float = 2.0  # the first wait before trying again, doubled each time
     unset: tuple[str, ...] = ()  # environment variables the URL names that are not set
-    secrets: tuple[str, ...] = ()  # the values the URL took from the environment
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # the values the URL took from env
 
     @property
     def scheme(self) -> str:

@@ -55,6 +55,7 @@ def test_a_channel_takes_its_token_from_the_environment(tmp_path):
     assert (channel.max_papers, channel.timeout, channel.max_attempts) == (5, 0.5, 3)
     assert channel.redacted == "slack://…"
     assert TOKEN not in channel.hide(f"refused {channel.url} and {TOKEN}")
+    assert TOKEN not in repr(settings)
 
 
 def test_channel_settings_errors_name_the_key_and_the_fix(tmp_path):
