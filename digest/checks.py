@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .addresses import address_key
+from .chat import ChatError, service
 from .config import Keyword, Settings
 from .lock import lock_for
 from .settings_schema import SCHEMA, Problems
@@ -42,6 +43,7 @@ def findings(settings: Settings) -> list[CheckFinding]:
         *mode_findings(settings),
         *deleted_findings(settings),
         *bounce_findings(settings),
+        *channel_findings(settings),
     ]
 
 
@@ -147,6 +149,31 @@ def bounce_findings(settings: Settings, access: Access = os.access) -> list[Chec
             f"imap:// sends the password to {box.imap_host} unencrypted, across the network; "
             "use imaps:// (or a server on this machine)",
         )
+    return [
+        *(CheckFinding(text, fatal=True) for text in errors.items),
+        *(CheckFinding(text) for text in warnings.items),
+    ]
+
+
+def channel_findings(settings: Settings) -> list[CheckFinding]:
+    """Find [[channels]] Apprise cannot use (an unknown scheme, a variable unset, a URL it cannot
+    read), and a token sent in clear across the network; nothing is posted."""
+    errors, warnings = _problems(settings), _problems(settings)
+    for index, channel in enumerate(settings.channels):
+        try:
+            client = service(channel).client
+        except ChatError as exc:
+            errors.add("channels", "url", f"{channel.name}: {exc}", index)
+            continue
+        host = getattr(client, "host", None) or ""
+        if not getattr(client, "secure", True) and host and not loopback(host):
+            warnings.add(
+                "channels",
+                "url",
+                f"{channel.name}: {channel.scheme}:// posts to {host} unencrypted, token and "
+                f"all; use the service's secure scheme (such as {channel.scheme}s://)",
+                index,
+            )
     return [
         *(CheckFinding(text, fatal=True) for text in errors.items),
         *(CheckFinding(text) for text in warnings.items),

@@ -37,7 +37,7 @@ def setup_logging(verbosity: int) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logs.install(level, fmt, sys.stderr)  # every logger: values escaped, repeats summarised
-    for noisy in ("mail.log", "aiohttp.access", "flufl.bounce"):
+    for noisy in ("mail.log", "aiohttp.access", "flufl.bounce", "apprise"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -316,6 +316,37 @@ def bounces(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--test", "name", metavar="NAME", help="Send the channel NAME a test message now.")
+@click.pass_context
+@handled
+def channels(ctx: click.Context, name: str | None) -> None:
+    """List the [[channels]]: where each posts (hidden), its last post and its status."""
+    from .channels import describe, find_channel, send_test
+    from .chat import ChatError
+    from .store import Store
+
+    settings = settings_of(ctx)
+    if name is not None:
+        try:
+            channel = find_channel(settings, name)
+        except ChatError as exc:
+            fail(str(exc), EXIT_CONFIG)
+        try:
+            send_test(settings, channel)
+        except ChatError as exc:
+            fail(f"channel {channel.name} ({channel.redacted}): not sent: {exc}", EXIT_FAILED)
+        click.echo(f"channel {channel.name} ({channel.redacted}): test message sent")
+        return
+    if not settings.channels:
+        click.echo(f"no channels: add [[channels]] to {settings.path.name} (see docs/channels.md)")
+        return
+    with Store(settings.database) as store:
+        states = store.channel_states()
+    for line in describe(settings, states):
+        click.echo(line)
+
+
+@main.command()
 @click.pass_context
 @handled
 def check(ctx: click.Context) -> None:
@@ -361,6 +392,12 @@ def check(ctx: click.Context) -> None:
         click.echo(f"  {len(settings.arxiv.harvest)} harvest entr(y/ies), kept and not mailed:")
         for keyword in settings.fetched_keywords[len(settings.keywords) :]:
             click.echo(f"    {keyword.name}: {keyword.search_query()}")
+    if settings.channels:
+        from .channels import describe
+
+        click.echo(f"  {len(settings.channels)} channel(s), posted to after the mail:")
+        for line in describe(settings, {}):
+            click.echo("    " + line.rsplit("; ", 2)[0])  # without the last post and status
     fatal = False
     for finding in findings(settings):  # warnings print; errors also fail the check
         fatal = fatal or finding.fatal

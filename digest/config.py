@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
+from .channel_config import Channel, parse_channels
 from .dkim_key import settings_problems as dkim_problems
 from .settings_schema import KEYWORD_SCHEMA, OFFICIAL_API, SCHEMA, Problems, check_table
 
@@ -218,6 +219,7 @@ class Settings:
     web_room: RoomLimits = RoomLimits()  # the reading room's cost bounds
     web_personal_topics: bool = True  # readers may write their own topics (matched locally)
     web_max_personal_topics: int = 20  # own topics one reader may have
+    channels: tuple[Channel, ...] = ()  # [[channels]]: team chats the news is posted to
 
     @property
     def fetched_keywords(self) -> tuple[Keyword, ...]:
@@ -245,7 +247,7 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
     problems = Problems(path, text)
-    known = [*SCHEMA, "keywords"]
+    known = [*SCHEMA, "keywords", "channels"]
     for section in data:
         if section not in known:
             close = difflib.get_close_matches(section, known, n=1)
@@ -258,6 +260,8 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
     }
     smtp = check_table(problems, "smtp", data["smtp"], SCHEMA["smtp"]) if "smtp" in data else None
     keywords = _keywords(problems, data.get("keywords"))
+    topics = {k.key: k.name for k in keywords}
+    channels = parse_channels(problems, data.get("channels"), topics, env)
     arxiv = values["arxiv"]
     if (
         arxiv["api_url"]
@@ -292,7 +296,7 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
         raise ConfigError(problems.items)
     notices = Problems(path, text)
     _renamed(notices, values, "archive_rows" in data.get("digest", {}))
-    return _build(path, values, smtp, keywords, env, tuple(notices.items))
+    return _build(path, values, smtp, keywords, env, tuple(notices.items), channels)
 
 
 def _renamed(notices: Problems, values: dict[str, dict[str, Any]], has_rows: bool) -> None:
@@ -362,6 +366,7 @@ def _build(
     keywords: tuple[Keyword, ...],
     env: Mapping[str, str],
     notices: tuple[str, ...] = (),
+    channels: tuple[Channel, ...] = (),
 ) -> Settings:
     root = path.resolve().parent
     digest, arxiv, web = values["digest"], values["arxiv"], values["web"]
@@ -413,6 +418,7 @@ def _build(
         web_room=RoomLimits(*(web[f] for f in ROOM_KEYS)),
         web_personal_topics=web["personal_topics"],
         web_max_personal_topics=web["max_personal_topics"],
+        channels=channels,
     )
 
 

@@ -125,6 +125,21 @@ class DeliveryReport:
     aborted: str | None = None
 
 
+@dataclass(slots=True)
+class ChannelResult:
+    """What the channel phase did for one channel: posts taken, posts still waiting, why."""
+
+    name: str
+    posted: int = 0
+    waiting: int = 0
+    error: str | None = None  # the last try's, secrets hidden
+
+    @property
+    def behind(self) -> bool:
+        """Tell whether posts of this channel wait for a later try."""
+        return self.waiting > 0
+
+
 @dataclass
 class CycleReport:
     """What a cycle did, for the summary line and the exit code."""
@@ -137,12 +152,19 @@ class CycleReport:
     archive_changed: bool = False
     archive_error: str | None = None
     interrupted: bool = False
+    channels: list[ChannelResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Tell whether every keyword was fetched and every message delivered."""
         failed = self.delivery.failed + self.delivery.pending
-        return not any(k.failed for k in self.keywords) and not failed and not self.archive_error
+        behind = any(c.behind for c in self.channels)
+        return (
+            not any(k.failed for k in self.keywords)
+            and not failed
+            and not self.archive_error
+            and not behind
+        )
 
     def record(self) -> dict[str, object]:
         """Return what the database keeps of the cycle (for /healthz and the logs)."""
@@ -156,6 +178,8 @@ class CycleReport:
             "sent": d.sent,
             "failed": d.failed,
             "pending": d.pending,
+            "channels_behind": [c.name for c in self.channels if c.behind],
+            "channel_errors": {c.name: c.error for c in self.channels if c.behind},
         }
 
     def summary(self) -> str:
@@ -166,4 +190,17 @@ class CycleReport:
         return (
             f"summary: {words}. {d.sent} emails sent, {d.failed} failed, {d.pending} still "
             f"queued, {d.skipped} skipped; {len(self.bad_rows)} bad subscriber rows{archive}"
+            + self._channels()
         )
+
+    def _channels(self) -> str:
+        """Return the channels' part of the summary: posts made, and each channel behind."""
+        if not self.channels:
+            return ""
+        posted = sum(c.posted for c in self.channels)
+        behind = [
+            f"channel {c.name} BEHIND ({c.waiting} post(s) waiting: {c.error})"
+            for c in self.channels
+            if c.behind
+        ]
+        return f"; {posted} channel post(s)" + "".join(f"; {b}" for b in behind)

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 
 from .archive import ArchiveError, render_archive, save_archive
 from .bounces import read_in_cycle
+from .channels import ChannelPhase
 from .config import Keyword, Settings
 from .delivery import Delivery
 from .fetch import Fetched, FetchError, FetchWindow, fetch_keywords
@@ -159,6 +160,8 @@ def run_once(
             except ArchiveError as exc:  # the mail went out; only the archive waits
                 report.archive_error = str(exc)
                 log.error("archive: %s", exc)
+            if settings.channels and not stop.is_set():  # after the mail: never holding it up
+                report.channels = ChannelPhase(settings, store, clock, stop).run()
         except BaseException:
             store.finish_cycle(cycle_id, "error", report.record(), clock())
             raise

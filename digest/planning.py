@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
+from .channel_news import planned_posts
 from .config import Settings, is_harvest
 from .editions import EditionBuilder
 from .fetch import Fetched
@@ -73,11 +74,13 @@ def plan(
     messages = _Messages(settings, store, topics, cycle_id, day, secret)
     store.plan_messages(messages.rows(), now)
     query = queries(settings)
+    posts = _posts(settings, store, topics, day)
     with store.transaction():
         for key, fetched in found.items():
             news = () if is_harvest(key) else results[key].new  # only a topic's news is shown
             store.record_keyword(key, fetched.papers, cycle_id, now, query[key], news)
         store.advance(cycle_id, day, messages.covered, messages.sent)
+        store.plan_posts(posts, cycle_id, now)  # the [[channels]]' posts: planned with the mail
         store.mark_planned(cycle_id, now)
     log.info(
         "render: %d messages planned from %d distinct digests", messages.planned, messages.editions
@@ -85,6 +88,16 @@ def plan(
     return Plan(
         tuple(results.values()), messages.planned, messages.editions, tuple(messages.bad_rows)
     )
+
+
+def _posts(
+    settings: Settings, store: Store, topics: dict[str, KeywordResult], day: date
+) -> list[dict[str, object]]:
+    """Return the posts of the day's news to the [[channels]] (none without channels)."""
+    if not settings.channels:
+        return []
+    papers = store.papers({i for result in topics.values() for i in result.new})
+    return planned_posts(settings, topics, papers, day)
 
 
 def _news(result: KeywordResult) -> str:

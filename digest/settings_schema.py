@@ -277,6 +277,17 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "ca_file": (_text, None),
     },
 }
+# [[channels]]: team chats the day's news is posted to through Apprise (issue 20); the url's
+# ${NAME}s and the topics are checked against the environment and the keywords by channel_config.
+CHANNEL_SCHEMA: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "name": (_keyword_name, REQUIRED),
+    "url": (_text, REQUIRED),
+    "topics": (_str_list, []),  # keyword names; empty: every keyword
+    "max_papers": (_int(1, 100), 10),  # titles in a post; the rest as a link to the day's page
+    "timeout": (_positive, 10.0),  # seconds one post may take (connect, and again the answer)
+    "max_attempts": (_int(1, 20), 3),  # tries of a post within a cycle; then the next cycle
+    "retry_seconds": (_float, 2.0),  # the first wait before trying again, doubled each time
+}
 KEYWORD_SCHEMA: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "name": (_keyword_name, REQUIRED),
     "query": (_text, None),

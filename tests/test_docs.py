@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from digest.cli import main
-from digest.settings_schema import KEYWORD_SCHEMA, SCHEMA
+from digest.settings_schema import CHANNEL_SCHEMA, KEYWORD_SCHEMA, SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -239,7 +239,7 @@ def test_the_global_options_are_documented() -> None:
 
 def test_every_settings_key_is_in_its_section() -> None:
     sections = keys_by_section(CONFIGURATION)
-    schemas = {**SCHEMA, "keywords": KEYWORD_SCHEMA}
+    schemas = {**SCHEMA, "keywords": KEYWORD_SCHEMA, "channels": CHANNEL_SCHEMA}
     absent = sorted(set(schemas) - set(sections))
     assert absent == [], f"docs/configuration.md lacks a `## [section]` heading for {absent}"
     missing = [

@@ -9,6 +9,7 @@ from .links import LinkVersions
 from .outbox import Edition, Message, Outbox
 from .peek import peek_deleted, peek_meta
 from .people import People, Person
+from .posts import ChannelState, Post, Posts
 from .room_queries import Cycle, QueryTooLong, RoomQueries
 from .sends import Sends
 
@@ -17,11 +18,13 @@ __all__ = [
     "SCHEMA",
     "VERSION",
     "BounceFinding",
+    "ChannelState",
     "Cycle",
     "Edition",
     "Effect",
     "Message",
     "Person",
+    "Post",
     "QueryTooLong",
     "Store",
     "StoreBusy",
@@ -33,6 +36,6 @@ __all__ = [
 
 
 class Store(
-    History, Arrivals, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions
+    History, Arrivals, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions, Posts
 ):
     """The database of digest, the one place that speaks SQL."""

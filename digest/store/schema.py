@@ -205,6 +205,16 @@ SCHEMA = [
             SELECT paper_id FROM seen WHERE keyword LIKE 'harvest:%'
             EXCEPT SELECT paper_id FROM seen WHERE keyword NOT LIKE 'harvest:%');
     """,
+    # Issue 20: posts to the [[channels]] (team chats), an outbox of their own: planned with
+    # the cycle's plan, one per channel with news, each sent in order and marked once posted.
+    """
+    CREATE TABLE posts (
+        id INTEGER PRIMARY KEY, cycle_id INTEGER NOT NULL REFERENCES cycles(id),
+        channel TEXT NOT NULL, day TEXT NOT NULL, content TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT, planned_at TEXT NOT NULL, posted_at TEXT);
+    CREATE INDEX posts_channel ON posts (channel, status, id);
+    """,
 ]
 VERSION = len(SCHEMA)
 
