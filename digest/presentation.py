@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from . import latex
 from .models import Paper
 
 MAX_AUTHORS = 5
@@ -24,6 +25,11 @@ class PaperItem:
     tags: tuple[str, ...]
     abstract: str
     cut: bool = False  # the abstract shown is shorter than the paper's
+
+    @property
+    def title(self) -> str:
+        """Return the title as people read it (its LaTeX as Unicode text)."""
+        return latex.text(self.paper.title)
 
     @property
     def authors(self) -> str:
@@ -91,16 +97,17 @@ def snippet(text: str, limit: int = SNIPPET) -> tuple[str, bool]:
 
 
 def abstract_of(paper: Paper, mode: str, limit: int | None = None) -> tuple[str, bool]:
-    """Return the abstract to show and whether it was cut.
+    """Return the abstract to show (its LaTeX as Unicode text) and whether it was cut.
 
     `mode` is the operator's choice ('snippet', 'full' or 'none'); `limit`, when set, is a
     shorter length forced by the email's size.
     """
     if mode == "none" or limit == 0:
         return "", False
+    readable = latex.text(paper.abstract)  # before cutting: a cut never splits a formula
     if limit is None:
-        return (paper.abstract, False) if mode == "full" else snippet(paper.abstract)
-    return snippet(paper.abstract, limit)
+        return (readable, False) if mode == "full" else snippet(readable)
+    return snippet(readable, limit)
 
 
 def subject(count: int, topics: Sequence[tuple[str, int]], limit: int = SUBJECT_MAX) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import css_inline
 import jinja2
 
+from . import latex
 from .models import Paper
 from .presentation import SNIPPET, PaperItem, abstract_of, long_date, preheader, subject
 
@@ -53,6 +54,7 @@ def make_environment(extra: Path | None = None) -> jinja2.Environment:
         break_long_words=False,
         break_on_hyphens=False,
     )
+    env.filters["readable"] = latex.text  # a title or abstract's LaTeX as Unicode text
     return env
 
 
@@ -156,7 +158,7 @@ class Renderer:
             "more_urls": more_urls or {},
             **placeholders,
         }
-        titles = [p.title for _, papers in sections for p, _ in papers[:3]]
+        titles = [latex.text(p.title) for _, papers in sections for p, _ in papers[:3]]
         context["subject"] = subject(count, [(name, len(p)) for name, p in sections])
         context["preheader"] = preheader(titles)
         full = self._sections(sections, None, None)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+from . import latex
 from .config import Settings, slugs
 from .links import Links
 from .presentation import PaperItem, long_date, sections_for
@@ -110,7 +111,7 @@ class ReadingRoom:
         if not 1 <= page <= min(pages, MAX_PAGE):
             return None
         papers = store.recent_papers(key, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        items = [PaperItem(p, (), p.abstract) for p in papers]
+        items = [PaperItem(p, (), latex.text(p.abstract)) for p in papers]
         return self._page(
             "topic", links, keyword=self.keywords[key], slug=slug, items=items, total=total,
             page=page, pages=pages, **_neighbours(page, pages, lambda n: links.topic(slug, n)),
@@ -176,7 +177,7 @@ class ReadingRoom:
         pages = max(1, -(-total // PAGE_SIZE))
         if not 1 <= page <= min(pages, MAX_PAGE):
             return None
-        items = [PaperItem(p, (), p.abstract) for p in papers]
+        items = [PaperItem(p, (), latex.text(p.abstract)) for p in papers]
         left_out = sum(len(words) for words in search_terms(text)) > MAX_TERMS
         return self._page(
             "search", links, query=text, searched=match is not None, items=items, total=total,
@@ -218,4 +219,4 @@ def _sections(shown: list[tuple[int, str, Any, tuple[str, ...]]]) -> Iterator[di
         if current is None or current["number"] != number:
             current = {"number": number, "keyword": name, "items": []}
             yield current
-        current["items"].append(PaperItem(paper, tags, paper.abstract))
+        current["items"].append(PaperItem(paper, tags, latex.text(paper.abstract)))
