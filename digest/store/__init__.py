@@ -1,5 +1,6 @@
 """The only owner of the SQLite database: history, outbox, suppressions, bounce reports."""
 
+from .backup import BadBackup, Snapshot
 from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
 from .bounces import BounceFinding, Bounces, Effect
 from .form_limits import FormLimits
@@ -15,6 +16,7 @@ __all__ = [
     "BOUNCE_LIMIT",
     "SCHEMA",
     "VERSION",
+    "BadBackup",
     "BounceFinding",
     "Cycle",
     "Edition",
@@ -22,6 +24,7 @@ __all__ = [
     "Message",
     "Person",
     "QueryTooLong",
+    "Snapshot",
     "Store",
     "StoreBusy",
     "StoreError",
