@@ -190,6 +190,7 @@ class Settings:
     web_signup_hourly_cap: int = 100  # emails the sign-up form sends per rolling hour, at most
     bounces: BouncesSettings | None = None  # [bounces]: read late bounces and complaints
     web_room: RoomLimits = RoomLimits()  # the reading room's cost bounds
+    archive_intro: str | None = None  # the archive's introduction (None: the original's)
 
     @property
     def fetched_keywords(self) -> tuple[Keyword, ...]:
@@ -383,6 +384,7 @@ def _build(
         notices=notices,
         bounces=_bounces(root, values["bounces"], env),
         web_room=RoomLimits(*(web[f] for f in ROOM_KEYS)),
+        archive_intro=digest["archive_intro"],
     )
 
 
