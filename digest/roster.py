@@ -85,9 +85,8 @@ def _cells(settings: Settings, entry: Entry, today: date) -> list[str]:
     if entry.suppressed:
         since = f"{entry.suppressed[1].astimezone(settings.timezone):%Y-%m-%d %H:%M}"
     r = entry.reader
-    if r is None:
-        note = "data deleted" if entry.state(today) == "deleted" else "not on the list"
-        return [entry.email, entry.state(today), since, "-", "", note]
+    if r is None:  # only on the suppression list (their CSV row is gone, or ignored: deleted)
+        return [entry.email, entry.state(today), since, "-", "not listed", "-"]
     if not since and entry.state(today) == "paused":
         since = f"until {r.paused_until}"
     schedule = "daily" if r.schedule == "daily" else f"weekly {WEEKDAYS[r.weekday or 0][:3]}"
