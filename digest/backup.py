@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import Settings
 from .files import make_folder
 from .lock import lock_for, service_lock
-from .store import Snapshot, Store
+from .store import BadBackup, Snapshot, Store
 from .store.backup import backup, inspect, restore, set_aside, suppressions_of
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ def bring_back(settings: Settings, backup_file: Path) -> Restored:
     it; the database replaced is kept beside it (.before-restore), and the unsubscribes,
     complaints, bounces and deletions it holds that the backup lacks are carried over."""
     database = settings.database
+    if backup_file.resolve() == database.resolve():
+        raise BadBackup(f"{backup_file} is the database itself: name a backup of it")
     snapshot = inspect(backup_file)  # refuse a bad file before touching anything
     with service_lock(database, exclusive=True), lock_for(database):
         keep = database.with_name(database.name + ".before-restore")

@@ -140,6 +140,10 @@ def test_restore_refuses_a_file_it_cannot_trust(make_settings, tmp_path):
         result = cli(settings, "restore", str(path))
         assert result.exit_code == 1, result.output
         assert f"digest: cannot restore: {path}: {reason}" in result.output
+    result = cli(settings, "restore", str(settings.database))
+    assert result.exit_code == 1 and "is the database itself" in result.output
+    result = cli(settings, "backup", str(settings.database))
+    assert result.exit_code == 1 and "is the database itself" in result.output
     assert settings.database.read_bytes() == before  # the database was never touched
 
 

@@ -58,6 +58,12 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _same(path: Path, database: Path) -> bool:
+    """Tell whether a path is the database or one of its companion files."""
+    names = {Path(f"{database}{suffix}").resolve() for suffix in ("", "-wal", "-shm", "-journal")}
+    return path.resolve() in names
+
+
 def backup(database: Path, target: Path, now: datetime) -> Snapshot:
     """Copy the database into target with SQLite's online backup; return what it holds.
 
@@ -67,6 +73,8 @@ def backup(database: Path, target: Path, now: datetime) -> Snapshot:
     """
     if not database.is_file():
         raise StoreError(f"{database}: no database there; check [digest] database")
+    if _same(target, database):
+        raise StoreError(f"{target} is the database itself; back it up into another file")
     make_folder(target.parent)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     partial.unlink(missing_ok=True)
@@ -153,6 +161,8 @@ def set_aside(database: Path, keep: Path) -> bool:
 
 def restore(snapshot: Snapshot, database: Path) -> None:
     """Write a checked backup into the database's place (set aside first), and check it."""
+    if _same(snapshot.path, database):
+        raise StoreError(f"{snapshot.path} is the database itself: there is nothing to restore")
     if database.exists():
         raise StoreError(f"{database}: set the database aside before restoring into its place")
     make_folder(database.parent)
