@@ -66,19 +66,26 @@ def row(paper: Paper) -> str:
     return f"| {title_cell(paper)} | {updated} | {abstract} | {comment_cell(paper.comment)} |"
 
 
+INTRO = (  # the introduction of the archives digest continues, kept as they wrote it
+    "The project automatically fetches the latest papers from arXiv based on keywords.\n\n"
+    "The subheadings in the README file represent the search keywords.\n\n"
+    "Only the most recent articles for each keyword are retained, up to a maximum of "
+    "{rows} papers.\n\n"
+    "You can click the 'Watch' button to receive daily email notifications."
+)
+
+
 def render_archive(
-    title: str, day: date, limit: int, sections: Sequence[tuple[str, Sequence[Paper]]]
+    title: str,
+    day: date,
+    limit: int,
+    sections: Sequence[tuple[str, Sequence[Paper]]],
+    intro: str | None = None,
 ) -> str:
-    """Return the whole archive document."""
-    parts = [
-        f"# {title}\n"
-        "The project automatically fetches the latest papers from arXiv based on keywords.\n\n"
-        "The subheadings in the README file represent the search keywords.\n\n"
-        "Only the most recent articles for each keyword are retained, up to a maximum of "
-        f"{limit} papers.\n\n"
-        "You can click the 'Watch' button to receive daily email notifications.\n\n"
-        f"Last update: {day.isoformat()}\n\n"
-    ]
+    """Return the whole archive document; `intro` ([digest] archive_intro, markdown, "{rows}"
+    standing for the papers kept per keyword) replaces the introduction of the original."""
+    opening = (INTRO if intro is None else intro.strip()).replace("{rows}", str(limit))
+    parts = [f"# {title}\n{opening}\n\nLast update: {day.isoformat()}\n\n"]
     for keyword, papers in sections:
         parts.append(f"## {keyword}\n{HEADER}")
         parts.extend(row(p) + "\n" for p in papers)

@@ -19,15 +19,14 @@ import click
 from . import __version__, logs
 from .archive import ArchiveError
 from .config import ConfigError, Keyword, Settings, find_settings, load_settings
-from .lock import CycleRunning, LockError
+from .lock import CycleRunning, LockError, ServiceRunning, service_lock
 from .progress import LogProgress, Progress
 from .signing import SecretChanged
 from .store import StoreError
 from .subscribers import BadRow, SubscribersError, read_subscribers
+from .terminal import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, Refused, settings_of
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
 def setup_logging(verbosity: int) -> None:
@@ -62,21 +61,15 @@ def handled(command: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), EXIT_CONFIG)
         except StoreError as exc:
             fail(f"database: {exc}", EXIT_FAILED)
-        except (CycleRunning, LockError, ArchiveError) as exc:
+        except (CycleRunning, LockError, ArchiveError, ServiceRunning) as exc:
             fail(str(exc), EXIT_FAILED)
+        except Refused as exc:  # a command of its own module that cannot do what was asked
+            fail(str(exc), exc.code)
         except OSError as exc:  # a file digest reads or writes: say which, without a traceback
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
 
     return wrapper
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    """Load the settings chosen by --config, DIGEST_CONFIG or ./settings.toml."""
-    settings = load_settings(find_settings(ctx.obj["config"]))
-    for notice in settings.notices:
-        log.warning("settings: %s", notice)
-    return settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -204,7 +197,8 @@ def run(ctx: click.Context) -> None:
         settings.timezone.key,
         daemon.status_line(),
     )
-    asyncio.run(serve(settings, daemon))
+    with service_lock(settings.database):  # `digest restore` waits for no running service
+        asyncio.run(serve(settings, daemon))
 
 
 @main.command()
@@ -214,79 +208,9 @@ def serve(ctx: click.Context) -> None:
     """Serve only the unsubscribe endpoint (run `digest once` from a timer)."""
     from .daemon import serve as serve_web
 
-    asyncio.run(serve_web(service_settings(ctx, cycles=False)))
-
-
-@main.command()
-@click.option("--resubscribe", metavar="EMAIL", help="Undo an unsubscribe (or a bounce).")
-@click.option(
-    "--resubscribe-bounced",
-    "bounced",
-    is_flag=True,
-    help="Undo every bounce (after a relay's misconfiguration); see --since.",
-)
-@click.option(
-    "--since",
-    type=click.DateTime(["%Y-%m-%d"]),
-    help="With --resubscribe-bounced: only bounces since this day (YYYY-MM-DD, UTC).",
-)
-@click.option(
-    "--export",
-    "export_to",
-    type=click.File("w", encoding="utf-8"),
-    metavar="FILE",
-    help="Write everyone as CSV (email, name, keywords, source, schedule, pause, status).",
-)
-@click.option(
-    "--reset", metavar="EMAIL", help="Forget a person's own choices: their CSV row rules again."
-)
-@click.option(
-    "--revoke",
-    metavar="EMAIL",
-    help="Sign out a person's links to their page (a leaked link); the next email has a new one.",
-)
-@click.pass_context
-@handled
-def subscribers(
-    ctx: click.Context,
-    resubscribe: str | None,
-    bounced: bool,
-    since: datetime | None,
-    export_to: Any,
-    reset: str | None,
-    revoke: str | None,
-) -> None:
-    """List everyone: status, source (csv or web), topics, schedule, pause."""
-    from .roster import export, line, roster
-    from .store import Store
-
-    settings = settings_of(ctx)
-    with Store(settings.database) as store:
-        if bounced:
-            emails = store.unsuppress_bounced(since.replace(tzinfo=UTC) if since else None)
-            for email in emails:
-                click.echo(f"{email} is subscribed again")
-            click.echo(f"{len(emails)} bounced address(es) subscribed again")
-        elif resubscribe:
-            if not store.unsuppress(resubscribe):
-                fail(f"{resubscribe} is not unsubscribed", EXIT_FAILED)
-            click.echo(f"{resubscribe} is subscribed again")
-        elif reset:
-            if not store.reset_choices(reset, datetime.now(UTC)):
-                fail(f"{reset} has made no choices of their own", EXIT_FAILED)
-            click.echo(f"{reset}: their own choices are forgotten; the list's apply again")
-        elif revoke:
-            version = store.revoke_links(revoke, datetime.now(UTC))
-            click.echo(
-                f"{revoke}: every link to their page mailed so far is signed out (version "
-                f"{version}); their next email carries a new one; unsubscribe links still work"
-            )
-        elif export_to is not None:
-            count = export(settings, store, export_to)
-            click.echo(f"wrote {count} people to {export_to.name}", err=True)
-        else:
-            for entry in roster(settings, store):
-                click.echo(line(settings, entry))
+    settings = service_settings(ctx, cycles=False)
+    with service_lock(settings.database):  # `digest restore` waits for no running service
+        asyncio.run(serve_web(settings))
 
 
 @main.command()
@@ -442,39 +366,6 @@ def check_subscribers(path: Path, keywords: Sequence[Keyword] | None) -> bool:
 
 
 @main.command()
-@click.option("--subscriber", metavar="EMAIL", help="Whose email to render [default: the first].")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to FILE: .html → HTML part, .txt → text part, else the whole .eml.",
-)
-@click.pass_context
-@handled
-def preview(ctx: click.Context, subscriber: str | None, output: Path | None) -> None:
-    """Render the email the next run would send, without recording or sending anything."""
-    from .pipeline import render_preview
-
-    message = render_preview(settings_of(ctx), subscriber)
-    if message is None:
-        click.echo("no new papers for " + (subscriber or "anyone") + ": nothing would be sent")
-        return
-    if output is None:
-        body = message.get_body(("plain",))
-        assert body is not None  # a digest is multipart/alternative: a text and an HTML part
-        click.echo(body.get_content())
-        return
-    part = {".html": "html", ".txt": "plain"}.get(output.suffix.lower())
-    if part:
-        body = message.get_body((part,))
-        assert body is not None
-        output.write_text(body.get_content(), encoding="utf-8")
-    else:
-        output.write_bytes(message.as_bytes())
-    click.echo(f"wrote {output}")
-
-
-@main.command()
 @click.option(
     "--html",
     "site",
@@ -501,3 +392,18 @@ def archive(ctx: click.Context, site: Path | None) -> None:
         f"wrote {settings.archive}; {done.pages} pages and {done.feeds} feeds in {site}{os.sep} "
         f"({done.changed} changed, {done.removed} removed)"
     )
+
+
+def _commands() -> None:
+    """Add the commands kept in modules of their own, their errors handled here too."""
+    from .cmd_backup import backup, restore
+    from .cmd_preview import preview
+    from .cmd_subscribers import subscribers
+
+    for command in (subscribers, preview, backup, restore):
+        assert command.callback is not None  # each is a function decorated by click.command
+        command.callback = handled(command.callback)
+        main.add_command(command)
+
+
+_commands()

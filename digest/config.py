@@ -220,6 +220,7 @@ class Settings:
     web_personal_topics: bool = True  # readers may write their own topics (matched locally)
     web_max_personal_topics: int = 20  # own topics one reader may have
     channels: tuple[Channel, ...] = ()  # [[channels]]: team chats the news is posted to
+    archive_intro: str | None = None  # the archive's introduction (None: the original's)
 
     @property
     def fetched_keywords(self) -> tuple[Keyword, ...]:
@@ -419,6 +420,7 @@ def _build(
         web_personal_topics=web["personal_topics"],
         web_max_personal_topics=web["max_personal_topics"],
         channels=channels,
+        archive_intro=digest["archive_intro"],
     )
 
 

@@ -83,6 +83,10 @@ class Links:
         """Return a page of a search's results."""
         return f"{self.root}/search?{urlencode({'q': text, 'page': page})}"
 
+    def signup(self) -> str:
+        """Return the sign-up form: on the live site, or on base_url from the static site."""
+        return f"{self.base_url}/subscribe" if self.static else f"{self.root}/subscribe"
+
     # --- an email's signed links -----------------------------------------------------------------
 
     def _secret(self) -> bytes:
@@ -93,6 +97,13 @@ class Links:
     def unsubscribe(self, email: str) -> str:
         """Return an address's one-click unsubscribe link: it only unsubscribes, never expires."""
         return f"{self.base_url}/unsubscribe?token={unsubscribe_token(self._secret(), email)}"
+
+    def unsubscribe_page(self, email: str, version: int) -> str:
+        """Return the unsubscribe link of an email's body: the one-click link, and its manage
+        link beside it (the body shows that one anyway), so the page that asks "unsubscribe?"
+        can offer the person's own page instead. List-Unsubscribe carries only the first."""
+        manage = manage_token(self._secret(), email, version)
+        return f"{self.unsubscribe(email)}&manage={manage}"
 
     def manage(self, email: str, version: int) -> str:
         """Return the link to an address's own page, at the version of their links now

@@ -63,3 +63,58 @@ class CycleLock:
 def lock_for(database: Path) -> CycleLock:
     """Return the cycle lock that belongs to a database file."""
     return CycleLock(database.with_name(database.name + ".lock"))
+
+
+class ServiceRunning(Exception):
+    """A service (`digest run` or `digest serve`) has the database open, or a restore does."""
+
+
+class ServiceLock:
+    """A flock on a file beside the database: shared by each running service for its whole
+    life, exclusive for a restore, so that a restore never pulls the database from under one."""
+
+    def __init__(self, path: Path, exclusive: bool):
+        self.path = path
+        self.exclusive = exclusive
+        self.fd: int | None = None
+
+    def __enter__(self) -> ServiceLock:
+        try:
+            make_folder(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LockError(
+                f"cannot open the lock file {self.path} ({exc.strerror}); digest needs to write "
+                "in the database's folder"
+            ) from None
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            database = self.path.with_suffix("")
+            if self.exclusive:
+                raise ServiceRunning(
+                    f"digest run or digest serve is using {database} (lock {self.path}); stop "
+                    "it first (systemctl stop digest digest-web), then restore"
+                ) from None
+            raise ServiceRunning(
+                f"a restore of {database} is under way (lock {self.path}); start digest again "
+                "once it has finished"
+            ) from None
+        self.fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+
+def service_lock(database: Path, exclusive: bool = False) -> ServiceLock:
+    """Return the lock a service holds shared while it runs, and a restore exclusively."""
+    return ServiceLock(database.with_name(database.name + ".service"), exclusive)

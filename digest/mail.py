@@ -120,11 +120,13 @@ class Composer:
         unsubscribe_url: str,
         date: datetime,
         manage_url: str = "",
+        page_unsubscribe_url: str = "",
     ) -> bytes:
-        """Return the message bytes: multipart/alternative, text (QP) and HTML (base64)."""
+        """Return the message bytes: multipart/alternative, text (QP) and HTML (base64); the
+        body links to page_unsubscribe_url (if given), List-Unsubscribe to unsubscribe_url."""
         values = {
             "greeting": greeting(name),
-            "unsubscribe_url": unsubscribe_url,
+            "unsubscribe_url": page_unsubscribe_url or unsubscribe_url,
             "manage_url": manage_url or unsubscribe_url,
             "email": email,
         }

@@ -107,7 +107,8 @@ def write_archive(settings: Settings, store: Store, now: datetime) -> bool:
     """Regenerate the markdown archive from the history; return whether it changed."""
     limit = settings.archive_rows
     sections = [(k.name, store.recent_papers(k.key, limit)) for k in settings.keywords]
-    text = render_archive(settings.name, now.astimezone(settings.timezone).date(), limit, sections)
+    day = now.astimezone(settings.timezone).date()
+    text = render_archive(settings.name, day, limit, sections, settings.archive_intro)
     changed = save_archive(settings.archive, text)
     log.info("archive: %s %s", settings.archive.name, "updated" if changed else "unchanged")
     return changed

@@ -67,6 +67,15 @@ def plan(
                 fetched.window.since.date(),
                 "harvest_overlap_days" if is_harvest(key) else "overlap_days",
             )
+        elif diff.late and not is_harvest(key):  # its first fetch: the older ones not mailed
+            log.info(
+                "diff: %s: first fetch: %d papers updated before %s (first_run_days = %d) "
+                "recorded for the archive only, not mailed",
+                results[key].keyword,
+                diff.late,
+                fetched.window.since.date(),
+                settings.first_run_days,
+            )
     if found:
         log.info("diff: %s", "; ".join(_news(r) for key, r in results.items() if key in found))
     day = now.astimezone(settings.timezone).date()

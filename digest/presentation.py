@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 
 from . import latex
 from .models import Paper
@@ -77,6 +77,26 @@ class PaperItem:
 def long_date(day: date) -> str:
     """Return a date as people read it: '27 November 2026'."""
     return f"{day.day} {day:%B %Y}"
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def part_of_day(at: time) -> str:
+    """Return when in the day a time falls: morning (5-12), afternoon, evening (18-22), night."""
+    hour = at.hour
+    if 5 <= hour < 12:
+        return "morning"
+    return "afternoon" if 12 <= hour < 18 else "evening" if 18 <= hour < 22 else "night"
+
+
+def cadence(send_at: time, zone: str, frequency: str = "daily", weekday: int | None = None) -> str:
+    """Return when a reader's digest comes, from [digest] send_at and their schedule:
+    'every morning at 07:00 (Europe/Paris)', 'every Monday evening at 19:30 (UTC)'."""
+    when = f"{part_of_day(send_at)} at {send_at:%H:%M} ({zone})"
+    if frequency == "weekly" and weekday is not None:
+        return f"every {WEEKDAYS[weekday]} {when}"
+    return f"every {when}"
 
 
 def snippet(text: str, limit: int = SNIPPET) -> tuple[str, bool]:

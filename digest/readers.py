@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
+from . import presentation
 from .addresses import address_key
 from .config import Settings
 from .store import Person, Store
@@ -16,7 +17,7 @@ from .subscribers import BadRow, Subscriber, SubscribersError, read_subscribers
 
 log = logging.getLogger(__name__)
 
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAYS = presentation.WEEKDAYS  # kept here too: readers' schedules name them
 
 
 @dataclass(frozen=True, slots=True)

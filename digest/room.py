@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from . import latex
@@ -76,9 +76,11 @@ class ReadingRoom:
         self._days: tuple[str, dict[date, list[Cycle]]] | None = None
 
     def _page(self, template: str, links: Links, **context: Any) -> RoomPage:
+        signup = links.signup() if self.settings.web_signup else None  # [web] signup on
         body = self.renderer.page(
-            f"web/{template}.html", links=links, slugs=self.slugs, long_date=long_date, **context
-        )
+            f"web/{template}.html", links=links, slugs=self.slugs, long_date=long_date,
+            signup_url=signup, **context,
+        )  # fmt: skip
         return RoomPage(body)
 
     def days(self, store: Store) -> dict[date, list[Cycle]]:
@@ -191,7 +193,8 @@ class ReadingRoom:
         if slug and key is None:
             return None
         entries = store.feed(key, FEED_SIZE)
-        updated = max((paper.updated for paper, _ in entries), default=datetime(2000, 1, 1))
+        # The feed changes when the list announces papers: its entries' <updated> is that day.
+        updated = max((when for _, when in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
         body = self.renderer.env.get_template("feeds/feed.atom").render(
             list_name=self.settings.name,
             title=self.keywords[key].name if key else None,

@@ -222,6 +222,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "sender": (_text, None),
         "archive_url": (_url, None),
         "archive_rows": (_int(1, 10_000), 100),
+        "archive_intro": (_text, None),  # markdown; None: the original archive's introduction
         "abstracts": (_choice("snippet", "full", "none"), "snippet"),
     },
     "arxiv": {

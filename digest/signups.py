@@ -9,7 +9,7 @@ import jinja2
 from .config import Settings
 from .links import Links
 from .mail import Email, greeting, render_email
-from .presentation import long_date
+from .presentation import cadence, long_date
 from .readers import is_subscribed, reader
 from .store import Store
 
@@ -87,6 +87,7 @@ def confirmation_context(
         "topics": [k.name for k in settings.keywords if k.key in topics],
         "known": known,
         "hours": VALID_FOR // timedelta(hours=1),
+        "cadence": cadence(settings.send_at, settings.timezone.key),  # a sign-up is daily
         "expires": f"{long_date(expires)}, {expires:%H:%M} ({settings.timezone.key})",
         "confirm_url": "" if known else links.confirm(nonce, now + VALID_FOR),
         "manage_url": links.manage(email, version),

@@ -79,8 +79,8 @@ async def test_a_deleted_persons_row_is_ignored_and_listed_by_check(
     listing = cli(settings, "subscribers")
     (ada,) = [line for line in listing.splitlines() if "ada@example.org" in line]
     (alan,) = [line for line in listing.splitlines() if "alan@example.org" in line]
-    assert ada.startswith("active") and "[csv]" in ada
-    assert alan.startswith("deleted since") and "data deleted: a row of theirs is ignored" in alan
+    assert ada.split()[:2] == ["ada@example.org", "active"] and " csv " in ada
+    assert alan.split()[1] == "deleted" and alan.split()[-4:] == ["-", "not", "listed", "-"]
     check = cli(settings, "check")
     assert (
         f"warning: {settings.subscribers}: remove these rows: they asked for their data to be "

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
-SERVICES = ("digest.service", "digest-once.service", "digest-web.service")
-UNITS = (*SERVICES, "digest-once.timer")
+SERVICES = ("digest.service", "digest-once.service", "digest-web.service", "digest-backup.service")
+UNITS = (*SERVICES, "digest-once.timer", "digest-backup.timer")
 EXECUTABLE = "/opt/digest/venv/bin/digest"  # the example path the units ship with
 # [Service] keys that legitimately differ between the three services; all others must agree.
 PER_UNIT = {
@@ -179,6 +179,7 @@ def test_each_service_runs_its_command() -> None:
         "digest.service": f"{EXECUTABLE} run",
         "digest-once.service": f"{EXECUTABLE} once",
         "digest-web.service": f"{EXECUTABLE} serve",
+        "digest-backup.service": f"{EXECUTABLE} backup --keep 14 /var/lib/digest/backups",
     }
 
 
@@ -202,3 +203,16 @@ def test_stop_timeout_outlasts_an_smtp_send() -> None:
     """SIGTERM lets the in-flight message finish; an SMTP send may take 30 s."""
     for name in ("digest.service", "digest-once.service"):
         assert int(get(parse(name), "Service", "TimeoutStopSec") or 0) > 30
+
+
+def test_backup_is_a_oneshot_started_nightly_off_send_at() -> None:
+    unit = parse("digest-backup.service")
+    assert get(unit, "Service", "Type") == "oneshot"
+    assert get(unit, "Service", "Restart") is None and get(unit, "Install", "WantedBy") is None
+    timer = parse("digest-backup.timer")
+    assert get(timer, "Timer", "Unit") in (None, "digest-backup.service")
+    assert (get(timer, "Timer", "OnCalendar") or "").startswith("*-*-* 03:30:00")
+    assert get(timer, "Timer", "Persistent") == "true"
+    assert get(timer, "Install", "WantedBy") == "timers.target"
+    # the backups stay where the service may write: under its StateDirectory
+    assert (get(unit, "Service", "ExecStart") or "").endswith(" /var/lib/digest/backups")

@@ -13,7 +13,7 @@ from helpers.cycles import DAY1, papers_in
 
 from digest.pipeline import run_once
 from digest.store import Store
-from digest.tokens import unsubscribe_token
+from digest.tokens import manage_token, unsubscribe_token
 
 DAY2 = DAY1 + timedelta(days=1)
 ABS = "https://arxiv.org/abs/"
@@ -118,8 +118,10 @@ def test_message_headers_and_parts(make_settings, fake_arxiv, mail_server):
         "Hello Grace Hopper,"
     )
     assert f'<a href="{view}">View in your browser</a>' in html
-    assert f"https://papers.example.org/unsubscribe?token={token}" in text
-    assert f'href="https://papers.example.org/unsubscribe?token={token}"' in html
+    manage = manage_token(SECRET.encode(), "grace@example.org", 0)
+    page = f"https://papers.example.org/unsubscribe?token={token}&manage={manage}"
+    assert page in text  # the body's link brings the page its manage link (not the header's)
+    assert f'href="{page.replace("&", "&amp;")}"' in html
     assert "Continuous-time Discrete-space Diffusion Model for Recommendation" in html
     assert (
         f'href="{ABS}2511.12114v1"' in html and 'href="https://arxiv.org/pdf/2511.12114v1"' in html

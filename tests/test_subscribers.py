@@ -152,9 +152,9 @@ def test_subscribers_command_lists_the_rows_after_a_stray_quote(make_settings, t
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    assert "invalid row    subscribers.csv:2: a quote opens here" in result.output
+    assert re.search(r"^subscribers\.csv:2 +invalid a quote opens here", result.output, re.M)
     assert result.output.count("p4999@example.org") == 1
-    assert len(re.findall(r"^active .* p\d+@example\.org", result.output, re.M)) == 5000
+    assert len(re.findall(r"^p\d+@example\.org +active ", result.output, re.M)) == 5000
 
 
 @pytest.mark.parametrize(

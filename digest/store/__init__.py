@@ -1,6 +1,7 @@
 """The only owner of the SQLite database: history, outbox, suppressions, bounce reports."""
 
 from .arrivals import Arrivals
+from .backup import BadBackup, Snapshot
 from .base import BOUNCE_LIMIT, SCHEMA, VERSION, StoreBusy, StoreError, iso
 from .bounces import BounceFinding, Bounces, Effect
 from .form_limits import FormLimits
@@ -17,6 +18,7 @@ __all__ = [
     "BOUNCE_LIMIT",
     "SCHEMA",
     "VERSION",
+    "BadBackup",
     "BounceFinding",
     "ChannelState",
     "Cycle",
@@ -26,6 +28,7 @@ __all__ = [
     "Person",
     "Post",
     "QueryTooLong",
+    "Snapshot",
     "Store",
     "StoreBusy",
     "StoreError",

@@ -97,6 +97,9 @@ class Preferences:
             "saved": False,
             "error": None,
             "today": self._today(),
+            # the dates read_choices() takes: a pause ends after today, within MAX_PAUSE days
+            "first_pause_day": self._today() + timedelta(days=1),
+            "last_pause_day": self._today() + timedelta(days=MAX_PAUSE),
             **extra,
         }
 

@@ -60,9 +60,10 @@ class SignedLinks:
         self.settings = settings
         self.secret = secret  # loaded when the app starts
 
-    def parse(self, request: web.Request) -> Link | None:
-        """Return the request's ?token= parsed, or None if it cannot be one of ours."""
-        token = request.query.get("token") or ""
+    def parse(self, request: web.Request, name: str = "token") -> Link | None:
+        """Return the request's ?token= (or another parameter) parsed, or None if it cannot
+        be one of ours."""
+        token = request.query.get(name) or ""
         try:
             read = read_link(token)
         except TokenError:

@@ -15,6 +15,7 @@ from aiohttp import web
 from .. import signups
 from ..addresses import checked_key
 from ..mail import Email
+from ..presentation import cadence
 from ..readers import is_subscribed
 from ..store import Store, StoreBusy, StoreError
 from ..tokens import (
@@ -141,6 +142,7 @@ class Signup:
             problem=text,
             issued=issued,
             form=form_ticket(self.endpoint.secret, "signup", issued),
+            cadence=cadence(self.settings.send_at, self.settings.timezone.key),  # daily
         )
 
     async def subscribe(self, request: web.Request) -> web.Response:

@@ -6,9 +6,22 @@ import logging
 
 from aiohttp import web
 
+from ..readers import WEEKDAYS, Reader, reader
+from ..store import Store
 from .base import Endpoint, mask
+from .signed import Link
 
 log = logging.getLogger(__name__)
+
+
+def digest_name(person: Reader | None, list_name: str) -> str:
+    """Return what a reader gets, as the unsubscribe page names it: 'the daily digest', 'the
+    weekly digest (on Mondays)', or the list's emails for someone it no longer lists."""
+    if person is None:
+        return f"the emails of {list_name}"
+    if person.frequency == "weekly" and person.weekday is not None:
+        return f"the weekly digest (on {WEEKDAYS[person.weekday]}s)"
+    return "the daily digest"
 
 
 class Unsubscribing:
@@ -30,15 +43,34 @@ class Unsubscribing:
         return self.endpoint.page("invalid", status=400)
 
     async def confirm(self, request: web.Request) -> web.Response:
-        """GET /unsubscribe: show a button; never unsubscribe (scanners open links)."""
+        """GET /unsubscribe: show a button; never unsubscribe (scanners open links). Name the
+        reader's digest (daily, or weekly on their day), and link to their own page when the
+        request carries a link that may open it (a digest's footer adds ?manage=)."""
         signed = self.endpoint.signed
         link = signed.parse(request)
         if link is None:
             return self.refused()
-        email = await self.endpoint.read(lambda store: signed.address(store, link))
-        if email is None:
+        candidates = [x for x in (link, signed.parse(request, "manage")) if x is not None]
+
+        def look(store: Store) -> tuple[str, Link | None, Reader | None] | None:
+            email = signed.address(store, link)
+            if email is None:
+                return None
+            manages = next((x for x in candidates if signed.manager(store, x) == email), None)
+            return email, manages, reader(self.endpoint.settings, store, email)
+
+        found = await self.endpoint.read(look)
+        if found is None:
             return self.refused()
-        return self.endpoint.page("confirm", masked=mask(email), token=link.token)
+        email, manages, person = found
+        return self.endpoint.page(
+            "confirm",
+            masked=mask(email),
+            token=link.token,
+            digest=digest_name(person, self.endpoint.settings.name),
+            weekly=person is not None and person.frequency == "weekly",
+            manage=manages.token if manages else None,
+        )
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
         """POST /unsubscribe: the form button or RFC 8058 one-click; repeating is harmless."""

@@ -701,12 +701,32 @@ def _send(
     h.wfile.write(body)
 
 
-if __name__ == "__main__":  # python tests/helpers/fake_arxiv.py [PORT]: serve the fixture papers
-    fake = FakeArxiv(
-        load_papers(Path(__file__).parent.parent / "data" / "papers.json"),
-        port=int(sys.argv[1]) if len(sys.argv) > 1 else 8089,
+def dated_today(papers: list[FeedPaper], now: datetime) -> list[FeedPaper]:
+    """Return the papers re-dated into the last day, in their order, the newest an hour ago
+    and each older one an hour before the next (published moves with updated): a first
+    cycle, which mails only what is newer than first_run_days, mails them all."""
+    ranked = sorted(papers, key=lambda p: p.updated, reverse=True)
+    moved = []
+    for rank, paper in enumerate(ranked):
+        when = now - timedelta(hours=1 + rank)
+        age = paper.updated - paper.published
+        moved.append(dataclasses.replace(paper, updated=when, published=when - age))
+    return moved
+
+
+if __name__ == "__main__":  # python tests/helpers/fake_arxiv.py [PORT] [--as-recorded]
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve the fixture papers like arXiv's API.")
+    parser.add_argument("port", nargs="?", type=int, default=8089)
+    parser.add_argument(
+        "--as-recorded", action="store_true", help="keep their dates (else: the last day's)"
     )
-    with fake:
+    options = parser.parse_args()
+    papers = load_papers(Path(__file__).parent.parent / "data" / "papers.json")
+    if not options.as_recorded:
+        papers = dated_today(papers, datetime.now(UTC))
+    with FakeArxiv(papers, port=options.port) as fake:
         print(f"fake arXiv API at {fake.url}; Ctrl-C to stop", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
