@@ -275,6 +275,9 @@ def subscribers(
             if not store.reset_choices(reset, datetime.now(UTC)):
                 fail(f"{reset} has made no choices of their own", EXIT_FAILED)
             click.echo(f"{reset}: their own choices are forgotten; the list's apply again")
+            person = store.person(reset)
+            if person is not None and person.own_topics:  # written by them: only they remove them
+                click.echo(f"{reset}: their {len(person.own_topics)} own topic(s) stay")
         elif revoke:
             version = store.revoke_links(revoke, datetime.now(UTC))
             click.echo(

@@ -24,12 +24,14 @@ class Entry:
     email: str
     reader: Reader | None
     status: str
+    own_topics: int = 0  # how many topics of their own they wrote on their page
 
 
 def roster(settings: Settings, store: Store) -> Iterator[Entry | BadRow]:
     """Yield everyone: the list's readers, then addresses suppressed but no longer listed,
     then subscribers.csv's bad rows (the file read once)."""
     suppressed = store.suppressions()
+    own = store.own_topic_counts()
     listed = set()
     bad: list[BadRow] = []
     for reader in roll(settings, store):
@@ -37,7 +39,9 @@ def roster(settings: Settings, store: Store) -> Iterator[Entry | BadRow]:
             bad.append(reader)
             continue
         listed.add(reader.key)
-        yield Entry(reader.email, reader, _status(suppressed.get(reader.key)))
+        yield Entry(
+            reader.email, reader, _status(suppressed.get(reader.key)), own.get(reader.key, 0)
+        )
     for email, state in suppressed.items():
         if email not in listed:
             yield Entry(email, None, _status(state))
@@ -59,6 +63,8 @@ def line(settings: Settings, entry: Entry | BadRow) -> str:
     r = entry.reader
     names = {k.key: k.name for k in settings.keywords}
     details = [", ".join(names[k] for k in r.topics) or "no topic", r.schedule]
+    if entry.own_topics:
+        details.insert(1, f"{entry.own_topics} own topic{'s' if entry.own_topics != 1 else ''}")
     if r.paused_until:
         details.append(f"paused until {r.paused_until}")
     if r.abstracts:
