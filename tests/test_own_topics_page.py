@@ -282,3 +282,35 @@ def test_reset_keeps_own_topics_and_the_operator_sees_and_checks_them(make_setti
     assert own(settings) == ("graph", "xx:foo", "au:")
     (line,) = [line for line in cli("subscribers").splitlines() if ADA in line]
     assert line.endswith("[csv] (Graph Neural Network; 3 own topics; daily)")
+
+
+async def test_the_counts_are_read_beside_the_write_and_a_page_is_one_read(make_settings):
+    settings = make_settings(subscribers=CSV)
+    path, csrf = remember(settings)
+    app = make_app(settings)
+    app[ENDPOINT].clock = lambda: NOW
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    calls: list[str] = []
+    database = app[ENDPOINT].database
+    for name in ("read", "page", "write"):
+        original = getattr(database, name)
+
+        def counted(*args, name=name, original=original):
+            calls.append(name)
+            return original(*args)
+
+        setattr(database, name, counted)
+    url = str(server.make_url(path))
+    form = {"csrf": csrf, "topic": "graph neural network", "own_topics": "graph"}
+    try:
+        async with aiohttp.ClientSession() as client:
+            status, page = await post(client, url, form)
+            assert status == 200 and "graph : 4 papers" in said(page)
+            # Saved on the writer; counted on a read connection, so no write waits for it.
+            assert calls == ["write", "read"]
+            calls.clear()
+            assert "graph : 4 papers" in said(await get(client, url))
+            assert calls == ["read"]  # the person and their counts: one call
+    finally:
+        await server.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -93,6 +93,16 @@ class HistoryCorpus:
             self.known.first, self.known.rows = min(rows, default=0), rows
         return rows
 
+    def prepare(self, fields: Iterable[str]) -> None:
+        """Read now what matching on these fields ("text", "au", "cat") needs of the papers."""
+        wanted = set(fields)
+        if wanted:
+            self.recent  # noqa: B018  (read and kept)
+        if "au" in wanted:
+            self._authors()
+        if "cat" in wanted:
+            self._categories()
+
     def text(self, phrase_words: tuple[str, ...]) -> set[str]:
         """Return the recent papers whose title or abstract has the phrase."""
         recent = self.recent
@@ -108,7 +118,22 @@ class HistoryCorpus:
         """Return the recent papers with an author whose name has these words in order."""
         if not name:
             return set()
-        if (authors := self.known.authors) is None:  # JSON-escaped: the index cannot fold them
+        longest = max(name, key=len)  # in the folded names of every paper it may match
+        found = ((i, names.split(_APART)) for i, names in self._authors() if longest in names)
+        return PaperFacets.of_authors(found).author(name)
+
+    def category(self, category: str) -> set[str]:
+        """Return the recent papers in a category or archive."""
+        wanted = category.casefold()
+        found: set[str] = set()
+        for name, ids in self._categories().items():
+            if name == wanted or name.split(".", 1)[0] == wanted:
+                found.update(ids.split(_APART))
+        return found
+
+    def _authors(self) -> list[tuple[str, str]]:
+        """Return each recent paper's authors, folded (stored JSON-escaped: the index cannot)."""
+        if (authors := self.known.authors) is None:
             recent = self.recent  # their ids, kept once
             rows = self.db.execute(
                 "SELECT papers.rowid, (SELECT group_concat(value, char(31)) "
@@ -118,12 +143,10 @@ class HistoryCorpus:
             )
             authors = [(recent[r], fold(names)) for r, names in rows if names and r in recent]
             self.known.authors = authors
-        longest = max(name, key=len)  # in the folded names of every paper it may match
-        found = ((i, names.split(_APART)) for i, names in authors if longest in names)
-        return PaperFacets.of_authors(found).author(name)
+        return authors
 
-    def category(self, category: str) -> set[str]:
-        """Return the recent papers in a category or archive."""
+    def _categories(self) -> dict[str, str]:
+        """Return the recent papers of each category (primary or cross-listed), lower case."""
         if (cats := self.known.cats) is None:
             rows = self.db.execute(
                 "SELECT lower(value), group_concat(recent.paper, char(31)) FROM (SELECT "
@@ -134,9 +157,4 @@ class HistoryCorpus:
                 [self.since],
             )
             cats = self.known.cats = dict(rows.fetchall())
-        wanted = category.casefold()
-        found: set[str] = set()
-        for name, ids in cats.items():
-            if name == wanted or name.split(".", 1)[0] == wanted:
-                found.update(ids.split(_APART))
-        return found
+        return cats

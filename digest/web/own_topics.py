@@ -12,14 +12,14 @@ from typing import Any
 from ..matching import Matcher
 from ..store import QueryTooLong, Store
 from ..store.corpus import HistoryCorpus, Recent
-from ..topics import TopicError, parse, parse_lines
+from ..topics import Topic, TopicError, parse, parse_lines
 
 log = logging.getLogger(__name__)
 
 FIELD = "own_topics"  # the text area's name
 RECENT_DAYS = 30  # what a saved line is tried on: the papers first seen in these days
 EXAMPLES = 3  # titles shown of each line's matches, newest first
-COUNT_SECONDS = 1.5  # what one page's counts may take; the lines left are not counted this time
+COUNT_SECONDS = 1.5  # what a page's lines may take to match; those left are not counted this time
 
 
 @dataclass(frozen=True)
@@ -82,22 +82,30 @@ class Tries:
         hour), within `seconds` (one Matcher a page: a term shared by lines is looked up once)."""
         if not lines:
             return ()
-        end = time.monotonic() + self.seconds
         since = (now - timedelta(days=RECENT_DAYS)).replace(minute=0, second=0, microsecond=0)
+        stamp = (store.arrivals_stamp(), store.generation())
+        kept = self.kept
+        corpus = HistoryCorpus(store, since, kept[1] if kept and kept[0] == stamp else None)
+        self.kept = stamp, corpus.known
+        topics: list[Topic | TopicError] = []
+        for line in lines:
+            try:
+                topics.append(parse(line))
+            except TopicError as exc:  # stored before the syntax changed
+                topics.append(exc)
+        # What the lines need of the papers, read whole (bounded by the papers, kept for the
+        # next page); then the lines themselves, which a reader writes, within the time.
+        corpus.prepare(t.field for q in topics if isinstance(q, Topic) for c in q.clauses
+                       for t in c.terms)  # fmt: skip
+        end = time.monotonic() + self.seconds
+        matcher = Matcher(corpus)
         found: list[Found] = []
         with contextlib.suppress(QueryTooLong), store.deadline(self.seconds):
-            stamp = (store.arrivals_stamp(), store.generation())
-            kept = self.kept
-            corpus = HistoryCorpus(store, since, kept[1] if kept and kept[0] == stamp else None)
-            self.kept = stamp, corpus.known
-            matcher = Matcher(corpus)
-            for line in lines:
+            for line, topic in zip(lines, topics, strict=True):
                 if time.monotonic() > end:
                     break
-                try:
-                    topic = parse(line)
-                except TopicError as exc:  # stored before the syntax changed
-                    found.append(Found(line, None, problem=exc.message))
+                if isinstance(topic, TopicError):
+                    found.append(Found(line, None, problem=topic.message))
                     continue
                 ids = matcher.match(topic)
                 found.append(Found(line, len(ids), tuple(store.newest_titles(ids, EXAMPLES))))

@@ -1,4 +1,5 @@
-"""A person's own page, by their signed link: topics, schedule, pause, abstracts, their data."""
+"""A person's own page, by their signed link: topics (and their own), schedule, pause, abstracts,
+their data."""
 
 from __future__ import annotations
 
@@ -109,17 +110,30 @@ class Preferences:
             **extra,
         }
 
-    async def _own(
-        self, current: Current, box: own_topics.OwnBox | None = None
+    def _tried(self, store: Store, current: Current | None) -> tuple[own_topics.Found, ...]:
+        """Return what each of a person's saved own topics found lately (in a database thread)."""
+        if current is None or not (self.own_on and current.own_topics):
+            return ()
+        return self.tries.run(store, current.own_topics, self.endpoint.clock())
+
+    async def _found(self, current: Current) -> tuple[own_topics.Found, ...]:
+        """Return what each saved own topic found, read on a read connection: never on the
+        writer, whose turn an unsubscribe may be waiting for."""
+        if not (self.own_on and current.own_topics):
+            return ()
+        return await self.endpoint.read(lambda store: self._tried(store, current))
+
+    def _own(
+        self,
+        current: Current,
+        found: tuple[own_topics.Found, ...],
+        box: own_topics.OwnBox | None = None,
     ) -> own_topics.OwnSection | None:
         """Return the own-topics part of the page (None when the list has it off): the box as
         saved, or as sent when it was not (`box`), its mistakes, what each saved line found."""
         if not self.own_on:
             return None
-        now = self.endpoint.clock()
-        lines = current.own_topics
-        found = await self.endpoint.read(lambda store: self.tries.run(store, lines, now))
-        text = box.text if box is not None else "\n".join(lines)
+        text = box.text if box is not None else "\n".join(current.own_topics)
         errors = box.errors if box is not None else ()
         return own_topics.OwnSection(text, self.own_limit, errors, found)
 
@@ -128,11 +142,20 @@ class Preferences:
 
     async def show(self, request: web.Request) -> web.Response:
         """GET /manage: the person's choices in a form; a GET never changes anything."""
-        loaded = await self._load(request)
-        if loaded is None:
+        link = self.signed.parse(request)
+        if link is None:
             return self.links.refused()
-        own = await self._own(loaded[0])
-        return self.endpoint.page("manage", **self._form(*loaded, own=own))
+
+        def load(store: Store) -> tuple[Current | None, tuple[own_topics.Found, ...]]:
+            current = self._current(store, link)  # and what their own topics found: one call
+            return current, self._tried(store, current)
+
+        current, found = await self.endpoint.read(load)
+        if current is None:
+            return self.links.refused()
+        return self.endpoint.page(
+            "manage", **self._form(current, link, own=self._own(current, found))
+        )
 
     async def posted(self, request: web.Request) -> tuple[Link, Any, bool] | None:
         """Return a POST's link, its form, and whether it comes from the person's own page
@@ -175,11 +198,12 @@ class Preferences:
         status, current, error = await self.endpoint.write(save)
         if current is None:
             return self.links.refused() if status == 400 else self.endpoint.error_page(status)
+        found = await self._found(current)
         if status == 400:  # nothing saved: the box keeps what they wrote
-            page = self._form(current, link, error=error, own=await self._own(current, box))
+            page = self._form(current, link, error=error, own=self._own(current, found, box))
             return self.endpoint.page("manage", status=400, **page)
         log.info("preferences saved for %s", mask(current.email))
-        own = await self._own(current)
+        own = self._own(current, found)
         return self.endpoint.page("manage", **self._form(current, link, saved=True, own=own))
 
     async def data(self, request: web.Request) -> web.Response:
