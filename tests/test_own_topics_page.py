@@ -18,7 +18,7 @@ from digest.cli import main
 from digest.store import Store
 from digest.tokens import form_token, manage_token, token_id
 from digest.web import ENDPOINT, make_app
-from digest.web.own_topics import Found, Tries
+from digest.web.own_topics import LineFound, Tries
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADA = "ada@example.org"
@@ -195,11 +195,11 @@ def test_counts_and_titles_are_of_the_last_30_days_within_a_time(tmp_path, make_
     with Store(settings.database) as store:
         lines = ("au:Lovelace", "cat:cs.IR -graph", "au:", "quantum")
         assert Tries().run(store, lines, NOW) == (
-            Found("au:Lovelace", 2, ("Sparse graph neural networks",
+            LineFound("au:Lovelace", 2, ("Sparse graph neural networks",
                                      "Graph neural networks at scale")),
-            Found("cat:cs.IR -graph", 1, ("Dense retrieval",)),
-            Found("au:", None, problem="au: needs something after it, as in au:Surname"),
-            Found("quantum", 0),
+            LineFound("cat:cs.IR -graph", 1, ("Dense retrieval",)),
+            LineFound("au:", None, problem="au: needs something after it, as in au:Surname"),
+            LineFound("quantum", 0),
         )  # fmt: skip
         tries = Tries()
         assert tries.run(store, ("graph",), NOW)[0].count == 4  # not the one of 31 days ago

@@ -53,7 +53,7 @@ class DayCorpus:
 
 
 @dataclass
-class Recent:
+class RecentPapers:
     """What a HistoryCorpus has read of the papers that arrived since its moment, each part
     when first asked: reusable by the next one of the same moment while no paper arrives."""
 
@@ -72,11 +72,11 @@ class HistoryCorpus:
     reads the JSON); `known` hands over what an earlier corpus of the same moment read.
     """
 
-    def __init__(self, database: Database, since: datetime, known: Recent | None = None):
+    def __init__(self, database: Database, since: datetime, known: RecentPapers | None = None):
         self.db = database.db
         self.since = iso(since)
         self.known = (
-            known if known is not None and known.since == self.since else Recent(self.since)
+            known if known is not None and known.since == self.since else RecentPapers(self.since)
         )
 
     @property

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..matching import Matcher
 from ..store import QueryTooLong, Store
-from ..store.corpus import HistoryCorpus, Recent
+from ..store.corpus import HistoryCorpus, RecentPapers
 from ..topics import Topic, TopicError, parse, parse_lines
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class OwnBox:
 
 
 @dataclass(frozen=True)
-class Found:
+class LineFound:
     """How one saved line did lately: how many papers it matched, and the newest titles.
 
     count None: not counted, because the line no longer reads (`problem` says why) or, with
@@ -52,7 +52,7 @@ class OwnSection:
     text: str
     limit: int
     errors: tuple[TopicError, ...] = ()
-    found: tuple[Found, ...] = ()
+    found: tuple[LineFound, ...] = ()
     days: int = RECENT_DAYS
 
 
@@ -75,9 +75,9 @@ class Tries:
 
     def __init__(self, seconds: float = COUNT_SECONDS):
         self.seconds = seconds
-        self.kept: tuple[tuple[int, str], Recent] | None = None  # (stamp, generation), papers
+        self.kept: tuple[tuple[int, str], RecentPapers] | None = None  # (stamp, generation), papers
 
-    def run(self, store: Store, lines: tuple[str, ...], now: datetime) -> tuple[Found, ...]:
+    def run(self, store: Store, lines: tuple[str, ...], now: datetime) -> tuple[LineFound, ...]:
         """Match saved lines against the papers first seen in the last RECENT_DAYS (from the
         hour), within `seconds` (one Matcher a page: a term shared by lines is looked up once)."""
         if not lines:
@@ -99,20 +99,20 @@ class Tries:
                        for t in c.terms)  # fmt: skip
         end = time.monotonic() + self.seconds
         matcher = Matcher(corpus)
-        found: list[Found] = []
+        found: list[LineFound] = []
         with contextlib.suppress(QueryTooLong), store.deadline(self.seconds):
             for line, topic in zip(lines, topics, strict=True):
                 if time.monotonic() > end:
                     break
                 if isinstance(topic, TopicError):
-                    found.append(Found(line, None, problem=topic.message))
+                    found.append(LineFound(line, None, problem=topic.message))
                     continue
                 ids = matcher.match(topic)
-                found.append(Found(line, len(ids), tuple(store.newest_titles(ids, EXAMPLES))))
+                found.append(LineFound(line, len(ids), tuple(store.newest_titles(ids, EXAMPLES))))
         if len(found) < len(lines):
             log.warning(
                 "web: counted %d of a reader's %d own topics in %gs; the rest are left out",
                 len(found), len(lines), self.seconds,
             )  # fmt: skip
-            found += [Found(line, None) for line in lines[len(found) :]]
+            found += [LineFound(line, None) for line in lines[len(found) :]]
         return tuple(found)

@@ -110,13 +110,13 @@ class Preferences:
             **extra,
         }
 
-    def _tried(self, store: Store, current: Current | None) -> tuple[own_topics.Found, ...]:
+    def _tried(self, store: Store, current: Current | None) -> tuple[own_topics.LineFound, ...]:
         """Return what each of a person's saved own topics found lately (in a database thread)."""
         if current is None or not (self.own_on and current.own_topics):
             return ()
         return self.tries.run(store, current.own_topics, self.endpoint.clock())
 
-    async def _found(self, current: Current) -> tuple[own_topics.Found, ...]:
+    async def _found(self, current: Current) -> tuple[own_topics.LineFound, ...]:
         """Return what each saved own topic found, read on a read connection: never on the
         writer, whose turn an unsubscribe may be waiting for."""
         if not (self.own_on and current.own_topics):
@@ -126,7 +126,7 @@ class Preferences:
     def _own(
         self,
         current: Current,
-        found: tuple[own_topics.Found, ...],
+        found: tuple[own_topics.LineFound, ...],
         box: own_topics.OwnBox | None = None,
     ) -> own_topics.OwnSection | None:
         """Return the own-topics part of the page (None when the list has it off): the box as
@@ -146,7 +146,7 @@ class Preferences:
         if link is None:
             return self.links.refused()
 
-        def load(store: Store) -> tuple[Current | None, tuple[own_topics.Found, ...]]:
+        def load(store: Store) -> tuple[Current | None, tuple[own_topics.LineFound, ...]]:
             current = self._current(store, link)  # and what their own topics found: one call
             return current, self._tried(store, current)
 
