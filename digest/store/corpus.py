@@ -12,7 +12,6 @@ from ..models import Paper
 from ..topics import fold
 from .base import Database, iso
 
-_APART = "\x1f"  # between the names of a paper's authors, as read from SQLite (char(31))
 # The reading room's tokenizer (porter stemming over unicode61), accents folded as topics are.
 _FTS = "fts5(id UNINDEXED, title, abstract, tokenize='porter unicode61 remove_diacritics 2')"
 
@@ -50,6 +49,9 @@ class DayCorpus:
     def category(self, category: str) -> set[str]:
         """Return the papers in a category or archive."""
         return self.facets.category(category)
+
+
+_APART = "\x1f"  # between the names of a paper's authors, as read from SQLite (char(31))
 
 
 @dataclass
