@@ -40,11 +40,11 @@ def findings(settings: Settings) -> list[CheckFinding]:
     return [
         *secret_findings(settings, meta),
         *path_findings(settings),
+        *own_topic_findings(settings),
         *usage_findings(settings),
         *mode_findings(settings),
         *deleted_findings(settings),
         *bounce_findings(settings),
-        *own_topic_findings(settings),
     ]
 
 
