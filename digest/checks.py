@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import topics
 from .addresses import address_key
 from .chat import ChatError, service
 from .config import Keyword, Settings
@@ -18,6 +19,7 @@ from .lock import lock_for
 from .settings_schema import SCHEMA, Problems
 from .signing import mismatch
 from .store import peek_deleted, peek_meta
+from .store.peek import peek_own_topics
 from .subscribers import Subscriber, SubscribersError, read_subscribers
 
 SIDE_FILES = ("-wal", "-shm", "-journal", ".requests")  # beside the database, as private
@@ -39,6 +41,7 @@ def findings(settings: Settings) -> list[CheckFinding]:
     return [
         *secret_findings(settings, meta),
         *path_findings(settings),
+        *own_topic_findings(settings),
         *usage_findings(settings),
         *mode_findings(settings),
         *deleted_findings(settings),
@@ -272,6 +275,22 @@ def deleted_findings(settings: Settings) -> list[CheckFinding]:
             f"deleted: {', '.join(rows)} (digest ignores them meanwhile)"
         )
     ]
+
+
+def own_topic_findings(settings: Settings) -> list[CheckFinding]:
+    """Name the readers' stored own topics that no longer read (after the syntax changed):
+    they find nothing until fixed (warnings: the rest of their digest goes out)."""
+    found = []
+    for email, lines in peek_own_topics(settings.database):
+        for error in topics.check(lines):
+            found.append(
+                CheckFinding(
+                    f"{email}: the reader's line {error.line} {error.text!r} no longer reads: "
+                    f"{error.message}; it finds nothing until they fix it on their manage page, "
+                    "where it is marked"
+                )
+            )
+    return found
 
 
 def subscribers_source(path: Path) -> tuple[Path, tuple[Keyword, ...] | None]:

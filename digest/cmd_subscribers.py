@@ -56,7 +56,11 @@ def reset_one(settings: Settings, store: Store, email: str) -> str:
         if not _listed(settings, store, email):
             raise Refused(f"{email} is not on the list")
         raise Refused(f"{email} has made no choices of their own")
-    return f"{email}: their own choices are forgotten; the list's apply again"
+    done = f"{email}: their own choices are forgotten; the list's apply again"
+    person = store.person(email)
+    if person is not None and person.own_topics:  # written by them: only they remove them
+        done += f"\n{email}: their {len(person.own_topics)} own topic(s) stay"
+    return done
 
 
 def revoke_one(settings: Settings, store: Store, email: str) -> str:

@@ -71,28 +71,33 @@ class PaperFacets:
     def __init__(self, papers: Mapping[str, Paper]):
         self.names: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
         self.cats: dict[str, set[str]] = {}
-        self._add_authors((p.id, p.authors) for p in papers.values())
+        self.add_authors((p.id, p.authors) for p in papers.values())
         for paper in papers.values():
-            for category in {paper.primary_category, *paper.categories}:
-                folded = category.casefold()
-                self.cats.setdefault(folded, set()).add(paper.id)
-                archive = folded.split(".", 1)[0]
-                if archive != folded:
-                    self.cats.setdefault(archive, set()).add(paper.id)
+            self.add_categories(paper.id, (paper.primary_category, *paper.categories))
 
     @classmethod
     def of_authors(cls, authors: Iterable[tuple[str, Sequence[str]]]) -> PaperFacets:
         """Return the author index alone of papers given as (id, authors)."""
         facets = cls({})
-        facets._add_authors(authors)
+        facets.add_authors(authors)
         return facets
 
-    def _add_authors(self, authors: Iterable[tuple[str, Sequence[str]]]) -> None:
+    def add_authors(self, authors: Iterable[tuple[str, Sequence[str]]]) -> None:
+        """Index the authors of papers given as (id, authors)."""
         for paper_id, names in authors:
             for author in names:
                 tokens = words(author)
                 for token in set(tokens):
                     self.names.setdefault(token, []).append((paper_id, tokens))
+
+    def add_categories(self, paper_id: str, categories: Iterable[str]) -> None:
+        """Index a paper's categories, and the archive of each (cs of cs.IR)."""
+        for category in categories:
+            folded = category.casefold()
+            self.cats.setdefault(folded, set()).add(paper_id)
+            archive = folded.split(".", 1)[0]
+            if archive != folded:
+                self.cats.setdefault(archive, set()).add(paper_id)
 
     def author(self, name: tuple[str, ...]) -> set[str]:
         """Return the papers with an author whose name has these words in this order."""

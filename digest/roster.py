@@ -31,6 +31,7 @@ class Entry:
     email: str
     reader: Reader | None
     suppressed: tuple[str, datetime] | None = None
+    own_topics: int = 0  # how many topics of their own they wrote on their page
 
     @property
     def status(self) -> str:
@@ -50,6 +51,7 @@ def roster(settings: Settings, store: Store) -> Iterator[Entry | BadRow]:
     """Yield everyone: the list's readers, then addresses suppressed but no longer listed,
     then subscribers.csv's bad rows (the file read once)."""
     suppressed = store.suppressions()
+    own = store.own_topic_counts()
     listed = set()
     bad: list[BadRow] = []
     for reader in roll(settings, store):
@@ -57,7 +59,7 @@ def roster(settings: Settings, store: Store) -> Iterator[Entry | BadRow]:
             bad.append(reader)
             continue
         listed.add(reader.key)
-        yield Entry(reader.email, reader, suppressed.get(reader.key))
+        yield Entry(reader.email, reader, suppressed.get(reader.key), own.get(reader.key, 0))
     for email, state in suppressed.items():
         if email not in listed:
             yield Entry(email, None, state)
@@ -91,6 +93,8 @@ def _cells(settings: Settings, entry: Entry, today: date) -> list[str]:
         since = f"until {r.paused_until}"
     schedule = "daily" if r.schedule == "daily" else f"weekly {WEEKDAYS[r.weekday or 0][:3]}"
     topics = topic_numbers(settings, r.topics)
+    if entry.own_topics:
+        topics += f" +{entry.own_topics} own"
     return [r.email, entry.state(today), since, r.source, schedule, topics]
 
 
@@ -138,7 +142,7 @@ def as_json(settings: Settings, entries: Iterable[Entry | BadRow], today: date) 
             "schedule": r.frequency if r else None,
             "weekday": WEEKDAYS[r.weekday] if r and r.weekday is not None else None,
             "paused_until": str(r.paused_until) if r and r.paused_until else None,
-            "abstracts": r.abstracts if r else None,
+            "abstracts": r.abstracts if r else None, "own_topics": e.own_topics,
         })  # fmt: skip
     return found
 

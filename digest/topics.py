@@ -80,6 +80,8 @@ class Topic:
 
 def fold(text: str) -> str:
     """Fold text for matching: compatibility forms, no accents, case-insensitive."""
+    if text.isascii():  # most text: nothing to decompose
+        return text.casefold()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 

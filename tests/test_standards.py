@@ -45,6 +45,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from digest.cli import main
 from digest.config import Settings, load_settings
 from digest.pipeline import run_once
+from digest.store import Store
 from digest.web import ENDPOINT, make_app, start_site
 
 CACHE = Path(__file__).parent / ".cache"
@@ -314,6 +315,9 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
     unsubscribe = digest["List-Unsubscribe"].strip("<>")
     (tmp_path / "received").mkdir()
     pages = Inspector(chrome, tools, tmp_path / "received")
+    with Store(settings.database) as store, store.transaction():  # what own topics are tried on
+        yesterday = datetime.now(UTC) - timedelta(days=1)
+        store.record_arrivals([p.id for p in fake_arxiv.papers], 1, yesterday)
     app = make_app(settings)
     endpoint = app[ENDPOINT]
     clock = Clock(datetime.now(UTC))
@@ -358,6 +362,13 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         pages.submit("resubscribed", "form button[type=submit]")
         pages.open("manage", manage)
         pages.submit("manage saved", "#save")
+        # Own topics: a line that does not read, named; then fixed, with what each found.
+        chrome.find_element(By.ID, "own_topics").send_keys('graph neural\nau:\n"open')
+        pages.submit("manage with an own topic to fix", "#save", 400)
+        box = chrome.find_element(By.ID, "own_topics")
+        box.clear()
+        box.send_keys("graph neural\nau:Lovelace\ncat:cs.IR")
+        pages.submit("manage with own topics", "#save")
         for box in chrome.find_elements(By.CSS_SELECTOR, 'input[name="topic"]:checked'):
             box.click()
         pages.submit("manage with a problem", "#save", 400)
@@ -410,7 +421,7 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         for v in found
         if v["impact"] in BLOCKING
     ]
-    assert len(pages.visits) == 31 + len(EXPORTED)  # every page above was checked
+    assert len(pages.visits) == 33 + len(EXPORTED)  # every page above was checked
     assert len(pages.axe) == len(pages.visits) * len(WIDTHS) * len(SCHEMES)
     assert not errors, "\n".join(errors)
     assert not serious, "\n".join(serious)

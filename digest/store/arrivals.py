@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from .base import Database, iso
+
+FEW = 500  # papers whose arrivals are looked up one by one; of more, the newest are read in turn
 
 
 class Arrivals(Database):
@@ -45,3 +48,36 @@ class Arrivals(Database):
     def arrivals_in(self, cycle_id: int) -> list[str]:
         """Return the papers that arrived in one cycle."""
         return self.arrivals_between(cycle_id - 1, cycle_id + 1)
+
+    def arrivals_stamp(self) -> int:
+        """Return a number that changes whenever a paper arrives."""
+        return self.db.execute("SELECT coalesce(max(rowid), 0) FROM arrivals").fetchone()[0]
+
+    def newest_titles(self, ids: Collection[str], limit: int) -> list[str]:
+        """Return the titles of the `limit` of these papers that arrived last, newest first
+        (of one cycle's, the highest id first)."""
+        wanted = ids if isinstance(ids, set | frozenset) else set(ids)
+        if len(wanted) <= FEW:  # looked up one by one
+            rows = self.db.execute(
+                "SELECT arrived_at, paper_id FROM arrivals "
+                "WHERE paper_id IN (SELECT value FROM json_each(?))",
+                [json.dumps(list(wanted))],
+            )
+            newest = sorted(rows, reverse=True)[:limit]
+        else:  # many: the newest arrivals are read until they are found
+            newest = []
+            for at, paper_id in self.db.execute(
+                "SELECT arrived_at, paper_id FROM arrivals ORDER BY arrived_at DESC"
+            ):
+                if len(newest) >= limit and at < newest[limit - 1][0]:
+                    break
+                if paper_id in wanted:
+                    newest.append((at, paper_id))
+            newest = sorted(newest, reverse=True)[:limit]
+        titles = dict(
+            self.db.execute(
+                "SELECT id, title FROM papers WHERE id IN (SELECT value FROM json_each(?))",
+                [json.dumps([paper_id for _, paper_id in newest])],
+            ).fetchall()
+        )
+        return [titles[paper_id] for _, paper_id in newest if paper_id in titles]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,12 @@ def peek_deleted(path: Path) -> set[str]:
     """Return the address keys of the people who deleted their data (none if unreadable)."""
     rows = _peek(path, "SELECT email FROM suppressions WHERE reason = 'deleted'", ())
     return {row[0] for row in rows or ()}
+
+
+def peek_own_topics(path: Path) -> list[tuple[str, list[str]]]:
+    """Return each person's own topic lines (address, lines); none if unreadable."""
+    rows = _peek(path, "SELECT email, own_topics FROM people WHERE own_topics IS NOT NULL", ())
+    return [(email, json.loads(lines)) for email, lines in rows or ()]
 
 
 def peek_meta(path: Path, keys: Sequence[str]) -> dict[str, str] | None:

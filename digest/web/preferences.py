@@ -1,4 +1,5 @@
-"""A person's own page, by their signed link: topics, schedule, pause, abstracts, their data."""
+"""A person's own page, by their signed link: topics (and their own), schedule, pause, abstracts,
+their data."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..readers import WEEKDAYS, has_row
 from ..store import Store
 from ..store.people import Choices
 from ..tokens import check_form_token, form_token
+from . import own_topics
 from .base import Endpoint, mask, same_origin
 from .signed import Link, Signed
 from .unsubscribe import Unsubscribing
@@ -39,6 +41,7 @@ class Current:
     status: str
     sent: int
     last_sent: str | None
+    own_topics: tuple[str, ...] = ()  # their own topic lines, as saved
 
     @classmethod
     def of(cls, store: Store, signed: Signed) -> Current:
@@ -46,11 +49,13 @@ class Current:
         reader, email = signed.reader, signed.email
         sent, last = store.sent_to(email)
         reason = store.suppression(email)
+        person = store.person(email)
         return cls(
             email, reader.name, reader.source, reader.topics, reader.frequency,
             reader.weekday if reader.weekday is not None else 0,
             reader.paused_until, reader.abstracts,
             f"{reason[0]} since {reason[1]:%Y-%m-%d}" if reason else "active", sent, last,
+            person.own_topics if person else (),
         )  # fmt: skip
 
 
@@ -62,6 +67,9 @@ class Preferences:
         self.signed = endpoint.signed  # the one way from a token to a person
         self.links = links  # the refusal the unsubscribe pages give
         self.keywords = endpoint.settings.keywords
+        self.own_on = endpoint.settings.web_personal_topics  # the own-topics box
+        self.own_limit = endpoint.settings.web_max_personal_topics
+        self.tries = own_topics.Tries()  # what each saved line found lately
 
     def routes(self) -> list[web.RouteDef]:
         """Return the routes this module answers."""
@@ -100,18 +108,57 @@ class Preferences:
             # the dates read_choices() takes: a pause ends after today, within MAX_PAUSE days
             "first_pause_day": self._today() + timedelta(days=1),
             "last_pause_day": self._today() + timedelta(days=MAX_PAUSE),
+            "own_on": self.own_on,
+            "own": None,
             **extra,
         }
+
+    def _tried(self, store: Store, current: Current | None) -> tuple[own_topics.LineFound, ...]:
+        """Return what each of a person's saved own topics found lately (in a database thread)."""
+        if current is None or not (self.own_on and current.own_topics):
+            return ()
+        return self.tries.run(store, current.own_topics, self.endpoint.clock())
+
+    async def _found(self, current: Current) -> tuple[own_topics.LineFound, ...]:
+        """Return what each saved own topic found, read on a read connection: never on the
+        writer, whose turn an unsubscribe may be waiting for."""
+        if not (self.own_on and current.own_topics):
+            return ()
+        return await self.endpoint.read(lambda store: self._tried(store, current))
+
+    def _own(
+        self,
+        current: Current,
+        found: tuple[own_topics.LineFound, ...],
+        box: own_topics.OwnBox | None = None,
+    ) -> own_topics.OwnSection | None:
+        """Return the own-topics part of the page (None when the list has it off): the box as
+        saved, or as sent when it was not (`box`), its mistakes, what each saved line found."""
+        if not self.own_on:
+            return None
+        text = box.text if box is not None else "\n".join(current.own_topics)
+        errors = box.errors if box is not None else ()
+        return own_topics.OwnSection(text, self.own_limit, errors, found)
 
     def _today(self) -> date:
         return self.endpoint.clock().astimezone(self.endpoint.settings.timezone).date()
 
     async def show(self, request: web.Request) -> web.Response:
         """GET /manage: the person's choices in a form; a GET never changes anything."""
-        loaded = await self._load(request)
-        if loaded is None:
+        link = self.signed.parse(request)
+        if link is None:
             return self.links.refused()
-        return self.endpoint.page("manage", **self._form(*loaded))
+
+        def load(store: Store) -> tuple[Current | None, tuple[own_topics.LineFound, ...]]:
+            current = self._current(store, link)  # and what their own topics found: one call
+            return current, self._tried(store, current)
+
+        current, found = await self.endpoint.read(load)
+        if current is None:
+            return self.links.refused()
+        return self.endpoint.page(
+            "manage", **self._form(current, link, own=self._own(current, found))
+        )
 
     async def posted(self, request: web.Request) -> tuple[Link, Any, bool] | None:
         """Return a POST's link, its form, and whether it comes from the person's own page
@@ -132,6 +179,7 @@ class Preferences:
             return self.links.refused()
         link, form, genuine = posted
         keys, today, now = [k.key for k in self.keywords], self._today(), self.endpoint.clock()
+        box = own_topics.read_box(form, self.own_limit) if self.own_on else None
 
         def save(store: Store) -> tuple[int, Current | None, str | None]:
             signed = self.signed.person(store, link)
@@ -140,20 +188,26 @@ class Preferences:
             if not genuine:
                 return 403, None, None
             choices, error = read_choices(form, keys, today)
-            if error:
+            if error or (box is not None and box.errors):  # nothing of the form is saved
                 return 400, Current.of(store, signed), error
-            store.save_choices(signed.email, signed.reader.name, signed.reader.source, choices, now)
+            name, source = signed.reader.name, signed.reader.source
+            with store.transaction():
+                store.save_choices(signed.email, name, source, choices, now)
+                if box is not None:
+                    store.save_own_topics(signed.email, name, source, box.lines, now)
             reader = self.signed.reader(store, link, signed.email) or signed.reader
             return 200, Current.of(store, Signed(link, signed.email, reader)), None
 
         status, current, error = await self.endpoint.write(save)
         if current is None:
             return self.links.refused() if status == 400 else self.endpoint.error_page(status)
-        if error:
-            page = self._form(current, link, error=error)
+        found = await self._found(current)
+        if status == 400:  # nothing saved: the box keeps what they wrote
+            page = self._form(current, link, error=error, own=self._own(current, found, box))
             return self.endpoint.page("manage", status=400, **page)
         log.info("preferences saved for %s", mask(current.email))
-        return self.endpoint.page("manage", **self._form(current, link, saved=True))
+        own = self._own(current, found)
+        return self.endpoint.page("manage", **self._form(current, link, saved=True, own=own))
 
     async def data(self, request: web.Request) -> web.Response:
         """GET /manage/data: what is kept about the person, and a button to delete it."""
