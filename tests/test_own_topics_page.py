@@ -281,7 +281,7 @@ def test_reset_keeps_own_topics_and_the_operator_sees_and_checks_them(make_setti
     assert "their 3 own topic(s) stay" in cli("subscribers", "--reset", ADA)
     assert own(settings) == ("graph", "xx:foo", "au:")
     (line,) = [line for line in cli("subscribers").splitlines() if ADA in line]
-    assert line.endswith("[csv] (Graph Neural Network; 3 own topics; daily)")
+    assert line.split() == ["ada@example.org", "active", "csv", "daily", "2", "+3", "own"]
 
 
 async def test_the_counts_are_read_beside_the_write_and_a_page_is_one_read(make_settings):
