@@ -1,20 +1,16 @@
 """What a cycle records for the operator's view: each keyword's fetch cost and news, and the
-list counted by status (the census) once a day."""
+list counted by status (the census) once a day, from what planning read (the list is read once
+a cycle)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from .config import Settings, is_harvest
 from .models import KeywordResult
-from .readers import roll
-from .store import Store, StoreError
-from .subscribers import BadRow, SubscribersError
-
-log = logging.getLogger(__name__)
+from .store import Store
 
 # Every status the census counts, in the order the dashboard shows them: each is recorded
 # every day (zeros too), so that each status has one point per day.
@@ -48,36 +44,25 @@ def news_counts(results: Sequence[KeywordResult]) -> dict[str, int]:
     return found
 
 
-def count_list(settings: Settings, store: Store, now: datetime) -> dict[str, int]:
-    """Count everyone by status: as `digest subscribers` lists them, and the sign-ups that wait
-    for their confirmation."""
-    today = now.astimezone(settings.timezone).date()
+def count_list(
+    store: Store, listed: Mapping[str, int], invalid: int, now: datetime
+) -> dict[str, int]:
+    """Count everyone by status, as `digest subscribers` lists them: the readers planning found
+    on the list (`listed`: active, paused; `invalid`: rows that cannot be read), everyone on the
+    suppression list by its reason, and the sign-ups that wait for their confirmation."""
     counts = dict.fromkeys(STATUSES, 0)
-    suppressed = store.suppressions()  # by address key
-    listed = set()
-    for entry in roll(settings, store, quiet=True):  # the cycle logged its bad rows already
-        if isinstance(entry, BadRow):
-            counts["invalid"] += 1
-            continue
-        listed.add(entry.key)
-        gone = suppressed.get(entry.key)
-        paused = entry.paused_until is not None and today < entry.paused_until
-        status = gone[0] if gone else "paused" if paused else "active"
-        counts[status] = counts.get(status, 0) + 1
-    for key, (reason, _) in suppressed.items():
-        if key not in listed:  # unsubscribed, bounced or deleted, and off the file since
-            counts[reason] = counts.get(reason, 0) + 1
+    counts.update(listed)
+    for reason, count in store.suppression_counts().items():
+        counts[reason] = counts.get(reason, 0) + count
+    counts["invalid"] = invalid
     counts["pending"] = store.pending_signups(now - timedelta(days=PENDING_DAYS))
     return counts
 
 
-def take_census(settings: Settings, store: Store, now: datetime) -> date | None:
-    """Record today's census; a file or database that cannot be read is logged, never fatal
-    (the cycle goes on). Return the day recorded, or None."""
+def take_census(
+    settings: Settings, store: Store, listed: Mapping[str, int], invalid: int, now: datetime
+) -> date:
+    """Record today's census (the list's own day) and return its day."""
     day = now.astimezone(settings.timezone).date()
-    try:
-        store.record_census(day, count_list(settings, store, now))
-    except (SubscribersError, StoreError) as exc:
-        log.warning("census: the list was not counted today: %s", exc)
-        return None
+    store.record_census(day, count_list(store, listed, invalid, now))
     return day

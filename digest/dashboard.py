@@ -98,6 +98,10 @@ def warnings_of(record: CycleRecord) -> tuple[str, ...]:
         found.append(f"archive not written: {summary['archive_error']}")
     for name, error in (summary.get("channel_errors") or {}).items():
         found.append(f"channel {name} behind: {error}")
+    if summary.get("failed"):
+        found.append(f"{summary['failed']} digest(s) refused by the relay")
+    if summary.get("pending"):
+        found.append(f"{summary['pending']} digest(s) still queued for the next cycle")
     if record.status == "crashed":
         found.append("the process ended during the cycle; the next one went on from there")
     return tuple(found)

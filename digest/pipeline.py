@@ -149,7 +149,7 @@ def run_once(
             if not stop.is_set():
                 planned = plan(settings, store, found, report.keywords, cycle_id, clock(), secret)
                 store.record_news(cycle_id, news_counts(planned.keywords))
-                take_census(settings, store, clock())
+                take_census(settings, store, planned.listed, len(planned.bad_rows), clock())
                 report.keywords = list(planned.keywords)
                 report.planned, report.editions = planned.planned, planned.editions
                 report.bad_rows = list(planned.bad_rows)

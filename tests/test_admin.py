@@ -19,9 +19,18 @@ from helpers.cycles import BASE
 from helpers.operations import ADMIN_PASSWORD, history
 
 from digest.cli import main
+from digest.config import ConfigError
 from digest.dashboard import WINDOW_DAYS
 from digest.store import Store
-from digest.tokens import admin_token
+from digest.tokens import (
+    TokenError,
+    TokenExpired,
+    admin_token,
+    make_confirm_token,
+    read_link,
+    verify_admin_token,
+    verify_confirm_token,
+)
 from digest.web import ENDPOINT, make_app
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -237,3 +246,26 @@ async def test_the_reading_room_shows_each_topics_activity_as_an_accessible_spar
                 "SELECT count(*) FROM seen WHERE keyword = ? AND news = 1", [keyword.key]
             ).fetchone()
         assert total == news  # every paper of these days was news in the last 30
+
+
+def test_a_dashboard_token_opens_nothing_else_and_nothing_else_opens_the_dashboard():
+    secret, now = SECRET.encode(), datetime(2026, 1, 1, tzinfo=UTC)
+    token = admin_token(secret, now + timedelta(minutes=15))
+    assert verify_admin_token(secret, token, now) == now + timedelta(minutes=15)
+    with pytest.raises(TokenError):
+        read_link(token)  # not an unsubscribe or manage link
+    with pytest.raises(TokenError):
+        verify_confirm_token(secret, token, now)  # not a sign-up's confirmation
+    confirm = make_confirm_token(secret, "n" * 16, now + timedelta(minutes=15))
+    with pytest.raises(TokenError):
+        verify_admin_token(secret, confirm, now)
+    with pytest.raises(TokenExpired):
+        verify_admin_token(secret, token, now + timedelta(minutes=15))
+
+
+def test_a_short_admin_password_is_refused_at_start(make_settings, monkeypatch):
+    monkeypatch.setenv("DIGEST_ADMIN_PASSWORD", "hunter2")
+    with pytest.raises(ConfigError) as caught:
+        make_settings()
+    (problem,) = caught.value.problems
+    assert "DIGEST_ADMIN_PASSWORD" in problem and "at least 12" in problem

@@ -4,6 +4,7 @@ alert rules of deploy/ against the metrics it serves."""
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +15,9 @@ from helpers.cycles import DAY1
 from helpers.operations import GONE, METRICS_TOKEN, history
 from prometheus_client.parser import text_string_to_metric_families
 
-from digest.store import Store
+from digest.config import ConfigError
+from digest.store import SCHEMA, Store
+from digest.store.schema import add_functions
 from digest.web import make_app
 
 RULES = Path(__file__).parent.parent / "deploy" / "prometheus" / "digest-alerts.yml"
@@ -199,3 +202,42 @@ async def test_the_alert_rules_read_metrics_that_are_served(served):
                 assert option in values, (rule["alert"], name, option)
         leftover = words - metrics - {name for name, _ in matchers}
         assert not leftover, (rule["alert"], leftover)  # every word is PromQL or a metric
+
+
+def test_the_migration_counts_the_news_of_the_cycles_before_it(tmp_path):
+    """A database of the schema before: its cycles' news come from the history, their cost is
+    unknown (the requests counters start at 0), and /metrics reads it at once."""
+    path = tmp_path / "digest.db"
+    before = next(i for i, script in enumerate(SCHEMA) if "CREATE TABLE fetches" in script)
+    conn = sqlite3.connect(path)
+    add_functions(conn)
+    for script in SCHEMA[:before]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {before}")
+    stamp = DAY1.isoformat()
+    conn.execute("INSERT INTO cycles (id, started_at, status) VALUES (1, ?, 'ok')", [stamp])
+    for n, (key, news) in enumerate([("graph neural network", 1)] * 3 + [("harvest:cs.lg", 0)]):
+        conn.execute(
+            "INSERT INTO papers (id, version, title, authors, abstract, published, updated, "
+            "primary_category, categories) VALUES (?, 1, 'T', '[]', '', ?, ?, 'cs.LG', '[]')",
+            [f"2511.0000{n}", stamp, stamp],
+        )
+        conn.execute(
+            "INSERT INTO seen (keyword, paper_id, cycle_id, first_seen, news) "
+            "VALUES (?, ?, 1, ?, ?)",
+            [key, f"2511.0000{n}", stamp, news],
+        )
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        fetches = store.counts().fetches
+    assert fetches["graph neural network"].new == 3
+    assert fetches["graph neural network"].requests == 0
+    assert fetches["harvest:cs.lg"].new == 0
+
+
+def test_a_short_metrics_token_is_refused_naming_its_key(make_settings):
+    with pytest.raises(ConfigError) as caught:
+        make_settings(extra='\n[web]\nmetrics_token = "short"\n')
+    (problem,) = caught.value.problems
+    assert "[web] metrics_token" in problem and "at least 16 characters" in problem

@@ -116,6 +116,10 @@ class Tallies(Database):
                 ((day.isoformat(), status, count) for status, count in counts.items()),
             )
 
+    def suppression_counts(self) -> dict[str, int]:
+        """Return how many addresses are on the suppression list for each reason."""
+        return dict(self.db.execute("SELECT reason, count(*) FROM suppressions GROUP BY reason"))
+
     def pending_signups(self, since: datetime) -> int:
         """Return how many addresses signed up since a moment and have not confirmed yet."""
         return self.db.execute(

@@ -18,7 +18,7 @@ import pytest
 from digest.config import Settings, load_settings
 from digest.pipeline import run_once
 from digest.store import Store
-from helpers.builders import DATA, KEYWORDS, SECRET, settings_text
+from helpers.builders import DATA, KEYWORDS, SECRET, make_paper, settings_text
 from helpers.chatserver import ChatServer
 from helpers.cycles import DAY1, news
 from helpers.fake_arxiv import FakeArxiv, load_papers, status
@@ -72,12 +72,21 @@ def _bounce(received, recipient: str) -> bytes:
 
 
 @contextlib.contextmanager
-def history(folder: Path, days: int = 2, deferring: int | None = None) -> Iterator[History]:
-    """Record `days` daily cycles from DAY1 in `folder`; yield what they did.
+def history(
+    folder: Path,
+    days: int = 2,
+    deferring: int | None = None,
+    start: datetime = DAY1,
+    web: str = "",
+    more: int = 0,
+) -> Iterator[History]:
+    """Record `days` daily cycles from `start` in `folder`; yield what they did.
 
     DEFERRED's digests are put off (451) in the first `deferring` cycles (default: all),
     REFUSED's refused (550) in every one; before the second cycle a bounce of Ada's first
-    digest arrives, GONE unsubscribes and someone signs up without confirming.
+    digest arrives, GONE unsubscribes and someone signs up without confirming. Each day after
+    the first brings a paper of every topic, and up to `more` more of one topic (a busier
+    history to look at); `web` adds lines to [web].
     """
     deferring = days if deferring is None else deferring
     handler = FaultyHandler(
@@ -96,7 +105,7 @@ def history(folder: Path, days: int = 2, deferring: int | None = None) -> Iterat
             'return_path = "bounces+{token}@lists.example.org"\n'
             '\n[bounces]\nmaildir = "bounces"\n'
             f'\n[[channels]]\nname = "Lab"\nurl = "json://{chat.host}/in/hook"\n'
-            f'\n[web]\nmetrics_token = "{METRICS_TOKEN}"\ntrusted_proxies = ["127.0.0.1"]\n'
+            f'\n[web]\nmetrics_token = "{METRICS_TOKEN}"\ntrusted_proxies = ["127.0.0.1"]\n{web}'
         )
         text = settings_text(api_url=fake.url, smtp_port=mail.port, extra=extra)
         text = text.replace("first_run_days = 2", "first_run_days = 10000")
@@ -106,7 +115,7 @@ def history(folder: Path, days: int = 2, deferring: int | None = None) -> Iterat
         settings = load_settings(folder / "settings.toml")
         moments = []
         for n in range(days):
-            day = DAY1 + timedelta(days=n)
+            day = start + timedelta(days=n)
             if n == 1:
                 first = next(r for r in mail.received if r.rcpt_tos == ["ada@example.org"])
                 data = _bounce(first, "ada@example.org")
@@ -118,6 +127,10 @@ def history(folder: Path, days: int = 2, deferring: int | None = None) -> Iterat
                 del handler.refused[DEFERRED]
             if n:
                 news(fake, day, n)
+                topic = KEYWORDS[n % len(KEYWORDS)]
+                for extra in range((n * 5) % (more + 1)):
+                    paper_id, title = f"2511.6{n:02d}{extra:02d}", f"{topic} study {n}.{extra}"
+                    fake.papers.append(make_paper(paper_id, title, day - timedelta(hours=9)))
             run_once(settings, clock=lambda day=day: day)
             moments.append(day)
         queries = {k: k.search_query() for k in settings.keywords}
