@@ -241,3 +241,46 @@ def test_a_short_metrics_token_is_refused_naming_its_key(make_settings):
         make_settings(extra='\n[web]\nmetrics_token = "short"\n')
     (problem,) = caught.value.problems
     assert "[web] metrics_token" in problem and "at least 16 characters" in problem
+
+
+def test_the_mail_sums_a_connection_keeps_follow_each_later_change(tmp_path):
+    """Settled cycles' sums are kept by a connection (a year of a big list is millions of
+    rows): whatever changes after, its answer is a fresh connection's."""
+    path = tmp_path / "digest.db"
+    kept = Store(path)
+
+    def plan(cycle: int, count: int) -> list[int]:
+        kept.db.execute(
+            "INSERT INTO cycles (id, started_at, status, planned_at) VALUES (?, ?, 'ok', ?)",
+            [cycle, DAY1.isoformat(), DAY1.isoformat()],
+        )
+        kept.db.execute(
+            "INSERT INTO editions (id, cycle_id, keywords, papers, subject, text, html, "
+            "placeholders) VALUES (?, ?, '[]', 1, 's', 't', 'h', '{}')",
+            [cycle, cycle],
+        )
+        kept.plan_messages(
+            ({"cycle_id": cycle, "edition_id": cycle, "email": f"{n}@example.org", "name": "",
+              "message_id": f"<{cycle}.{n}@example.org>"} for n in range(count)),
+            DAY1,
+        )  # fmt: skip
+        return [m.id for m in kept.pending() if m.cycle_id == cycle]
+
+    def same() -> None:
+        with Store(path) as fresh:
+            assert kept.mail_counts() == fresh.mail_counts()
+
+    first = plan(1, 3)
+    kept.mark_sent(first[0], "0@example.org", DAY1)
+    kept.mark_failed(first[1], "451 busy", permanent=False)
+    same()  # cycle 1 waits: nothing settled
+    kept.mark_failed(first[1], "550 no", permanent=True)
+    kept.mark_skipped(first[2], "unsubscribed")
+    second = plan(2, 2)
+    same()  # cycle 1 settles
+    for message in second:
+        kept.mark_sent(message, "x@example.org", DAY1)
+    plan(3, 1)
+    same()  # cycle 2 settles too
+    assert kept.mail_counts().sent == 3 and kept.mail_counts().deferred == 1
+    kept.close()

@@ -75,6 +75,17 @@ def _moment(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _added(
+    one: Mapping[str, tuple[int, int]], other: Mapping[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    """Return two sums by status (count, tries) added up."""
+    found = dict(one)
+    for status, (count, tries) in other.items():
+        before = found.get(status, (0, 0))
+        found[status] = (before[0] + count, before[1] + tries)
+    return found
+
+
 class Tallies(Database):
     """The numbers of the operator's view, recorded by each cycle and read at once."""
 
@@ -179,14 +190,26 @@ class Tallies(Database):
         )
 
     def mail_counts(self) -> MailCounts:
-        """Return what became of every digest planned so far (an index's scan, not the table)."""
-        by_status: dict[str, tuple[int, int]] = {
-            status: (count, attempts or 0)
-            for status, count, attempts in self.db.execute(
-                "SELECT status, count(*), sum(attempts) FROM outbox INDEXED BY outbox_cycle "
-                "GROUP BY status"
-            )
-        }
+        """Return what became of every digest planned so far.
+
+        The messages of a settled cycle (older than every message still waiting, and than the
+        newest cycle) never change again: their sums are kept by this connection and only
+        the newer cycles' messages are read at each call (a year of a big list is millions).
+        """
+        row = self.db.execute(  # the oldest waiting message's cycle (ids grow with cycles)
+            "SELECT cycle_id FROM outbox INDEXED BY outbox_status WHERE status = 'pending' "
+            "ORDER BY id LIMIT 1"
+        ).fetchone()
+        waiting_since = row[0] if row else None
+        (newest,) = self.db.execute("SELECT coalesce(max(id), 0) FROM cycles").fetchone()
+        settled = min(newest, waiting_since or newest) - 1
+        upto, kept = self._settled_mail
+        if settled < upto:  # fewer cycles than before: another database (restored)
+            upto, kept = 0, {}
+        if settled > upto:
+            kept = _added(kept, self._mail_between(upto, settled))
+            self._settled_mail = (settled, kept)
+        by_status = _added(kept, self._mail_between(settled, None))
         sent, failed = by_status.get("sent", (0, 0)), by_status.get("failed", (0, 0))
         tries = sum(attempts for _, attempts in by_status.values())
         (bounced,) = self.db.execute(
@@ -203,6 +226,23 @@ class Tallies(Database):
             skipped=by_status.get("skipped", (0, 0))[0],
             waiting=waiting,
         )
+
+    _settled_mail: tuple[int, dict[str, tuple[int, int]]] = (0, {})  # (cycle, sums) so far
+
+    def _mail_between(self, after: int, upto: int | None) -> dict[str, tuple[int, int]]:
+        """Return the messages of the cycles after one (up to another) by status: how many,
+        and their tries (a scan of the index on cycle, status and tries, not of the table)."""
+        where, params = ("cycle_id > ?", [after]) if upto is None else (
+            "cycle_id > ? AND cycle_id <= ?", [after, upto]
+        )  # fmt: skip
+        return {
+            status: (count, attempts or 0)
+            for status, count, attempts in self.db.execute(
+                "SELECT status, count(*), sum(attempts) FROM outbox INDEXED BY outbox_cycle "
+                f"WHERE {where} GROUP BY status",
+                params,
+            )
+        }
 
     def oldest_waiting(self) -> datetime | None:
         """Return when the oldest message still waiting in the outbox was planned."""
