@@ -140,6 +140,15 @@ async def test_wrong_tokens_are_refused_for_a_minute_past_ten(served):
     assert (await scrape(served, **other))[0] == 200  # another network does not
 
 
+async def test_a_flood_of_wrong_tokens_never_locks_out_this_machine(served):
+    for n in range(60):  # sixty networks, one wrong token each
+        wrong = {"X-Forwarded-For": f"198.51.{n}.7", "Authorization": "Bearer wrong-token-0123"}
+        assert (await scrape(served, **wrong))[0] == 403
+    right = {"X-Forwarded-For": "203.0.113.9", "Authorization": f"Bearer {METRICS_TOKEN}"}
+    assert (await scrape(served, **right))[0] == 429  # from afar, everyone waits a minute
+    assert (await scrape(served))[0] == 200  # the Prometheus of this machine does not
+
+
 async def test_openmetrics_is_served_to_a_prometheus_that_asks_for_it(served):
     accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
     url, client = served

@@ -70,9 +70,11 @@ class OperatorAccess:
         return bool(schemes) and all(scheme == "https" for scheme in schemes)
 
     def blocked(self, request: web.BaseRequest) -> float:
-        """Return 0, or the seconds a client must wait after too many failed attempts."""
+        """Return 0, or the seconds a client must wait after too many failed attempts (its
+        network's, or everyone's: but a flood from afar never locks out this machine)."""
         network = client_network(request, self.settings.web_trusted_proxies)
-        return max(self.per_network.waiting(network), self.in_all.waiting("all"))
+        wait = self.per_network.waiting(network)
+        return wait if is_local(request) else max(wait, self.in_all.waiting("all"))
 
     def failed(self, request: web.BaseRequest, what: str) -> None:
         """Count a failed attempt of the request's client network (and of everyone)."""
