@@ -78,6 +78,7 @@ class Dashboard:
     def statuses(self) -> list[str]:
         """Return the census's statuses in order: the usual ones, then any other recorded."""
         seen = {status for _, counts in self.census for status in counts}
+        seen |= set(self.counts.census)  # the last count, though older than the window
         return [s for s in STATUSES if s in seen] + sorted(seen - set(STATUSES))
 
     @property
