@@ -44,7 +44,8 @@ bench: $(STAMP)
 screenshots:
 	cp tests/artifacts/email-375-light.png tests/artifacts/email-375-dark.png \
 		tests/artifacts/email-1024-light.png tests/artifacts/reading-day-375.png \
-		tests/artifacts/reading-topic-1280.png docs/
+		tests/artifacts/reading-topic-1280.png tests/artifacts/admin-375.png \
+		tests/artifacts/admin-1280.png docs/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis .import_linter_cache build dist *.egg-info

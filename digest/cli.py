@@ -271,6 +271,66 @@ def channels(ctx: click.Context, name: str | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--cycles",
+    "recent",
+    type=click.IntRange(0, 90),
+    default=10,
+    show_default=True,
+    help="How many recent cycles to list.",
+)
+@click.pass_context
+@handled
+def stats(ctx: click.Context, recent: int) -> None:
+    """Print the operator's view: cycles, mail, the list, new papers per topic (80 columns)."""
+    from .dashboard import read_dashboard, text_lines
+    from .store import Store
+
+    settings = settings_of(ctx)
+    with Store(settings.database) as store:
+        board = read_dashboard(settings, store, datetime.now(UTC))
+    for line in text_lines(board, recent):
+        click.echo(line)
+
+
+@main.command("admin-link")
+@click.option(
+    "--minutes",
+    type=click.IntRange(1, 24 * 60),
+    default=15,
+    show_default=True,
+    help="How long the link opens the dashboard.",
+)
+@click.pass_context
+@handled
+def admin_link(ctx: click.Context, minutes: int) -> None:
+    """Print a link that opens the operator's dashboard (/admin) for a few minutes."""
+    from datetime import timedelta
+
+    from .signing import mismatch
+    from .store import Store
+    from .tokens import admin_token
+
+    settings = settings_of(ctx)
+    with Store(settings.database) as store:
+        refusal = mismatch(settings.secret, *store.secret_record())
+        if refusal is not None:  # the endpoint signs with another secret: the link would fail
+            raise refusal
+        secret = store.secret(settings.secret)
+    expires = datetime.now(UTC) + timedelta(minutes=minutes)
+    token = admin_token(secret, expires)
+    click.echo(f"{settings.base_url}/admin?token={token}")
+    host = settings.web_host if settings.web_host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    local = f"http://{host}:{settings.web_port}/admin?token={token}"
+    click.echo(
+        f"valid until {expires.astimezone(settings.timezone):%Y-%m-%d %H:%M %Z}; open it over "
+        f"HTTPS, or on this machine (an SSH tunnel to it) as {local}",
+        err=True,
+    )
+
+
+@main.command()
 @click.pass_context
 @handled
 def check(ctx: click.Context) -> None:

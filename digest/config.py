@@ -132,6 +132,7 @@ class ArxivSettings:
         return FetchBounds(self.page_size, self.max_papers, self.overlap_days)
 
 
+MIN_ADMIN_PASSWORD = 12  # characters of DIGEST_ADMIN_PASSWORD: /admin is rate-limited, not more
 ROOM_KEYS = ("search_deadline", "room_concurrency", "room_queue", "room_rate")  # RoomLimits'
 
 
@@ -221,6 +222,8 @@ class Settings:
     web_max_personal_topics: int = 20  # own topics one reader may have
     channels: tuple[Channel, ...] = ()  # [[channels]]: team chats the news is posted to
     archive_intro: str | None = None  # the archive's introduction (None: the original's)
+    web_metrics_token: str | None = None  # /metrics with this Bearer token from another host
+    admin_password: str | None = None  # DIGEST_ADMIN_PASSWORD: /admin by HTTP Basic (admin)
 
     @property
     def fetched_keywords(self) -> tuple[Keyword, ...]:
@@ -292,6 +295,13 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
             f"DIGEST_SECRET (environment) is {len(secret.encode())} bytes; use at least 32 "
             "random bytes, e.g. the output of: python3 -c 'import secrets; "
             "print(secrets.token_hex(32))'"
+        )
+    admin = env.get("DIGEST_ADMIN_PASSWORD") or ""
+    if admin and len(admin) < MIN_ADMIN_PASSWORD:
+        problems.items.append(
+            f"DIGEST_ADMIN_PASSWORD (environment) is {len(admin)} characters; use at least "
+            f"{MIN_ADMIN_PASSWORD}, e.g. the output of: python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(18))'"
         )
     if problems.items:
         raise ConfigError(problems.items)
@@ -421,6 +431,8 @@ def _build(
         web_max_personal_topics=web["max_personal_topics"],
         channels=channels,
         archive_intro=digest["archive_intro"],
+        web_metrics_token=web["metrics_token"],
+        admin_password=env.get("DIGEST_ADMIN_PASSWORD") or None,
     )
 
 

@@ -42,6 +42,8 @@ class FetchError(Exception):
     def __init__(self, message: str, unreachable: bool = False):
         super().__init__(message)
         self.unreachable = unreachable
+        self.requests = 0  # what the keyword's fetch cost before it failed (fetch_keywords)
+        self.retries = 0
 
 
 class Transient(Exception):
@@ -70,6 +72,8 @@ class Fetched:
     papers: list[Paper] = field(default_factory=list)
     truncated: bool = False
     skipped: list[str] = field(default_factory=list)
+    requests: int = 0  # what the fetch cost: requests sent, and how many were retries
+    retries: int = 0
 
 
 def user_agent(contact: str | None) -> str:
@@ -107,6 +111,7 @@ class Fetcher:
         self.host = urlsplit(settings.api_url).netloc
         self.not_before = 0.0
         self.requests = 0
+        self.retries = 0  # requests sent again after a transient failure, in the whole run
         self.tries = 0
         # Retries for the whole run: a dead API must not cost every keyword all its retries.
         self.retries_left = settings.max_retries * 3
@@ -187,6 +192,7 @@ class Fetcher:
                 wait = self._backoff(self.tries, exc)
                 if wait > MAX_WAIT:
                     raise FetchError(f"{exc}; arXiv asks to wait {wait:.0f} s") from None
+                self.retries += 1
                 log.warning("fetch: %s: %s; retrying in %.1f s", keyword.name, exc, wait)
                 self.hold(wait)
 
@@ -307,6 +313,7 @@ def fetch_keywords(
             unreachable: FetchError | None = None
             for keyword, window in jobs:
                 outcome: Fetched | FetchError
+                requests, retries = fetcher.requests, fetcher.retries
                 if stop.is_set():
                     outcome = FetchError("not fetched: stopping")
                 elif unreachable is not None:
@@ -321,6 +328,8 @@ def fetch_keywords(
                         outcome = FetchError(f"unexpected error: {type(exc).__name__}: {exc}")
                     if isinstance(outcome, FetchError) and outcome.unreachable:
                         unreachable = outcome
+                outcome.requests = fetcher.requests - requests  # this keyword's cost
+                outcome.retries = fetcher.retries - retries
                 done(keyword, outcome)
             return fetcher.requests
 

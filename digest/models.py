@@ -78,6 +78,8 @@ class KeywordResult:
     skipped: int = 0  # entries of arXiv's answers that could not be read
     late: int = 0  # unseen papers older than the fetch window: recorded, not announced
     bound_key: str = "max_papers"  # the [arxiv] key of that bound (a harvest entry has its own)
+    requests: int = 0  # requests sent to arXiv for it this cycle, retries included
+    retries: int = 0  # requests sent again after a transient failure
 
     @property
     def failed(self) -> bool:

@@ -7,12 +7,14 @@ import email as email_package
 import email.policy as email_policy
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from .archive import ArchiveError, render_archive, save_archive
 from .bounces import read_in_cycle
+from .census import fetch_rows, news_counts, take_census
 from .channels import ChannelPhase
 from .config import Keyword, Settings
 from .delivery import Delivery
@@ -91,7 +93,9 @@ def outcome_of(
 ) -> KeywordResult:
     """Return what a keyword's fetch came to: its counts, or its error."""
     if isinstance(outcome, FetchError):
-        return KeywordResult(keyword.name, error=str(outcome))
+        return KeywordResult(
+            keyword.name, error=str(outcome), requests=outcome.requests, retries=outcome.retries
+        )
     bounds = settings.arxiv.bounds(keyword.key)
     limit = bounds.max_papers if outcome.truncated else None
     return KeywordResult(
@@ -100,6 +104,8 @@ def outcome_of(
         skipped=len(outcome.skipped),
         limit=limit,
         bound_key=bounds.bound_key,
+        requests=outcome.requests,
+        retries=outcome.retries,
     )
 
 
@@ -135,11 +141,16 @@ def run_once(
         store.apply_journal()  # requests the web endpoint kept while the database was busy
         read_in_cycle(settings, store, secret, clock(), progress.beat)  # late bounces first
         try:
+            fetching = time.monotonic()
             found, report.keywords = fetch_all(
                 settings, windows(settings, store, clock()), stop, progress
             )
+            costs = fetch_rows(report.keywords, stop.is_set())  # for /metrics and /admin
+            store.record_fetches(cycle_id, costs, time.monotonic() - fetching)
             if not stop.is_set():
                 planned = plan(settings, store, found, report.keywords, cycle_id, clock(), secret)
+                store.record_news(cycle_id, news_counts(planned.keywords))
+                take_census(settings, store, planned.listed, len(planned.bad_rows), clock())
                 report.keywords = list(planned.keywords)
                 report.planned, report.editions = planned.planned, planned.editions
                 report.bad_rows = list(planned.bad_rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -28,6 +29,7 @@ class Plan:
     planned: int
     editions: int
     bad_rows: tuple[str, ...]
+    listed: dict[str, int] = field(default_factory=dict)  # readers not suppressed: active, paused
 
 
 def queries(settings: Settings) -> dict[str, str]:
@@ -95,8 +97,9 @@ def plan(
         "render: %d messages planned from %d distinct digests", messages.planned, messages.editions
     )
     return Plan(
-        tuple(results.values()), messages.planned, messages.editions, tuple(messages.bad_rows)
-    )
+        tuple(results.values()), messages.planned, messages.editions, tuple(messages.bad_rows),
+        dict(messages.listed),
+    )  # fmt: skip
 
 
 def _posts(
@@ -132,6 +135,7 @@ class _Messages:
     bad_rows: list[str] = field(default_factory=list)
     covered: list[str] = field(default_factory=list)  # windows moved without mail (paused)
     sent: list[str] = field(default_factory=list)  # people with choices mailed today
+    listed: Counter[str] = field(default_factory=Counter)  # the census's active and paused
 
     def rows(self) -> Iterator[dict[str, object]]:
         """Yield one outbox row per reader with news today, each distinct digest rendered once."""
@@ -143,6 +147,9 @@ class _Messages:
             if not isinstance(reader, Reader):
                 self.bad_rows.append(str(reader))
                 continue
+            if reader.key not in suppressed:  # counted as the list is read: read once a cycle
+                paused = reader.paused_until is not None and self.day < reader.paused_until
+                self.listed["paused" if paused else "active"] += 1
             if not reader.topics or reader.key in suppressed:
                 continue
             decision = due(reader, self.day)

@@ -70,17 +70,18 @@ def due(reader: Reader, today: date) -> Due:
     return Due(mail=True, since=reader.last_cycle, resumed=reader.paused_until)
 
 
-def roll(settings: Settings, store: Store) -> Iterator[Reader | BadRow]:
+def roll(settings: Settings, store: Store, *, quiet: bool = False) -> Iterator[Reader | BadRow]:
     """Yield everyone on the list: subscribers.csv's rows (with their own choices) and its bad
-    rows (logged), then the confirmed web sign-ups; a thousand rows at a time, so memory stays
-    flat. subscribers.csv is read once, as it goes. The rows of people who deleted their data
-    are left out (`digest check` asks the operator to remove them)."""
+    rows (logged, unless quiet: counted again), then the confirmed web sign-ups; a thousand rows
+    at a time, so memory stays flat. subscribers.csv is read once, as it goes. The rows of people
+    who deleted their data are left out (`digest check` asks the operator to remove them)."""
     listed: set[str] = set()
     batch: list[Subscriber] = []
     deleted = store.deleted()
     for entry in read_subscribers(settings.subscribers, settings.keywords):
         if isinstance(entry, BadRow):
-            log.warning("skipping %s", entry)
+            if not quiet:
+                log.warning("skipping %s", entry)
             yield entry
             continue
         if deleted and address_key(entry.email) in deleted:

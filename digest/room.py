@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from markupsafe import Markup
+
 from . import latex
+from .charts import sparkline
 from .config import Settings, slugs
 from .links import Links
 from .presentation import PaperItem, long_date, sections_for
@@ -24,6 +27,7 @@ DAY_PAGE_SIZE = 100  # papers on a day page
 FEED_SIZE = 50
 MAX_PAGE = 2000  # pagination is bounded: 100,000 papers at 50 a page
 MAX_QUERY = 200  # characters of a search query
+ACTIVITY_DAYS = 30  # days of each topic's sparkline on the front page
 MAX_TERMS = 8  # distinct words of a search query (phrases' words too); the rest are left out
 _WORD_RE = re.compile(r'"([^"]*)"|(\S+)')
 
@@ -97,11 +101,34 @@ class ReadingRoom:
         return found
 
     def index(self, store: Store, links: Links) -> RoomPage:
-        """Render the front page: topics with counts, the latest days, feeds."""
+        """Render the front page: topics with counts and activity, the latest days, feeds."""
         totals = store.keyword_totals()
         topics = [(k, *totals.get(k.key, (0, None))) for k in self.settings.keywords]
         days = list(self.days(store).items())[:30]
-        return self._page("index", links, topics=topics, days=days)
+        return self._page("index", links, topics=topics, days=days, activity=self.activity(store))
+
+    def activity(self, store: Store) -> dict[str, Markup]:
+        """Return each topic's sparkline: its new papers on each of the ACTIVITY_DAYS days up to
+        the last day with news (so a page stays the same until the next news)."""
+        last = store.last_change()
+        if last is None:
+            return {}
+        zone = self.settings.timezone
+        end = last.astimezone(zone).date()
+        days = [end - timedelta(days=n) for n in range(ACTIVITY_DAYS - 1, -1, -1)]
+        counts = {key: [0] * ACTIVITY_DAYS for key in self.keywords}
+        for _, moment, key, new in store.news_since(datetime.combine(days[0], time(), zone)):
+            slot = (moment.astimezone(zone).date() - days[0]).days
+            if key in counts and 0 <= slot < ACTIVITY_DAYS:
+                counts[key][slot] += new
+        return {
+            key: sparkline(
+                values,
+                f"{self.keywords[key].name}: {sum(values)} new papers in the {ACTIVITY_DAYS} "
+                f"days to {long_date(end)}, at most {max(values)} a day",
+            )
+            for key, values in counts.items()
+        }
 
     def topic(self, store: Store, links: Links, slug: str, page: int) -> RoomPage | None:
         """Render a page of a topic's papers, newest first; None if there is no such page."""

@@ -102,6 +102,16 @@ def _networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network
     return tuple(networks)
 
 
+def _token(value: Any) -> str:
+    value = _str(value)
+    if len(value) < 16 or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(
+            "expected at least 16 characters without spaces, e.g. the output of: "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+        )
+    return value
+
+
 def _url(value: Any) -> str:
     value = _text(value)
     parts = urlsplit(value)
@@ -271,6 +281,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "room_rate": (_int(0), 60),
         "personal_topics": (_bool, True),  # readers' own topics on their manage page
         "max_personal_topics": (_int(1, 100), 20),
+        "metrics_token": (_token, None),  # a Bearer token for /metrics from another host
     },
     "bounces": {  # where the relay's bounces and feedback-loop reports arrive
         "maildir": (_text, None),

@@ -181,7 +181,7 @@ _CONFIRM_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.([0-9]{1,12})\.([A-Za-z0-9_-
 
 
 class TokenExpired(TokenError):
-    """The confirmation token is genuine but its time is up."""
+    """The token (a confirmation's, the dashboard's) is genuine but its time is up."""
 
 
 def _confirm_mac(secret: bytes, nonce: str, expiry: int) -> str:
@@ -242,3 +242,33 @@ def verify_bounce_token(secret: bytes, token: str, email: str) -> str:
     if not hmac.compare_digest(bounce_token(secret, email).encode(), token.lower().encode()):
         raise TokenError("bad signature")
     return email
+
+
+# --- the operator's dashboard: 'admin.expiry.signature', short-lived (digest admin-link) ------
+
+_ADMIN_RE = re.compile(r"^admin\.([0-9]{1,12})\.([A-Za-z0-9_-]{22})$")
+
+
+def _admin_mac(secret: bytes, expiry: int) -> str:
+    message = f"admin\x00{expiry}".encode()
+    return _b64(hmac.new(secret, message, hashlib.sha256).digest()[:16])
+
+
+def admin_token(secret: bytes, expires: datetime) -> str:
+    """Return a token that opens the operator's dashboard until expires, and nothing else."""
+    expiry = int(expires.timestamp())
+    return f"admin.{expiry}.{_admin_mac(secret, expiry)}"
+
+
+def verify_admin_token(secret: bytes, token: str | None, now: datetime) -> datetime:
+    """Return when a genuine, unexpired dashboard token expires; raise TokenError, or
+    TokenExpired for a genuine token whose time is up."""
+    match = _ADMIN_RE.fullmatch(token or "")
+    if match is None:
+        raise TokenError("malformed dashboard token")
+    expiry = int(match[1])
+    if not hmac.compare_digest(_admin_mac(secret, expiry).encode(), match[2].encode()):
+        raise TokenError("bad signature")
+    if now.timestamp() >= expiry:
+        raise TokenExpired("expired dashboard token")
+    return datetime.fromtimestamp(expiry, now.tzinfo)

@@ -341,6 +341,15 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         pages.open("bad link", url + "/unsubscribe?token=altered", 400)
         pages.open("bad confirmation link", url + "/confirm?token=altered", 400)
 
+        # The operator's dashboard, by the link `digest admin-link` prints, at the hour after
+        # the cycle (its plots then have a day and a cycle to draw); and its sign-in page.
+        link = CliRunner().invoke(main, ["--config", str(settings.path), "admin-link"])
+        assert link.exit_code == 0, link.output
+        now, clock.now = clock.now, DAY1 + timedelta(hours=1)
+        pages.open("admin", link.stdout.strip())
+        clock.now = now
+        pages.open("admin sign-in", url + "/admin", 401)
+
         # Sign-up: a form with a problem, the form sent, the mailed link, confirmed.
         pages.open("subscribe", url + "/subscribe")
         chrome.find_element(By.NAME, "email").send_keys("bea@example.org")
@@ -421,7 +430,7 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         for v in found
         if v["impact"] in BLOCKING
     ]
-    assert len(pages.visits) == 33 + len(EXPORTED)  # every page above was checked
+    assert len(pages.visits) == 35 + len(EXPORTED)  # every page above was checked
     assert len(pages.axe) == len(pages.visits) * len(WIDTHS) * len(SCHEMES)
     assert not errors, "\n".join(errors)
     assert not serious, "\n".join(serious)

@@ -13,6 +13,7 @@ from .people import People, Person
 from .posts import ChannelState, Post, Posts
 from .room_queries import Cycle, QueryTooLong, RoomQueries
 from .sends import Sends
+from .tallies import Counts, CycleRecord, FetchCost, MailCounts, Tallies
 
 __all__ = [
     "BOUNCE_LIMIT",
@@ -21,9 +22,13 @@ __all__ = [
     "BadBackup",
     "BounceFinding",
     "ChannelState",
+    "Counts",
     "Cycle",
+    "CycleRecord",
     "Edition",
     "Effect",
+    "FetchCost",
+    "MailCounts",
     "Message",
     "Person",
     "Post",
@@ -39,6 +44,16 @@ __all__ = [
 
 
 class Store(
-    History, Arrivals, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions, Posts
+    History,
+    Arrivals,
+    Outbox,
+    RoomQueries,
+    People,
+    Bounces,
+    Sends,
+    FormLimits,
+    LinkVersions,
+    Posts,
+    Tallies,
 ):
     """The database of digest, the one place that speaks SQL."""

@@ -215,6 +215,25 @@ SCHEMA = [
         last_error TEXT, planned_at TEXT NOT NULL, posted_at TEXT);
     CREATE INDEX posts_channel ON posts (channel, status, id);
     """,
+    # Issue 21: what the operator's view reads (/metrics, /admin, digest stats). Each keyword's
+    # fetch in a cycle: requests sent (retries among them), whether it failed, papers fetched,
+    # papers new to readers (a harvest entry's: 0); each cycle's fetch time; the list by
+    # status, counted by each cycle (a day's last count stands for the day). Cycles before
+    # this version get their news from the history; what their fetches cost is unknown (NULL).
+    """
+    CREATE TABLE fetches (
+        cycle_id INTEGER NOT NULL REFERENCES cycles(id), keyword TEXT NOT NULL,
+        requests INTEGER, retries INTEGER, failed INTEGER NOT NULL DEFAULT 0, papers INTEGER,
+        new INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (cycle_id, keyword));
+    INSERT INTO fetches (cycle_id, keyword, new)
+        SELECT seen.cycle_id, seen.keyword, sum(seen.news) FROM seen
+        JOIN cycles ON cycles.id = seen.cycle_id GROUP BY seen.cycle_id, seen.keyword;
+    ALTER TABLE cycles ADD COLUMN fetch_seconds REAL;
+    CREATE TABLE census (
+        day TEXT NOT NULL, status TEXT NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (day, status));
+    CREATE INDEX outbox_cycle ON outbox (cycle_id, status, attempts);
+    """,
 ]
 VERSION = len(SCHEMA)
 

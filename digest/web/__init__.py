@@ -10,7 +10,10 @@ from aiohttp import web
 
 from ..config import Settings
 from ..logs import REPEATS, Repeats
+from .access import OperatorAccess
+from .admin import Admin
 from .base import HEADERS, Endpoint, plain_error
+from .metrics import Metrics
 from .preferences import Preferences
 from .room_routes import RoomRoutes
 from .server import QUIETED, Guard, GuardedSite, Limits, raise_open_files
@@ -33,7 +36,9 @@ def make_app(
 ) -> web.Application:
     """Build the aiohttp application; start_site applies its limits to each connection."""
     endpoint = Endpoint(settings, status, limits)
-    app = web.Application(client_max_size=64 * 1024, middlewares=[endpoint.protect])
+    access = OperatorAccess(endpoint)  # /metrics and /admin: the operator's pages
+    metrics = Metrics(endpoint, access)  # counts every request, outside the friendly errors
+    app = web.Application(client_max_size=64 * 1024, middlewares=[metrics.count, endpoint.protect])
     app[ENDPOINT] = endpoint
     app.on_startup.append(lambda app: endpoint.start())  # before anything else uses it
     unsubscribing = Unsubscribing(endpoint)
@@ -43,6 +48,8 @@ def make_app(
             *unsubscribing.routes(),
             *preferences.routes(),
             web.get("/healthz", endpoint.health),
+            *metrics.routes(),
+            *Admin(endpoint, access).routes(),
         ]
     )
     if settings.web_pages:

@@ -42,6 +42,15 @@ class Rate:
             self.seen.popitem(last=False)
         return wait
 
+    def waiting(self, client: str) -> float:
+        """Return 0 if a request of a network would be allowed now, else the seconds until it
+        is; count nothing (a caller that counts only failures: see admit)."""
+        if self.per_minute <= 0:
+            return 0.0
+        times = self.seen.get(client) or deque()
+        recent = [t for t in times if t > self.clock() - WINDOW]
+        return 0.0 if len(recent) < self.per_minute else recent[0] + WINDOW - self.clock()
+
 
 class Gate:
     """Let `slots` requests work at once; `queue` more wait for a slot (`wait` seconds at
