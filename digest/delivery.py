@@ -139,13 +139,15 @@ class Delivery:
 
     def message(self, item: Message, address: str | None = None) -> bytes:
         """Compose the personalised message of an outbox entry (To: address, else as written)."""
+        version = self.store.link_version(item.email)
         return self.composer(item.edition_id).compose(
             email=address or item.email,
             name=item.name,
             message_id=item.message_id,
             unsubscribe_url=self.links.unsubscribe(item.email),
-            manage_url=self.links.manage(item.email, self.store.link_version(item.email)),
+            manage_url=self.links.manage(item.email, version),
             date=self.clock(),
+            vote_token=self.links.vote_tokens(item.email, version),
         )
 
     def envelope_sender(self, item: Message) -> str:

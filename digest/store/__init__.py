@@ -10,6 +10,7 @@ from .peek import peek_deleted, peek_meta
 from .people import People, Person
 from .room_queries import Cycle, QueryTooLong, RoomQueries
 from .sends import Sends
+from .votes import Vote, VotedPaper, Votes
 
 __all__ = [
     "BOUNCE_LIMIT",
@@ -25,11 +26,13 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
+    "Vote",
+    "VotedPaper",
     "iso",
     "peek_deleted",
     "peek_meta",
 ]
 
 
-class Store(History, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions):
+class Store(History, Outbox, RoomQueries, People, Bounces, Sends, FormLimits, LinkVersions, Votes):
     """The database of digest, the one place that speaks SQL."""

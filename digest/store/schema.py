@@ -161,6 +161,14 @@ SCHEMA = [
     CREATE TABLE link_versions (
         key TEXT PRIMARY KEY, version INTEGER NOT NULL, revoked_at TEXT NOT NULL);
     """,
+    # Issue 19: each person's 👍 / 👎 on papers, by the key of their address: one vote per
+    # person and paper (a new one replaces it, undo deletes it); ranking reads them in bulk.
+    """
+    CREATE TABLE votes (
+        key TEXT NOT NULL, paper_id TEXT NOT NULL REFERENCES papers(id),
+        vote INTEGER NOT NULL CHECK (vote IN (-1, 1)), voted_at TEXT NOT NULL,
+        PRIMARY KEY (key, paper_id)) WITHOUT ROWID;
+    """,
 ]
 VERSION = len(SCHEMA)
 
