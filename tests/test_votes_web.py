@@ -12,12 +12,12 @@ import html
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from helpers.builders import SECRET, changed
+from helpers.builders import SECRET, changed, stored_paper
 from helpers.cycles import BASE, recording
 
 from digest.links import Links
@@ -51,14 +51,27 @@ def vote_links(raw: bytes) -> dict[str, dict[tuple[str, str], str]]:
     text, page = parts(raw)
     links: dict[str, dict[tuple[str, str], str]] = {"html": {}, "text": {}}
     for url in (html.unescape(u) for u in HREF.findall(page)):
-        if url.startswith(f"{BASE}/feedback?"):
-            query = parse_qs(urlsplit(url).query)
-            links["html"][query["paper"][0], query["vote"][0]] = url
+        if url.startswith(f"{BASE}/feedback/"):
+            vote, _, paper = read(url)
+            links["html"][paper, vote] = url
     for label, url in re.findall(r"^  (More|Less) like this: (\S+)$", text, re.M):
-        query = parse_qs(urlsplit(url).query)
-        assert query["vote"] == ["up" if label == "More" else "down"]
-        links["text"][query["paper"][0], query["vote"][0]] = url
+        vote, _, paper = read(url)
+        assert vote == ("up" if label == "More" else "down")
+        links["text"][paper, vote] = url
     return links
+
+
+def read(url: str) -> tuple[str, str, str]:
+    """Return a vote link's vote, token and paper: /feedback/<vote>/<token>/<paper>."""
+    _, feedback, vote, token, paper = urlsplit(url).path.split("/", 4)
+    assert feedback == "feedback"
+    return vote, token, paper
+
+
+def altered(url: str, **changes: str) -> str:
+    """Return a vote link with some of its parts (vote, token, paper) changed."""
+    parts = dict(zip(("vote", "token", "paper"), read(url), strict=True)) | changes
+    return f"{BASE}/feedback/{parts['vote']}/{parts['token']}/{parts['paper']}"
 
 
 def csrf_of(page: str) -> str:
@@ -143,7 +156,7 @@ async def test_the_raw_email_s_vote_links_record_the_reader_s_vote_on_its_paper(
     papers = {paper for paper, _ in links["html"]}
     assert papers and {(p,) for p in papers} <= mailed
     assert set(links["html"]) == {(p, v) for p in papers for v in ("up", "down")}
-    tokens = [parse_qs(urlsplit(u).query)["token"][0] for u in links["html"].values()]
+    tokens = [read(u)[1] for u in links["html"].values()]
     assert len(set(tokens)) == len(tokens)  # each paper and vote: its own signature
     assert {t.split(".")[0] for t in tokens} == {token_id(SECRET.encode(), ALAN)}
 
@@ -197,18 +210,10 @@ async def test_the_vote_page_s_undo_takes_back_only_its_own_vote(site):
     assert status == 200 and site.votes() == {ALAN: [(paper, -1)]}  # keeps the 👎
 
 
-def altered(url: str, **changes: str) -> str:
-    """Return a vote link with some of its query's values changed."""
-    parsed = urlsplit(url)
-    query = {k: v[0] for k, v in parse_qs(parsed.query).items()} | changes
-    return f"{BASE}{parsed.path}?{urlencode(query)}"
-
-
 async def test_forged_foreign_and_misused_links_are_refused(site):
     alan, grace = site.links[ALAN]["html"], site.links[GRACE]["html"]
     paper, up = first(alan, "up")
-    token = parse_qs(urlsplit(up).query)["token"][0]
-    grace_token = parse_qs(urlsplit(first(grace)[1]).query)["token"][0]
+    token, grace_token = read(up)[1], read(first(grace)[1])[1]
     other = next(p for p, _ in alan if p != paper)
     secret = SECRET.encode()
     unknown = Links(BASE, secret).vote(ALAN, 0, "2511.99999", "up")  # genuine, no such paper
@@ -224,7 +229,8 @@ async def test_forged_foreign_and_misused_links_are_refused(site):
         "Alan's link as Grace's": altered(up, token=grace_token),
         "an older version": altered(up, token=token.replace(".v0.", ".v1.")),
         "no such vote": altered(up, vote="sideways"),
-        "no paper": up.replace(f"paper={paper}&", ""),
+        "no paper": f"{BASE}/feedback/up/{token}",
+        "the parts as a query": f"{BASE}/feedback?paper={paper}&vote=up&token={token}",
         "no such paper": unknown,
         "an unsubscribe token": altered(up, token=unsubscribe.split("token=")[1]),
         "a manage token": altered(up, token=manage.split("token=")[1]),
@@ -322,3 +328,13 @@ async def test_my_data_shows_the_votes_and_deleting_removes_them(site):
     assert site.votes() == {GRACE: [(grace_paper, 1)]}  # Alan's gone, Grace's kept
     status, _ = await site.get(up)
     assert status == 400  # his data deleted: his vote links record nothing again
+
+
+async def test_an_old_arxiv_id_with_a_slash_is_voted_on_too(site):
+    with Store(site.settings.database) as store:
+        store.record_papers([stored_paper(id="hep-th/9901001", title="Old Strings")])
+    url = site.signed.vote(ALAN, 0, "hep-th/9901001", "down")
+    assert url.endswith("/feedback/down/" + read(url)[1] + "/hep-th/9901001")
+    status, page = await site.vote(url)
+    assert status == 200 and "Old Strings" in page
+    assert site.votes() == {ALAN: [("hep-th/9901001", -1)]}

@@ -1,7 +1,7 @@
 """👍 / 👎 by a signed vote link: GET shows one button (mail scanners open links), POST records.
 
-A vote link (`/feedback?paper=…&vote=up|down&token=id.vN.signature`) records one person's vote
-on one paper, nothing else; its form posts back a form token bound to the person, and its Origin
+A vote link (`/feedback/<up|down>/<id.vN.signature>/<arXiv id>`) records one person's vote on
+one paper, nothing else; its form posts back a form token bound to the person, and its Origin
 is checked, as on the manage page. The manage page lists the votes, each with an Undo button.
 """
 
@@ -34,9 +34,12 @@ class Feedback:
 
     def routes(self) -> list[web.RouteDef]:
         """Return the routes this module answers."""
+        link = "/feedback/{vote}/{token}/{paper:.+}"
         return [
-            web.get("/feedback", self.show),
-            web.post("/feedback", self.record),
+            web.get(link, self.show),
+            web.post(link, self.record),
+            # Any other address under /feedback: a link cut short, or altered.
+            web.route("*", "/feedback{rest:.*}", self.refused),
             # One path segment, as /manage's: the manage page it answers links relatively.
             web.post("/unvote", self.undo),
         ]
@@ -51,7 +54,6 @@ class Feedback:
                 "vote": link.vote,
                 "emoji": emoji,
                 "label": label,
-                "action": f"feedback?{self._query(link)}",
                 "csrf": form_token(self.endpoint.secret, FORM, link.id),
                 "recorded": False,
                 "undone": False,
@@ -60,12 +62,12 @@ class Feedback:
             },
         )
 
-    @staticmethod
-    def _query(link: VoteToken) -> str:
-        return f"paper={link.paper}&vote={link.vote}&token={link.token}"
+    async def refused(self, request: web.Request) -> web.Response:
+        """Answer an address under /feedback that is no vote link: the bad link's page."""
+        return self.preferences.links.refused()
 
     async def show(self, request: web.Request) -> web.Response:
-        """GET /feedback: the paper and one button; a GET never records (scanners open links)."""
+        """GET a vote link: the paper and one button; a GET never records (scanners open links)."""
         link = self.signed.parse_vote(request)
         if link is None:
             return self.preferences.links.refused()
@@ -87,7 +89,8 @@ class Feedback:
         return self._page(link, email, paper, other=other)
 
     async def record(self, request: web.Request) -> web.Response:
-        """POST /feedback: record the vote (or undo it, `undo=1`); repeating it is harmless."""
+        """POST a vote link (its page's form): record the vote (`undo=1`: take it back);
+        repeating it is harmless."""
         form = await request.post()
         link = self.signed.parse_vote(request)
         if link is None:

@@ -123,11 +123,11 @@ class SignedLinks:
             return None
 
     def parse_vote(self, request: web.Request) -> VoteToken | None:
-        """Return the request's vote link (?paper=&vote=&token=) read, or None if it cannot be
-        one of ours: a link of another purpose never is."""
-        query = request.query
+        """Return the request's vote link (/feedback/<vote>/<token>/<paper>) read, or None if
+        it cannot be one of ours: a link of another purpose never is."""
+        path = request.match_info
         try:
-            return read_vote(query.get("token"), query.get("paper"), query.get("vote"))
+            return read_vote(path.get("token"), path.get("paper"), path.get("vote"))
         except TokenError:
             return None
 
