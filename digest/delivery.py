@@ -148,6 +148,7 @@ class Delivery:
             manage_url=self.links.manage(item.email, version),
             date=self.clock(),
             page_unsubscribe_url=self.links.unsubscribe_page(item.email, version),
+            vote_token=self.links.vote_tokens(item.email, version),
         )
 
     def envelope_sender(self, item: Message) -> str:

@@ -97,6 +97,7 @@ class EditionBuilder:
             browser,
             more,
             since=window.since,
+            feedback=Links(self.settings.base_url).feedback,  # 👍 / 👎 on each paper
         )
         self.count += 1
         return self.store.add_edition(

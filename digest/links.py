@@ -7,11 +7,11 @@ or files of the static site (`static_site()`, `seen_from(name)`: relative, '../i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-from .tokens import make_confirm_token, manage_token, unsubscribe_token
+from .tokens import make_confirm_token, manage_token, unsubscribe_token, vote_signer
 
 
 class Links:
@@ -113,3 +113,22 @@ class Links:
     def confirm(self, nonce: str, expires: datetime) -> str:
         """Return a sign-up's confirmation link, valid until `expires`."""
         return f"{self.base_url}/confirm?token={make_confirm_token(self._secret(), nonce, expires)}"
+
+    def feedback(self, paper_id: str, vote: str, token: str) -> str:
+        """Return the link that votes `vote` ("up": more like this, "down": less) on a paper
+        with a vote token (see vote_tokens); an email's body carries a placeholder token.
+
+        All in the path, the paper last (an old arXiv id has a '/'): every paper of an email
+        has two, and a query's '&amp;'s would cost 50 bytes a paper in the HTML part.
+        """
+        return f"{self.base_url}/feedback/{vote}/{token}/{quote(paper_id, safe='/')}"
+
+    def vote_tokens(self, email: str, version: int) -> Callable[[str, str], str]:
+        """Return sign(paper_id, vote): an address's vote tokens at the version of their links
+        now (signing out raises it, and the vote links of older versions fail, as manage links
+        do)."""
+        return vote_signer(self._secret(), email, version)
+
+    def vote(self, email: str, version: int, paper_id: str, vote: str) -> str:
+        """Return an address's link that votes `vote` on a paper (for a page of their own)."""
+        return self.feedback(paper_id, vote, self.vote_tokens(email, version)(paper_id, vote))

@@ -24,7 +24,7 @@ from .addresses import ascii_address
 from .config import Settings
 from .dkim import Signer
 from .models import Letter
-from .render import charset_first
+from .render import VOTE_TOKEN, charset_first, vote_slots
 from .store import Edition
 from .tokens import bounce_token
 from .transport import transport
@@ -89,6 +89,37 @@ def alternative(head: str, text: str, page: str) -> bytes:
     )
 
 
+class Personal:
+    """A shared body cut once at its placeholders, filled in for each recipient by one join:
+    the personal values (greeting, links, address), and a vote token for each paper's vote
+    links, signed per recipient."""
+
+    def __init__(self, body: str, placeholders: Mapping[str, str]):
+        simple = {marker: key for key, marker in placeholders.items() if key != VOTE_TOKEN}
+        patterns = [re.escape(marker) for marker in simple]
+        if VOTE_TOKEN in placeholders:
+            patterns.append(vote_slots(placeholders[VOTE_TOKEN]))
+        self.texts: list[str] = []  # the shared text around the slots: one more than slots
+        self.slots: list[str | tuple[str, str]] = []  # a value's key, or (paper id, vote)
+        start = 0
+        for match in re.finditer("|".join(patterns), body) if patterns else ():
+            self.texts.append(body[start : match.start()])
+            self.slots.append(
+                simple[match[0]] if match[0] in simple else (match["paper"], match["vote"])
+            )
+            start = match.end()
+        self.texts.append(body[start:])
+        self.votes = {slot for slot in self.slots if isinstance(slot, tuple)}
+
+    def fill(self, values: Mapping[str | tuple[str, str], str]) -> str:
+        """Return the body with each slot's value: values[key] (a missing one: empty), and
+        values[(paper id, vote)] the vote tokens (see Composer.compose)."""
+        out = [""] * (2 * len(self.slots) + 1)
+        out[0::2] = self.texts
+        out[1::2] = [values.get(slot, "") for slot in self.slots]
+        return "".join(out)
+
+
 class Composer:
     """Compose one edition's messages: shared headers once, personal details per message."""
 
@@ -104,12 +135,9 @@ class Composer:
             + "Precedence: bulk\n"
             + "MIME-Version: 1.0\n"
         )
-
-    def _personal(self, body: str, values: dict[str, str], escape: bool) -> str:
-        for key, marker in self.edition.placeholders.items():  # editions before 0.2 lack some
-            value = values.get(key, "")
-            body = body.replace(marker, html.escape(value) if escape else value)
-        return body
+        # Editions before 0.2 lack some placeholders, those before issue 19 the vote links.
+        self.text = Personal(edition.text, edition.placeholders)
+        self.html = Personal(edition.html, edition.placeholders)
 
     def compose(
         self,
@@ -121,17 +149,28 @@ class Composer:
         date: datetime,
         manage_url: str = "",
         page_unsubscribe_url: str = "",
+        vote_token: Callable[[str, str], str] | None = None,
     ) -> bytes:
         """Return the message bytes: multipart/alternative, text (QP) and HTML (base64); the
-        body links to page_unsubscribe_url (if given), List-Unsubscribe to unsubscribe_url."""
+        body links to page_unsubscribe_url (if given), List-Unsubscribe to unsubscribe_url.
+
+        `vote_token(paper_id, vote)` signs the recipient's vote links (Links.vote_tokens).
+        """
         values = {
             "greeting": greeting(name),
             "unsubscribe_url": page_unsubscribe_url or unsubscribe_url,
             "manage_url": manage_url or unsubscribe_url,
             "email": email,
         }
-        text = self._personal(self.edition.text, values, escape=False)
-        page = self._personal(self.edition.html, values, escape=True)
+        votes = self.text.votes | self.html.votes
+        if votes and vote_token is None:
+            raise ValueError("this digest has vote links: compose it with vote_token")
+        plain: dict[str | tuple[str, str], str] = {v: vote_token(*v) for v in votes if vote_token}
+        escaped = plain.copy()  # the tokens need no escaping: URL-safe base64 and dots
+        plain.update(values)
+        escaped.update((k, html.escape(v)) for k, v in values.items())
+        text = self.text.fill(plain)
+        page = self.html.fill(escaped)
         head = (
             self.shared
             + address_line("To", name, email)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,21 @@ MAX_HTML_BYTES = 100_000
 # Abstract lengths tried in turn, then paper caps per topic, until the HTML fits.
 SNIPPET_STEPS = (SNIPPET, 200, 0)  # after the operator's own choice
 CAP_STEPS = (100, 50, 25, 10, 5, 2, 1)
+
+# An email's vote links carry one placeholder per paper and vote, filled in per recipient by
+# mail.Composer: the marker (the edition's placeholders["vote_token"]), the vote, the paper id.
+VOTE_TOKEN = "vote_token"
+
+
+def vote_slot(marker: str, paper_id: str, vote: str) -> str:
+    """Return the placeholder of a recipient's vote token on a paper: 'MARKER_up_2511.01234_'."""
+    return f"{marker}_{vote}_{paper_id}_"
+
+
+def vote_slots(marker: str) -> str:
+    """Return the regular expression of vote_slot's placeholders (groups 'vote', 'paper')."""
+    return re.escape(marker) + r"_(?P<vote>up|down)_(?P<paper>[A-Za-z0-9./-]{1,64})_"
+
 
 _HEAD_RE = re.compile(r"<head(?:\s[^>]*)?>", re.IGNORECASE)
 _CHARSET_RE = re.compile(r"""<meta\s+charset=["']?utf-8["']?\s*/?>\s*""", re.IGNORECASE)
@@ -132,19 +148,25 @@ class Renderer:
         more_urls: dict[str, str] | None = None,
         max_bytes: int = MAX_HTML_BYTES,
         since: date | None = None,
+        feedback: Callable[[str, str, str], str] | None = None,
     ) -> Rendered:
         """Render one digest; if its HTML is too large, shorten abstracts, then cap topics.
 
         `topics` are the keywords the reader follows (the footer names them); `browser_url`
         is this email on the web and `more_urls` where each topic's full list is (the
         reading room's day page, or arXiv's listing). The text part always lists every
-        paper, since no client clips it.
+        paper, since no client clips it. `feedback(paper_id, vote, token)` builds a vote link
+        (Links.feedback): each paper gets 👍 / 👎 links, their tokens placeholders.
         """
         count = sum(len(papers) for _, papers in sections)
         placeholders = {
             k: f"DIGEST{k.upper()}{secrets.token_hex(8)}"
             for k in ("greeting", "unsubscribe_url", "manage_url", "email")
         }
+        vote_url: Callable[[str, str], str] | None = None
+        if feedback is not None:
+            marker = placeholders[VOTE_TOKEN] = f"DIGESTVOTE{secrets.token_hex(8)}"
+            vote_url = partial(_vote_url, feedback, marker)
         context: dict[str, Any] = {
             "list_name": self.list_name,
             "owner": self.owner,
@@ -156,6 +178,7 @@ class Renderer:
             "archive_url": self.archive_url,
             "browser_url": browser_url,
             "more_urls": more_urls or {},
+            "vote_url": vote_url,
             **placeholders,
         }
         titles = [latex.text(p.title) for _, papers in sections for p, _ in papers[:3]]
@@ -194,6 +217,13 @@ class Renderer:
     def page(self, name: str, **context: Any) -> str:
         """Render a web page template."""
         return self.env.get_template(name).render(list_name=self.list_name, **context)
+
+
+def _vote_url(
+    feedback: Callable[[str, str, str], str], marker: str, paper_id: str, vote: str
+) -> str:
+    """Return a vote link whose token is the recipient's placeholder."""
+    return feedback(paper_id, vote, vote_slot(marker, paper_id, vote))
 
 
 def _notes(mode: str, limit: int | None, cap: int | None) -> list[str]:

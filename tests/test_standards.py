@@ -312,6 +312,9 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         r'<a href="([^"]+)">Manage your subscription</a>',
         digest.get_body(("html",)).get_content(),
     )[1].replace("&amp;", "&")
+    vote = re.search(
+        r'<a href="([^"]+)">👍 More like this</a>', digest.get_body(("html",)).get_content()
+    )[1].replace("&amp;", "&")
     unsubscribe = digest["List-Unsubscribe"].strip("<>")
     (tmp_path / "received").mkdir()
     pages = Inspector(chrome, tools, tmp_path / "received")
@@ -369,7 +372,11 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         pages.open("unsubscribe", unsubscribe)
         pages.submit("unsubscribed", "form button[type=submit]")
         pages.submit("resubscribed", "form button[type=submit]")
+        # 👍 / 👎: a mailed vote link's page, the vote; the manage page lists it, with Undo.
+        pages.open("vote", vote)
+        pages.submit("voted", "#vote")
         pages.open("manage", manage)
+        pages.submit("vote undone on manage", "button.undo")
         pages.submit("manage saved", "#save")
         # Own topics: a line that does not read, named; then fixed, with what each found.
         chrome.find_element(By.ID, "own_topics").send_keys('graph neural\nau:\n"open')
@@ -430,7 +437,7 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         for v in found
         if v["impact"] in BLOCKING
     ]
-    assert len(pages.visits) == 35 + len(EXPORTED)  # every page above was checked
+    assert len(pages.visits) == 38 + len(EXPORTED)  # every page above was checked
     assert len(pages.axe) == len(pages.visits) * len(WIDTHS) * len(SCHEMES)
     assert not errors, "\n".join(errors)
     assert not serious, "\n".join(serious)

@@ -14,6 +14,7 @@ from .posts import ChannelState, Post, Posts
 from .room_queries import Cycle, QueryTooLong, RoomQueries
 from .sends import Sends
 from .tallies import Counts, CycleRecord, FetchCost, MailCounts, Tallies
+from .votes import Vote, VotedPaper, Votes
 
 __all__ = [
     "BOUNCE_LIMIT",
@@ -37,6 +38,8 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
+    "Vote",
+    "VotedPaper",
     "iso",
     "peek_deleted",
     "peek_meta",
@@ -55,5 +58,6 @@ class Store(
     LinkVersions,
     Posts,
     Tallies,
+    Votes,
 ):
     """The database of digest, the one place that speaks SQL."""

@@ -170,6 +170,7 @@ class People(Database):
             self.db.execute("DELETE FROM people WHERE key = ?", [key])
             self.db.execute("DELETE FROM signups WHERE key = ?", [key])
             self.db.execute("DELETE FROM bounces WHERE email = ?", [key])
+            self.db.execute("DELETE FROM votes WHERE key = ?", [key])  # issue 19
             self.db.execute(
                 "UPDATE OR REPLACE reports SET email = '', counts = 0 WHERE email = ?", [key]
             )

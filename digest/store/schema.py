@@ -205,6 +205,14 @@ SCHEMA = [
             SELECT paper_id FROM seen WHERE keyword LIKE 'harvest:%'
             EXCEPT SELECT paper_id FROM seen WHERE keyword NOT LIKE 'harvest:%');
     """,
+    # Issue 19: each person's 👍 / 👎 on papers, by the key of their address: one vote per
+    # person and paper (a new one replaces it, undo deletes it); ranking reads them in bulk.
+    """
+    CREATE TABLE votes (
+        key TEXT NOT NULL, paper_id TEXT NOT NULL REFERENCES papers(id),
+        vote INTEGER NOT NULL CHECK (vote IN (-1, 1)), voted_at TEXT NOT NULL,
+        PRIMARY KEY (key, paper_id)) WITHOUT ROWID;
+    """,
     # Issue 20: posts to the [[channels]] (team chats), an outbox of their own: planned with
     # the cycle's plan, one per channel with news, each sent in order and marked once posted.
     """

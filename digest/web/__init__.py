@@ -13,6 +13,7 @@ from ..logs import REPEATS, Repeats
 from .access import OperatorAccess
 from .admin import Admin
 from .base import HEADERS, Endpoint, plain_error
+from .feedback import Feedback
 from .metrics import Metrics
 from .preferences import Preferences
 from .room_routes import RoomRoutes
@@ -47,6 +48,7 @@ def make_app(
         [
             *unsubscribing.routes(),
             *preferences.routes(),
+            *Feedback(endpoint, preferences).routes(),  # 👍 / 👎 by vote links (issue 19)
             web.get("/healthz", endpoint.health),
             *metrics.routes(),
             *Admin(endpoint, access).routes(),

@@ -13,7 +13,7 @@ from aiohttp import web
 from ..numbers import whole_number
 from ..presentation import ABSTRACTS, long_date
 from ..readers import WEEKDAYS, has_row
-from ..store import Store
+from ..store import Store, VotedPaper
 from ..store.people import Choices
 from ..tokens import check_form_token, form_token
 from . import own_topics
@@ -24,6 +24,7 @@ from .unsubscribe import Unsubscribing
 log = logging.getLogger(__name__)
 
 MAX_PAUSE = 365  # days
+VOTES_SHOWN = 500  # the newest votes a person's pages list (each with Undo)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Current:
     sent: int
     last_sent: str | None
     own_topics: tuple[str, ...] = ()  # their own topic lines, as saved
+    votes: tuple[VotedPaper, ...] = ()  # the newest VOTES_SHOWN, newest first
+    liked: int = 0  # how many papers they voted 👍 (all of them)
+    disliked: int = 0
 
     @classmethod
     def of(cls, store: Store, signed: Signed) -> Current:
@@ -50,12 +54,14 @@ class Current:
         sent, last = store.sent_to(email)
         reason = store.suppression(email)
         person = store.person(email)
+        counts = store.count_votes(email)
         return cls(
             email, reader.name, reader.source, reader.topics, reader.frequency,
             reader.weekday if reader.weekday is not None else 0,
             reader.paused_until, reader.abstracts,
             f"{reason[0]} since {reason[1]:%Y-%m-%d}" if reason else "active", sent, last,
             person.own_topics if person else (),
+            tuple(store.voted_papers(email, VOTES_SHOWN)), counts[1], counts[-1],
         )  # fmt: skip
 
 
@@ -104,6 +110,7 @@ class Preferences:
             "long_date": long_date,
             "saved": False,
             "error": None,
+            "undone": None,  # the title of a paper whose vote was undone
             "today": self._today(),
             # the dates read_choices() takes: a pause ends after today, within MAX_PAUSE days
             "first_pause_day": self._today() + timedelta(days=1),
@@ -142,6 +149,10 @@ class Preferences:
 
     def _today(self) -> date:
         return self.endpoint.clock().astimezone(self.endpoint.settings.timezone).date()
+
+    def page(self, current: Current, link: Link, **extra: Any) -> web.Response:
+        """Return the person's page (`extra`: saved, error or undone)."""
+        return self.endpoint.page("manage", **self._form(current, link, **extra))
 
     async def show(self, request: web.Request) -> web.Response:
         """GET /manage: the person's choices in a form; a GET never changes anything."""

@@ -4,7 +4,9 @@ A link has a purpose. An unsubscribe link only unsubscribes (and undoes that), a
 expires. A manage link opens the person's page while its version is theirs now: signing out
 (or deleting, or `digest subscribers --revoke`) raises the version. A link mailed before links
 had purposes (one token for both) unsubscribes forever and opens the page until the person
-first signs out (version 0).
+first signs out (version 0). A vote link records one vote, on one paper, by one person: its
+signature covers the three, and it carries the version of the person's links, like a manage
+link.
 """
 
 from __future__ import annotations
@@ -18,7 +20,18 @@ from aiohttp import web
 from ..config import Settings
 from ..readers import Reader, reader
 from ..store import Store
-from ..tokens import LEGACY, MANAGE, UNSUBSCRIBE, LinkToken, TokenError, read_link, verify_link
+from ..tokens import (
+    LEGACY,
+    MANAGE,
+    UNSUBSCRIBE,
+    LinkToken,
+    TokenError,
+    VoteToken,
+    read_link,
+    read_vote,
+    verify_link,
+    verify_vote,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +122,33 @@ class SignedLinks:
                     mask(email),
                 )
             return None
+
+    def parse_vote(self, request: web.Request) -> VoteToken | None:
+        """Return the request's vote link (/feedback/<vote>/<token>/<paper>) read, or None if
+        it cannot be one of ours: a link of another purpose never is."""
+        path = request.match_info
+        try:
+            return read_vote(path.get("token"), path.get("paper"), path.get("vote"))
+        except TokenError:
+            return None
+
+    def voter(self, store: Store, link: VoteToken) -> str | None:
+        """Return the address whose vote a vote link may record, or None (run in a database
+        thread): the link genuinely signs this person, paper and vote, at the version their
+        links have now (signing out, or deleting their data, makes it fail as manage links)."""
+        email = store.recipient(link.id)
+        if email is None:
+            return None
+        try:
+            verify_vote(self.secret(), link, email)
+        except TokenError:
+            log.info(
+                "web: refused a vote link for %s: its signature does not match its paper and "
+                "vote (altered, or signed with another DIGEST_SECRET)",
+                mask(email),
+            )
+            return None
+        return email if link.version == store.link_version(email) else None
 
     def person(self, store: Store, link: Link) -> Signed | None:
         """Return who a link may manage stands for, with their choices; None for any other."""
