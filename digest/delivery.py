@@ -139,13 +139,17 @@ class Delivery:
 
     def message(self, item: Message, address: str | None = None) -> bytes:
         """Compose the personalised message of an outbox entry (To: address, else as written)."""
-        return self.composer(item.edition_id).compose(
+        composer = self.composer(item.edition_id)
+        version = self.store.link_version(item.email)
+        personal = "mine_url" in composer.edition.placeholders  # it has own-topic sections
+        return composer.compose(
             email=address or item.email,
             name=item.name,
             message_id=item.message_id,
             unsubscribe_url=self.links.unsubscribe(item.email),
-            manage_url=self.links.manage(item.email, self.store.link_version(item.email)),
+            manage_url=self.links.manage(item.email, version),
             date=self.clock(),
+            mine_url=self.links.mine(item.email, version) if personal else "",
         )
 
     def envelope_sender(self, item: Message) -> str:

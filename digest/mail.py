@@ -120,13 +120,18 @@ class Composer:
         unsubscribe_url: str,
         date: datetime,
         manage_url: str = "",
+        mine_url: str = "",
     ) -> bytes:
-        """Return the message bytes: multipart/alternative, text (QP) and HTML (base64)."""
+        """Return the message bytes: multipart/alternative, text (QP) and HTML (base64).
+
+        `mine_url` is the reader's page of their own topics (Links.mine), for editions
+        that have own-topic sections (a `mine_url` placeholder)."""
         values = {
             "greeting": greeting(name),
             "unsubscribe_url": unsubscribe_url,
             "manage_url": manage_url or unsubscribe_url,
             "email": email,
+            "mine_url": mine_url,
         }
         text = self._personal(self.edition.text, values, escape=False)
         page = self._personal(self.edition.html, values, escape=True)

@@ -77,6 +77,7 @@ class KeywordResult:
     limit: int | None = None  # set when the per-keyword bound cut the fetch short
     skipped: int = 0  # entries of arXiv's answers that could not be read
     late: int = 0  # unseen papers older than the fetch window: recorded, not announced
+    local: bool = False  # matched in the cycle's new papers, not fetched ([[keywords]] local)
 
     @property
     def failed(self) -> bool:
@@ -87,7 +88,8 @@ class KeywordResult:
         """Return the keyword's part of the cycle's summary line."""
         if self.error is not None:
             return f"{self.keyword}: FAILED ({self.error})"
-        text = f"{self.keyword}: {self.fetched} fetched, {len(self.new)} new"
+        found = "matched locally" if self.local else "fetched"
+        text = f"{self.keyword}: {self.fetched} {found}, {len(self.new)} new"
         if self.skipped:
             text += f", {self.skipped} unreadable entries skipped"
         if self.limit is not None:

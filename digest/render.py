@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -130,19 +130,26 @@ class Renderer:
         more_urls: dict[str, str] | None = None,
         max_bytes: int = MAX_HTML_BYTES,
         since: date | None = None,
+        own_more: Mapping[str, str] | None = None,
     ) -> Rendered:
         """Render one digest; if its HTML is too large, shorten abstracts, then cap topics.
 
         `topics` are the keywords the reader follows (the footer names them); `browser_url`
         is this email on the web and `more_urls` where each topic's full list is (the
         reading room's day page, or arXiv's listing). The text part always lists every
-        paper, since no client clips it.
+        paper, since no client clips it. `own_more` gives the reader's own topics' sections
+        (by title) their full list: the reader's page of them (the `mine_url` placeholder,
+        personal) followed by this query.
         """
         count = sum(len(papers) for _, papers in sections)
+        personal = ("greeting", "unsubscribe_url", "manage_url", "email")
         placeholders = {
             k: f"DIGEST{k.upper()}{secrets.token_hex(8)}"
-            for k in ("greeting", "unsubscribe_url", "manage_url", "email")
+            for k in personal + (("mine_url",) if own_more else ())
         }
+        more_urls = dict(more_urls or {})
+        for title, query in (own_more or {}).items():
+            more_urls.setdefault(title, placeholders["mine_url"] + query)
         context: dict[str, Any] = {
             "list_name": self.list_name,
             "owner": self.owner,
@@ -153,7 +160,8 @@ class Renderer:
             "topics": list(topics) or [name for name, _ in sections],
             "archive_url": self.archive_url,
             "browser_url": browser_url,
-            "more_urls": more_urls or {},
+            "more_urls": more_urls,
+            "own_topics": list(own_more or ()),  # sections whose full list is a page of ours
             **placeholders,
         }
         titles = [p.title for _, papers in sections for p, _ in papers[:3]]

@@ -45,3 +45,12 @@ class Arrivals(Database):
     def arrivals_in(self, cycle_id: int) -> list[str]:
         """Return the papers that arrived in one cycle."""
         return self.arrivals_between(cycle_id - 1, cycle_id + 1)
+
+    def arrivals_from(self, start: datetime, end: datetime) -> list[str]:
+        """Return the papers that arrived from `start` up to (not including) `end`, by id."""
+        rows = self.db.execute(
+            "SELECT paper_id FROM arrivals WHERE arrived_at >= ? AND arrived_at < ? "
+            "ORDER BY paper_id",
+            [iso(start), iso(end)],
+        )
+        return [row[0] for row in rows]

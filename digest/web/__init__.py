@@ -11,6 +11,7 @@ from aiohttp import web
 from ..config import Settings
 from ..logs import REPEATS, Repeats
 from .base import HEADERS, Endpoint, plain_error
+from .mine import OwnPages
 from .preferences import Preferences
 from .room_routes import RoomRoutes
 from .server import QUIETED, Guard, GuardedSite, Limits, raise_open_files
@@ -42,6 +43,7 @@ def make_app(
         [
             *unsubscribing.routes(),
             *preferences.routes(),
+            *OwnPages(endpoint, unsubscribing).routes(),
             web.get("/healthz", endpoint.health),
         ]
     )
