@@ -45,6 +45,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from digest.cli import main
 from digest.config import Settings, load_settings
 from digest.pipeline import run_once
+from digest.store import Store
 from digest.web import ENDPOINT, make_app, start_site
 
 CACHE = Path(__file__).parent / ".cache"
@@ -356,6 +357,9 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         pages.open("unsubscribe", unsubscribe)
         pages.submit("unsubscribed", "form button[type=submit]")
         pages.submit("resubscribed", "form button[type=submit]")
+        with Store(settings.database) as store:  # a page of the reader's own topics
+            store.save_own_topics("ada@example.org", "Ada", "csv", ["graph", "au:"], DAY1)
+        pages.open("own topics", manage.replace("/manage?", "/mine?") + "&day=2025-11-16")
         pages.open("manage", manage)
         pages.submit("manage saved", "#save")
         for box in chrome.find_elements(By.CSS_SELECTOR, 'input[name="topic"]:checked'):
@@ -410,7 +414,7 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         for v in found
         if v["impact"] in BLOCKING
     ]
-    assert len(pages.visits) == 31 + len(EXPORTED)  # every page above was checked
+    assert len(pages.visits) == 32 + len(EXPORTED)  # every page above was checked
     assert len(pages.axe) == len(pages.visits) * len(WIDTHS) * len(SCHEMES)
     assert not errors, "\n".join(errors)
     assert not serious, "\n".join(serious)
