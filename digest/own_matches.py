@@ -35,6 +35,7 @@ class MatchWindow:
         self.corpus = DayCorpus(papers) if papers else None
         self.matcher = Matcher(self.corpus) if self.corpus else None
         self.found: dict[str, tuple[str, ...]] = {}  # by query key: ids, newest first
+        self.lines: dict[str, tuple[str, ...]] = {}  # the same, by the line as written
 
     def match(self, topic: Topic) -> tuple[str, ...]:
         """Return the papers a topic matches, newest update first."""
@@ -100,8 +101,10 @@ class OwnMatches:
         window = self.window(since)
         found = []
         for line in lines:
-            topic = self.topic(line)
-            if topic is not None and (ids := window.match(topic)):
+            if (ids := window.lines.get(line)) is None:
+                topic = self.topic(line)
+                ids = window.lines[line] = window.match(topic) if topic is not None else ()
+            if ids:
                 found.append((line, ids))
         return tuple(found)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import textwrap
@@ -45,7 +46,14 @@ def make_environment(extra: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["wrap"] = lambda text, indent="": textwrap.fill(
+    env.filters["wrap"] = wrap
+    return env
+
+
+@functools.lru_cache(maxsize=16_384)
+def wrap(text: str, indent: str = "") -> str:
+    """Wrap text at 78 columns (remembered: a paper's fields recur in many digests)."""
+    return textwrap.fill(
         text,
         78,
         initial_indent=indent,
@@ -53,7 +61,6 @@ def make_environment(extra: Path | None = None) -> jinja2.Environment:
         break_long_words=False,
         break_on_hyphens=False,
     )
-    return env
 
 
 def charset_first(html: str) -> str:
