@@ -254,6 +254,14 @@ async def test_a_cut_short_own_topic_links_to_the_readers_own_page(
             assert page.count("<article>") == 200
             async with client.get(url.replace(BASE, base).replace("token=", "token=x")) as bad:
                 assert bad.status == 400
+            async with client.get(url.replace(BASE, base) + "1") as bad_day:  # 2025-11-171
+                assert bad_day.status == 400
+            week = url.replace(BASE, base).replace(
+                "day=2025-11-17", "day=2025-11-18&since=2025-11-16"
+            )
+            async with client.get(week) as answer:  # a weekly digest's: after the 16th, to the 18th
+                page = await answer.text()
+            assert "from 17 November 2025 to 18 November 2025" in page and "(300)" in page
             with Store(settings.database) as store:  # signed out: the page is closed too
                 store.revoke_links("bo@example.org", DAY2)
             async with client.get(url.replace(BASE, base)) as revoked:
