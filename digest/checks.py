@@ -230,6 +230,16 @@ def usage_findings(settings: Settings) -> list[CheckFinding]:
             f"on, but without an [smtp] section mail goes to the Maildir {settings.outbox}: "
             "confirmation emails land where nobody reads them; add [smtp] or turn signup off",
         )
+    for index, keyword in enumerate(settings.keywords):
+        if keyword.local and not settings.arxiv.harvest:
+            problems.add(
+                "keywords",
+                "local",
+                f"{keyword.name!r} is matched only in the papers other keywords fetch, since "
+                "[arxiv] harvest is empty: it finds nothing they do not; harvest its "
+                "categories (or remove local = true, to ask arXiv for it)",
+                index,
+            )
     return [CheckFinding(text) for text in problems.items]
 
 

@@ -18,7 +18,7 @@ import click
 
 from . import __version__, logs
 from .archive import ArchiveError
-from .config import ConfigError, Keyword, Settings, find_settings, load_settings
+from .config import ConfigError, Keyword, Settings, find_settings, is_harvest, load_settings
 from .lock import CycleRunning, LockError, ServiceRunning, service_lock
 from .progress import LogProgress, Progress
 from .signing import SecretChanged
@@ -371,11 +371,15 @@ def check(ctx: click.Context) -> None:
     click.echo("\n".join(check_lines(settings)))
     click.echo(f"  {len(settings.keywords)} keyword(s):")
     for keyword in settings.keywords:
-        click.echo(f"    {keyword.name}: {keyword.search_query()}")
+        query = (
+            f"matched locally: {keyword.topic().key}" if keyword.local else keyword.search_query()
+        )
+        click.echo(f"    {keyword.name}: {query}")
     if settings.arxiv.harvest:  # fetched into the history, never mailed
         click.echo(f"  {len(settings.arxiv.harvest)} harvest entr(y/ies), kept and not mailed:")
-        for keyword in settings.fetched_keywords[len(settings.keywords) :]:
-            click.echo(f"    {keyword.name}: {keyword.search_query()}")
+        for keyword in settings.fetched_keywords:
+            if is_harvest(keyword.key):
+                click.echo(f"    {keyword.name}: {keyword.search_query()}")
     if settings.channels:
         from .channels import describe
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from .channel_config import Channel, parse_channels
 from .dkim_key import settings_problems as dkim_problems
 from .settings_schema import KEYWORD_SCHEMA, OFFICIAL_API, SCHEMA, Problems, check_table
+from .topics import Topic, TopicError, from_keyword
 
 
 class ConfigError(Exception):
@@ -36,6 +37,7 @@ class Keyword:
     query: str | None = None
     categories: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    local: bool = False  # matched in each cycle's new papers (harvested or fetched), never fetched
 
     @property
     def key(self) -> str:
@@ -54,6 +56,11 @@ class Keyword:
             words = " OR ".join(f'ti:"{w}" OR abs:"{w}"' for w in self.exclude)
             query = f"({query}) ANDNOT ({words})"
         return query
+
+    def topic(self) -> Topic:
+        """Return the query a local keyword is matched with: its name as a phrase, in its
+        categories, without its excluded words."""
+        return from_keyword(self.name, self.categories, self.exclude)
 
     def listing_url(self) -> str:
         """Return arXiv's own page of this topic's newest papers (its category, or a search)."""
@@ -227,8 +234,10 @@ class Settings:
 
     @property
     def fetched_keywords(self) -> tuple[Keyword, ...]:
-        """Return every query a cycle fetches: the keywords, then the harvest entries."""
-        return self.keywords + tuple(harvest_keyword(e) for e in self.arxiv.harvest)
+        """Return every query a cycle fetches: the keywords (not the local ones), then the
+        harvest entries."""
+        fetched = tuple(k for k in self.keywords if not k.local)
+        return fetched + tuple(harvest_keyword(e) for e in self.arxiv.harvest)
 
 
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
@@ -366,8 +375,30 @@ def _keywords(problems: Problems, tables: Any) -> tuple[Keyword, ...]:
             )
             continue
         seen[key] = index
+        if values.get("local") and not _local_problem(problems, values, index):
+            continue
         keywords.append(Keyword(**values))
     return tuple(keywords)
+
+
+def _local_problem(problems: Problems, values: dict[str, Any], index: int) -> bool:
+    """Check a local keyword (matched as its name, categories and exclude); return whether
+    it can be matched, adding the problem when not."""
+    if values.get("query"):
+        problems.add(
+            "keywords",
+            "local",
+            f"{values['name']!r}: a local keyword is matched by its name, categories and "
+            "exclude, not by an arXiv query; remove query (or local = true, to fetch it)",
+            index,
+        )
+        return False
+    try:
+        from_keyword(values["name"], values["categories"] or (), values["exclude"] or ())
+    except TopicError as exc:
+        problems.add("keywords", "local", f"{exc}; rename it or remove local = true", index)
+        return False
+    return True
 
 
 def _build(

@@ -139,8 +139,10 @@ class Delivery:
 
     def message(self, item: Message, address: str | None = None) -> bytes:
         """Compose the personalised message of an outbox entry (To: address, else as written)."""
+        composer = self.composer(item.edition_id)
         version = self.store.link_version(item.email)
-        return self.composer(item.edition_id).compose(
+        personal = "mine_url" in composer.edition.placeholders  # it has own-topic sections
+        return composer.compose(
             email=address or item.email,
             name=item.name,
             message_id=item.message_id,
@@ -149,6 +151,7 @@ class Delivery:
             date=self.clock(),
             page_unsubscribe_url=self.links.unsubscribe_page(item.email, version),
             vote_token=self.links.vote_tokens(item.email, version),
+            mine_url=self.links.mine(item.email, version) if personal else "",
         )
 
     def envelope_sender(self, item: Message) -> str:

@@ -1,4 +1,5 @@
-"""A cycle's distinct digests: one body per set of topics, schedule window and abstracts."""
+"""A cycle's distinct digests: one body per set of topics (list and own), schedule window
+and abstracts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from email.utils import parseaddr
 from .config import Settings, slugs
 from .links import Links
 from .models import KeywordResult, Paper
+from .own_matches import Matches, OwnMatches, with_own
 from .presentation import long_date, sections_for
 from .readers import Due, Reader
 from .render import Renderer, make_environment
@@ -35,8 +37,10 @@ class EditionBuilder:
         results: dict[str, KeywordResult],
         cycle_id: int,
         day: date,
+        own: OwnMatches | None = None,
     ):
         self.settings, self.store, self.results = settings, store, results
+        self.own = own  # readers' own topics, matched over each news window (None: ignored)
         self.cycle_id, self.day = cycle_id, day
         self.names = {key: result.keyword for key, result in results.items()}
         self.current = {key: result.new for key, result in results.items() if result.new}
@@ -51,9 +55,14 @@ class EditionBuilder:
         abstracts = reader.abstracts or self.settings.abstracts
         if due.since is not None and due.since >= self.previous:
             due = replace(due, since=None)  # their last digest was yesterday's: today's news
-        key = (reader.topics, due.since, abstracts, due.resumed)
+        if reader.own and self.own is not None:
+            # What the body shows of their own topics: each line that matched, and what.
+            own = self.own.matches(reader.own, due.since)
+            key: tuple = (reader.topics, due.since, abstracts, due.resumed, own)
+        else:
+            own, key = None, (reader.topics, due.since, abstracts, due.resumed)
         if key not in self.ids:
-            self.ids[key] = self._render(reader.topics, due, abstracts)
+            self.ids[key] = self._render(reader.topics, due, abstracts, own)
         return self.ids[key]
 
     def window(self, since: int | None) -> NewsWindow:
@@ -76,10 +85,16 @@ class EditionBuilder:
             )
         return self.windows[since]
 
-    def _render(self, topics: tuple[str, ...], due: Due, abstracts: str) -> int | None:
+    def _render(
+        self, topics: tuple[str, ...], due: Due, abstracts: str, own: Matches | None = None
+    ) -> int | None:
+        """Render and store one digest (`own`: the reader's own topics' matches, if any)."""
         window = self.window(due.since)
         keys = tuple(k for k in topics if k in window.new_by_key)
         sections = sections_for(keys, window.new_by_key, window.earlier, window.papers, self.names)
+        listed = len(sections)  # the keywords' sections; the own topics' follow
+        if own and self.own is not None:
+            sections = with_own(sections, own, self.own.papers(due.since))
         if not sections:
             return None
         notes = _notes(self.results, keys)
@@ -89,15 +104,23 @@ class EditionBuilder:
                 "papers announced since."
             )
         browser, more = self._links(topics, keys, single=window.since is None)
+        followed = [self.names[k] for k in topics]
+        own_more: dict[str, str] = {}
+        if own is not None:  # they have own topics: the footer says so, their page lists them
+            followed.append("your own topics")
+            browser = browser if topics else None  # the day's page shows none of theirs
+            query = Links.mine_query(self.day, window.since)
+            own_more = {line: query for line, _ in sections[listed:] if line not in more}
         body = self._renderer(abstracts).edition(
             sections,
             self.day,
             notes,
-            [self.names[k] for k in topics],
+            followed,
             browser,
             more,
             since=window.since,
             feedback=Links(self.settings.base_url).feedback,  # 👍 / 👎 on each paper
+            own_more=own_more,
         )
         self.count += 1
         return self.store.add_edition(

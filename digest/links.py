@@ -110,6 +110,20 @@ class Links:
         (Store.link_version): signing out raises it, and the links of older versions fail."""
         return f"{self.base_url}/manage?token={manage_token(self._secret(), email, version)}"
 
+    def mine(
+        self, email: str, version: int, day: date | None = None, since: date | None = None
+    ) -> str:
+        """Return the link to an address's page of their own topics' papers (signed with their
+        manage link's token: personal, and revoked with it): that `day`'s, or since `since`."""
+        token = manage_token(self._secret(), email, version)
+        return f"{self.base_url}/mine?token={token}" + self.mine_query(day, since)
+
+    @staticmethod
+    def mine_query(day: date | None, since: date | None = None) -> str:
+        """Return what follows the token in a link to a page of own topics: its days."""
+        query = f"&day={day.isoformat()}" if day else ""
+        return query + (f"&since={since.isoformat()}" if since else "")
+
     def confirm(self, nonce: str, expires: datetime) -> str:
         """Return a sign-up's confirmation link, valid until `expires`."""
         return f"{self.base_url}/confirm?token={make_confirm_token(self._secret(), nonce, expires)}"

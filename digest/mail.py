@@ -150,17 +150,21 @@ class Composer:
         manage_url: str = "",
         page_unsubscribe_url: str = "",
         vote_token: Callable[[str, str], str] | None = None,
+        mine_url: str = "",
     ) -> bytes:
         """Return the message bytes: multipart/alternative, text (QP) and HTML (base64); the
         body links to page_unsubscribe_url (if given), List-Unsubscribe to unsubscribe_url.
 
-        `vote_token(paper_id, vote)` signs the recipient's vote links (Links.vote_tokens).
+        `vote_token(paper_id, vote)` signs the recipient's vote links (Links.vote_tokens);
+        `mine_url` is the reader's page of their own topics (Links.mine), for editions that
+        have own-topic sections (a `mine_url` placeholder).
         """
         values = {
             "greeting": greeting(name),
             "unsubscribe_url": page_unsubscribe_url or unsubscribe_url,
             "manage_url": manage_url or unsubscribe_url,
             "email": email,
+            "mine_url": mine_url,
         }
         votes = self.text.votes | self.html.votes
         if votes and vote_token is None:

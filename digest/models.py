@@ -80,6 +80,7 @@ class KeywordResult:
     bound_key: str = "max_papers"  # the [arxiv] key of that bound (a harvest entry has its own)
     requests: int = 0  # requests sent to arXiv for it this cycle, retries included
     retries: int = 0  # requests sent again after a transient failure
+    local: bool = False  # matched in the cycle's new papers, not fetched ([[keywords]] local)
 
     @property
     def failed(self) -> bool:
@@ -90,7 +91,8 @@ class KeywordResult:
         """Return the keyword's part of the cycle's summary line."""
         if self.error is not None:
             return f"{self.keyword}: FAILED ({self.error})"
-        text = f"{self.keyword}: {self.fetched} fetched, {len(self.new)} new"
+        found = "matched locally" if self.local else "fetched"
+        text = f"{self.keyword}: {self.fetched} {found}, {len(self.new)} new"
         if self.skipped:
             text += f", {self.skipped} unreadable entries skipped"
         if self.limit is not None:

@@ -80,7 +80,7 @@ def fetch_all(
     progress.finish()
     log.info(
         "fetch: %d keywords, %d harvest entries, %d requests, %d papers",
-        len(settings.keywords),
+        sum(not k.local for k in settings.keywords),  # local ones are matched in planning
         len(settings.arxiv.harvest),
         requests,
         sum(len(f.papers) for f in found.values()),

@@ -6,19 +6,23 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from .channel_news import planned_posts
 from .config import Settings, is_harvest
 from .editions import EditionBuilder
 from .fetch import Fetched
 from .mail import new_message_id
-from .models import KeywordResult
+from .models import KeywordResult, Paper
+from .own_matches import OwnMatches
 from .readers import Reader, due, roll
 from .store import Store
 from .tokens import token_id
 
 log = logging.getLogger(__name__)
+
+LOCAL = "local:"  # what the history keeps as a local keyword's query: no fetch window of its own
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a local keyword's news: every new match
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,9 @@ def plan(
     what was planned (`keywords`: each keyword's result of the fetch, in settings order).
 
     Messages are written in small batches that the send phase does not see until one last
-    short transaction records the history and marks the cycle planned. A crash before it
-    loses nothing (the papers are news again next cycle), and no transaction holds the
-    database for long, so an unsubscribe never waits for planning.
+    short transaction records the history (and the papers that arrived) and marks the cycle
+    planned. A crash before it loses nothing (the papers are news again next cycle), and no
+    transaction holds the database for long, so an unsubscribe never waits for planning.
     """
     names = {k.key: k.name for k in settings.fetched_keywords}
     results = dict(zip(names, keywords, strict=True))
@@ -78,18 +82,29 @@ def plan(
                 fetched.window.since.date(),
                 settings.first_run_days,
             )
-    if found:
-        log.info("diff: %s", "; ".join(_news(r) for key, r in results.items() if key in found))
-    day = now.astimezone(settings.timezone).date()
-    topics = {key: r for key, r in results.items() if not is_harvest(key)}  # harvest: no mail
-    messages = _Messages(settings, store, topics, cycle_id, day, secret)
-    store.plan_messages(messages.rows(), now)
+    arrived = arrivals(store, found, results)
+    own = OwnMatches(store, cycle_id, arrived)
+    try:
+        local = local_news(settings, store, own)
+        results = _in_order(settings, results, {key: r for key, (r, _) in local.items()})
+        shown = [key for key in results if key in found or key in local]
+        if shown:
+            log.info("diff: %s", "; ".join(_news(results[key]) for key in shown))
+        day = now.astimezone(settings.timezone).date()
+        topics = {key: r for key, r in results.items() if not is_harvest(key)}  # harvest: no mail
+        messages = _Messages(settings, store, topics, cycle_id, day, secret, own)
+        store.plan_messages(messages.rows(), now)
+    finally:
+        own.close()
     query = queries(settings)
     posts = _posts(settings, store, topics, day)
     with store.transaction():
         for key, fetched in found.items():
             news = () if is_harvest(key) else results[key].new  # only a topic's news is shown
             store.record_keyword(key, fetched.papers, cycle_id, now, query[key], news)
+        for key, (result, papers) in local.items():  # as if fetched: archive, room, feeds
+            store.record_keyword(key, papers, cycle_id, now, LOCAL + key, result.new)
+        store.record_arrivals(arrived, cycle_id, now)
         store.advance(cycle_id, day, messages.covered, messages.sent)
         store.plan_posts(posts, cycle_id, now)  # the [[channels]]' posts: planned with the mail
         store.mark_planned(cycle_id, now)
@@ -112,6 +127,51 @@ def _posts(
     return planned_posts(settings, topics, papers, day)
 
 
+def arrivals(
+    store: Store, found: dict[str, Fetched], results: dict[str, KeywordResult]
+) -> dict[str, Paper]:
+    """Return the cycle's new papers: every fetched keyword's and harvest entry's news that
+    did not arrive in an earlier cycle (what own topics and local keywords are matched in)."""
+    news = {i for key in found for i in results[key].new}
+    if not news:
+        return {}
+    fresh = store.unarrived(news)
+    papers: dict[str, Paper] = {}
+    for fetched in found.values():
+        for paper in fetched.papers:
+            if paper.id in fresh and (
+                paper.id not in papers or paper.version > papers[paper.id].version
+            ):
+                papers[paper.id] = paper  # its newest version, as the history keeps it
+    return papers
+
+
+def local_news(
+    settings: Settings, store: Store, own: OwnMatches
+) -> dict[str, tuple[KeywordResult, list[Paper]]]:
+    """Match each local keyword in the cycle's new papers: its result (news: the matches not
+    seen under it before, newest first) and the papers it matched, by key."""
+    found = {}
+    for keyword in settings.keywords:
+        if not keyword.local:
+            continue
+        window = own.window(None)
+        papers = [window.papers[i] for i in window.match(keyword.topic())]
+        diff = store.diff_keyword(keyword.key, papers, EPOCH)
+        result = KeywordResult(keyword.name, len(papers), new=diff.new, local=True)
+        found[keyword.key] = (result, papers)
+    return found
+
+
+def _in_order(
+    settings: Settings, fetched: dict[str, KeywordResult], local: dict[str, KeywordResult]
+) -> dict[str, KeywordResult]:
+    """Return every keyword's result in settings order, then the harvest entries'."""
+    every = {**fetched, **local}
+    order = [k.key for k in settings.keywords] + [k for k in fetched if is_harvest(k)]
+    return {key: every[key] for key in order if key in every}
+
+
 def _news(result: KeywordResult) -> str:
     return (
         f"{result.keyword}: {len(result.new)} new"
@@ -130,6 +190,7 @@ class _Messages:
     cycle_id: int
     day: date
     secret: bytes
+    own: OwnMatches | None = None  # readers' own topics (None: nobody's)
     planned: int = 0
     editions: int = 0
     bad_rows: list[str] = field(default_factory=list)
@@ -140,7 +201,8 @@ class _Messages:
     def rows(self) -> Iterator[dict[str, object]]:
         """Yield one outbox row per reader with news today, each distinct digest rendered once."""
         settings, store, cycle_id, secret = self.settings, self.store, self.cycle_id, self.secret
-        editions = EditionBuilder(settings, store, self.results, cycle_id, self.day)
+        own = self.own if settings.web_personal_topics else None
+        editions = EditionBuilder(settings, store, self.results, cycle_id, self.day, own)
         suppressed = store.suppressed()
         recipients: list[tuple] = []
         for reader in roll(settings, store):
@@ -150,7 +212,7 @@ class _Messages:
             if reader.key not in suppressed:  # counted as the list is read: read once a cycle
                 paused = reader.paused_until is not None and self.day < reader.paused_until
                 self.listed["paused" if paused else "active"] += 1
-            if not reader.topics or reader.key in suppressed:
+            if not (reader.topics or reader.own) or reader.key in suppressed:
                 continue
             decision = due(reader, self.day)
             if not decision.mail:

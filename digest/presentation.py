@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ def cadence(send_at: time, zone: str, frequency: str = "daily", weekday: int | N
     return f"every {when}"
 
 
+@functools.lru_cache(maxsize=4_096)  # a paper's abstract is cut alike in many digests
 def snippet(text: str, limit: int = SNIPPET) -> tuple[str, bool]:
     """Return the first sentences of text up to about limit characters, and whether it was cut.
 

@@ -35,6 +35,7 @@ class Reader:
     last_cycle: int | None = None  # None: only this cycle's news is theirs
     last_sent_on: date | None = None
     chosen: bool = False  # they have a row of their own choices
+    own: tuple[str, ...] = ()  # their own topic lines, as they wrote them (topics.py)
 
     @property
     def key(self) -> str:
@@ -149,8 +150,15 @@ def _reader(
     return Reader(
         email, name or person.name, topics, person.source, person.frequency or "daily",
         person.weekday, person.paused_until, person.abstracts, person.last_cycle,
-        person.last_sent_on, chosen=True,
+        person.last_sent_on, chosen=True, own=own_topics(settings, person),
     )  # fmt: skip
+
+
+def own_topics(settings: Settings, person: Person | None) -> tuple[str, ...]:
+    """Return a person's own topic lines, none while [web] personal_topics is off."""
+    if person is None or not settings.web_personal_topics:
+        return ()
+    return person.own_topics
 
 
 _cache: dict[object, dict[str, Subscriber]] = {}

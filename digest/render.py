@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
@@ -62,7 +63,15 @@ def make_environment(extra: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["wrap"] = lambda text, indent="": textwrap.fill(
+    env.filters["wrap"] = wrap
+    env.filters["readable"] = latex.text  # a title or abstract's LaTeX as Unicode text
+    return env
+
+
+@functools.lru_cache(maxsize=16_384)
+def wrap(text: str, indent: str = "") -> str:
+    """Wrap text at 78 columns (remembered: a paper's fields recur in many digests)."""
+    return textwrap.fill(
         text,
         78,
         initial_indent=indent,
@@ -70,8 +79,6 @@ def make_environment(extra: Path | None = None) -> jinja2.Environment:
         break_long_words=False,
         break_on_hyphens=False,
     )
-    env.filters["readable"] = latex.text  # a title or abstract's LaTeX as Unicode text
-    return env
 
 
 def charset_first(html: str) -> str:
@@ -149,6 +156,7 @@ class Renderer:
         max_bytes: int = MAX_HTML_BYTES,
         since: date | None = None,
         feedback: Callable[[str, str, str], str] | None = None,
+        own_more: Mapping[str, str] | None = None,
     ) -> Rendered:
         """Render one digest; if its HTML is too large, shorten abstracts, then cap topics.
 
@@ -156,17 +164,23 @@ class Renderer:
         is this email on the web and `more_urls` where each topic's full list is (the
         reading room's day page, or arXiv's listing). The text part always lists every
         paper, since no client clips it. `feedback(paper_id, vote, token)` builds a vote link
-        (Links.feedback): each paper gets 👍 / 👎 links, their tokens placeholders.
+        (Links.feedback): each paper gets 👍 / 👎 links, their tokens placeholders. `own_more`
+        gives the reader's own topics' sections (by title) their full list: the reader's page of
+        them (the `mine_url` placeholder, personal) followed by this query.
         """
         count = sum(len(papers) for _, papers in sections)
+        personal = ("greeting", "unsubscribe_url", "manage_url", "email")
         placeholders = {
             k: f"DIGEST{k.upper()}{secrets.token_hex(8)}"
-            for k in ("greeting", "unsubscribe_url", "manage_url", "email")
+            for k in personal + (("mine_url",) if own_more else ())
         }
         vote_url: Callable[[str, str], str] | None = None
         if feedback is not None:
             marker = placeholders[VOTE_TOKEN] = f"DIGESTVOTE{secrets.token_hex(8)}"
             vote_url = partial(_vote_url, feedback, marker)
+        more_urls = dict(more_urls or {})
+        for title, query in (own_more or {}).items():
+            more_urls.setdefault(title, placeholders["mine_url"] + query)
         context: dict[str, Any] = {
             "list_name": self.list_name,
             "owner": self.owner,
@@ -177,8 +191,9 @@ class Renderer:
             "topics": list(topics) or [name for name, _ in sections],
             "archive_url": self.archive_url,
             "browser_url": browser_url,
-            "more_urls": more_urls or {},
+            "more_urls": more_urls,
             "vote_url": vote_url,
+            "own_topics": list(own_more or ()),  # sections whose full list is a page of ours
             **placeholders,
         }
         titles = [latex.text(p.title) for _, papers in sections for p, _ in papers[:3]]

@@ -305,6 +305,7 @@ KEYWORD_SCHEMA: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "query": (_text, None),
     "categories": (_str_list, []),
     "exclude": (_str_list, []),
+    "local": (_bool, False),  # matched in each cycle's new papers, not asked of arXiv
 }
 
 

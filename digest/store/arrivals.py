@@ -81,3 +81,12 @@ class Arrivals(Database):
             ).fetchall()
         )
         return [titles[paper_id] for _, paper_id in newest if paper_id in titles]
+
+    def arrivals_from(self, start: datetime, end: datetime) -> list[str]:
+        """Return the papers that arrived from `start` up to (not including) `end`, by id."""
+        rows = self.db.execute(
+            "SELECT paper_id FROM arrivals WHERE arrived_at >= ? AND arrived_at < ? "
+            "ORDER BY paper_id",
+            [iso(start), iso(end)],
+        )
+        return [row[0] for row in rows]

@@ -15,6 +15,7 @@ from .admin import Admin
 from .base import HEADERS, Endpoint, plain_error
 from .feedback import Feedback
 from .metrics import Metrics
+from .mine import OwnPages
 from .preferences import Preferences
 from .room_routes import RoomRoutes
 from .server import QUIETED, Guard, GuardedSite, Limits, raise_open_files
@@ -49,6 +50,7 @@ def make_app(
             *unsubscribing.routes(),
             *preferences.routes(),
             *Feedback(endpoint, preferences).routes(),  # 👍 / 👎 by vote links (issue 19)
+            *OwnPages(endpoint, unsubscribing).routes(),
             web.get("/healthz", endpoint.health),
             *metrics.routes(),
             *Admin(endpoint, access).routes(),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..config import Settings
-from ..readers import Reader, reader
+from ..readers import Reader, own_topics, reader
 from ..store import Store
 from ..tokens import (
     LEGACY,
@@ -178,5 +178,5 @@ class SignedLinks:
             (person.frequency if person else None) or "daily",
             person.weekday if person else None,
             person.paused_until if person else None, person.abstracts if person else None,
-            chosen=person is not None,
+            chosen=person is not None, own=own_topics(self.settings, person),
         )  # fmt: skip

@@ -1,0 +1,204 @@
+"""Planning with readers' own topics (alone: python bench/plan_own.py).
+
+10,000 subscribers.csv rows over bench/plan_mix.py's keyword sets, its week of history, and
+today's 2,000 harvested papers (titles and abstracts drawn, Zipf-like, from 3,000 made-up terms;
+the keywords' own papers as plan_mix's). Measured each in its own process on a fresh copy:
+  1. without own topics (the same harvest: what planning costs with nobody's topics);
+  2. every reader with 5 own topic lines (50,000), 30 % of them drawn from 200 lines shared
+     across readers, the rest their own: two terms of the rarer 2,800 (a few papers a day
+     each) or an author;
+and, apart, matching the 50,000 lines alone over the day's papers (one in-memory index, each
+distinct query once). Prints the times, their ratio, peak RSS, distinct editions and the size
+of their bodies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import plan_mix  # the shared bench data: keyword sets and history
+
+READERS, LINES, SHARED, PAPERS = 10_000, 5, 0.30, 2_000
+TERMS = [f"term{i}" for i in range(3_000)]
+WEIGHTS = [1 / (i + 10) for i in range(len(TERMS))]  # a few common terms, many rare
+
+
+def harvested(now: datetime) -> list:
+    """Return today's harvested papers (the same every run)."""
+    from digest.models import Paper
+
+    rng = random.Random(5)
+    return [
+        Paper(
+            id=f"2611.9{i:04d}",
+            version=1,
+            title=" ".join(rng.choices(TERMS, WEIGHTS, k=10)),
+            authors=(f"Author {rng.randrange(5000)}", f"Author {rng.randrange(5000)}"),
+            abstract=" ".join(rng.choices(TERMS, WEIGHTS, k=150)),
+            comment=None,
+            published=now - timedelta(hours=1 + i / 100),
+            updated=now - timedelta(hours=1 + i / 100),
+            primary_category="cs.LG",
+            categories=("cs.LG",),
+        )
+        for i in range(PAPERS)
+    ]
+
+
+def lines_of(rng: random.Random, shared: list[str]) -> list[str]:
+    """Return one reader's own topic lines."""
+    found: list[str] = []
+    while len(found) < LINES:
+        if rng.random() < SHARED:
+            line = rng.choice(shared)
+        elif rng.random() < 0.8:
+            line = " ".join(rng.choices(TERMS[200:], k=2))
+        else:
+            line = f'au:"Author {rng.randrange(5000)}"'
+        if line not in found:
+            found.append(line)
+    return found
+
+
+def all_lines() -> list[list[str]]:
+    """Return every reader's lines (the same every run)."""
+    rng = random.Random(7)
+    shared = [" ".join(rng.choices(TERMS[200:], k=2)) for _ in range(200)]
+    return [lines_of(rng, shared) for _ in range(READERS)]
+
+
+def build(folder: Path, now: datetime, own: bool) -> None:
+    """Write plan_mix's baseline folder, harvesting cs.LG, with or without own topics."""
+    from digest.store import Store
+
+    plan_mix.build(folder, plan_mix.Options(subscribers=READERS, web=0), now, mixed=False)
+    settings = folder / "settings.toml"
+    text = settings.read_text().replace(
+        "[[keywords]]", '[arxiv]\nharvest = ["cs.LG"]\n[[keywords]]', 1
+    )
+    settings.write_text(text)
+    if own:
+        with Store(folder / "digest.db") as store, store.transaction():
+            for i, lines in enumerate(all_lines()):
+                email = f"user{i:06d}@example.org"
+                store.save_own_topics(email, f"User {i}", "csv", lines, now - timedelta(days=9))
+
+
+def child(folder: Path) -> None:
+    """Plan today's cycle in `folder` and print JSON."""
+    from digest.config import load_settings
+    from digest.fetch import Fetched, FetchWindow
+    from digest.models import KeywordResult
+    from digest.planning import plan
+    from digest.store import Store
+
+    settings = load_settings(folder / "settings.toml", env={"DIGEST_SECRET": plan_mix.SECRET})
+    now = datetime.fromisoformat((folder / "now.txt").read_text())
+    with Store(settings.database) as store:
+        secret = store.secret(settings.secret)
+        cycle_id = store.begin_cycle(now)
+        window = FetchWindow(now - timedelta(days=3))
+        found = {k: Fetched(window, p) for k, p in plan_mix.papers_of(0, now).items()}
+        found["harvest:cs.lg"] = Fetched(window, harvested(now))
+        results = [KeywordResult(k.name) for k in settings.fetched_keywords]
+        started = time.perf_counter()
+        planning = plan(settings, store, found, results, cycle_id, now, secret)
+        seconds = time.perf_counter() - started
+        size = store.db.execute(
+            "SELECT sum(length(text) + length(html)) FROM editions WHERE cycle_id = ?", [cycle_id]
+        ).fetchone()[0]
+    print(json.dumps({
+        "planned": planning.planned, "editions": planning.editions, "seconds": seconds,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "bodies_mb": (size or 0) / 2**20,
+    }))  # fmt: skip
+
+
+def matching() -> dict[str, float]:
+    """Time matching the 50,000 lines alone over the day's papers, in this process."""
+    from digest.matching import Matcher
+    from digest.store.corpus import DayCorpus
+    from digest.topics import parse
+
+    papers = {p.id: p for p in harvested(datetime.now(UTC))}
+    lines = [line for reader in all_lines() for line in reader]
+    started = time.perf_counter()
+    parsed = {line: parse(line) for line in set(lines)}
+    corpus = DayCorpus(papers)
+    matcher = Matcher(corpus)
+    hits = [len(matcher.match(parsed[line])) for line in lines]
+    seconds = time.perf_counter() - started
+    corpus.close()
+    return {
+        "seconds": seconds,
+        "distinct": len(parsed),
+        "median_hits": statistics.median(hits),
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_child(source: Path, scratch: Path) -> dict:
+    """Plan on a fresh copy of `source`, in a new process; return its JSON."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(source, scratch)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(scratch)], capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"the planning child failed:\n{done.stderr}")
+    shutil.rmtree(scratch)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each")
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child)
+    now = datetime.now(UTC).replace(microsecond=0)
+    runs: dict[str, list[dict]] = {"without": [], "with": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in runs:
+            build(Path(tmp) / name, now, own=name == "with")
+        for number in range(args.repeat):
+            for name in runs:
+                print(f"run {number + 1}/{args.repeat}: {name} own topics ...", flush=True)
+                runs[name].append(run_child(Path(tmp) / name, Path(tmp) / "run"))
+    alone = matching()
+    med = {name: statistics.median(r["seconds"] for r in found) for name, found in runs.items()}
+    print(f"\nplanning {READERS:,} readers, {PAPERS:,} harvested papers today, medians of "
+          f"{args.repeat}:")  # fmt: skip
+    for name, found in runs.items():
+        last = found[-1]
+        print(
+            f"  {name:<8} own topics {med[name]:6.2f} s  {last['planned']:,} messages, "
+            f"{last['editions']:,} distinct editions ({last['bodies_mb']:.0f} MB of bodies), "
+            f"peak RSS {max(r['rss_mb'] for r in found):.0f} MB"
+        )
+    print(f"  with / without: {med['with'] / med['without']:.2f}")
+    print(
+        f"  matching alone: {READERS * LINES:,} lines ({alone['distinct']:,} distinct) over "
+        f"{PAPERS:,} papers in {alone['seconds']:.2f} s, median {alone['median_hits']:g} "
+        f"papers a line, peak RSS {alone['rss_mb']:.0f} MB"
+    )
+    return None
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main()
