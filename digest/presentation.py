@@ -26,6 +26,8 @@ class PaperItem:
     tags: tuple[str, ...]
     abstract: str
     cut: bool = False  # the abstract shown is shorter than the paper's
+    because: str | None = None  # the title of the liked paper that lifted it (ranking)
+    words: frozenset[str] = frozenset()  # the section's words as the paper spells them
 
     @property
     def title(self) -> str:

@@ -6,15 +6,16 @@ import functools
 import re
 import secrets
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import css_inline
 import jinja2
+from markupsafe import Markup, escape
 
 from . import latex
 from .models import Paper
@@ -65,7 +66,26 @@ def make_environment(extra: Path | None = None) -> jinja2.Environment:
     )
     env.filters["wrap"] = wrap
     env.filters["readable"] = latex.text  # a title or abstract's LaTeX as Unicode text
+    env.filters["highlight"] = highlight
     return env
+
+
+def highlight(text: str, words: Collection[str]) -> Markup | str:
+    """Return text (HTML-escaped) with these words, whole and in any case, in bold."""
+    if not words or not text:
+        return text
+    pieces: list[Markup] = []
+    last = 0
+    for match in _words_pattern(frozenset(words)).finditer(text):
+        pieces += [escape(text[last : match.start()]), Markup("<b>{}</b>").format(match.group())]
+        last = match.end()
+    return Markup("").join([*pieces, escape(text[last:])])
+
+
+@functools.lru_cache(maxsize=4_096)
+def _words_pattern(words: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -127,6 +147,14 @@ class Rendered:
 Papers = Sequence[tuple[str, Sequence[tuple[Paper, tuple[str, ...]]]]]
 
 
+class Ranking(NamedTuple):
+    """What ranking adds to a digest: reasons and highlighted words by paper, the cap."""
+
+    reasons: Mapping[str, str]
+    highlights: Mapping[str, Collection[str]]
+    max_per_topic: int | None
+
+
 class Renderer:
     """Render digest editions, the HTML part within the size Gmail shows unclipped."""
 
@@ -157,6 +185,9 @@ class Renderer:
         since: date | None = None,
         feedback: Callable[[str, str, str], str] | None = None,
         own_more: Mapping[str, str] | None = None,
+        reasons: Mapping[str, str] | None = None,
+        highlights: Mapping[str, Collection[str]] | None = None,
+        max_per_topic: int | None = None,
     ) -> Rendered:
         """Render one digest; if its HTML is too large, shorten abstracts, then cap topics.
 
@@ -166,8 +197,11 @@ class Renderer:
         paper, since no client clips it. `feedback(paper_id, vote, token)` builds a vote link
         (Links.feedback): each paper gets 👍 / 👎 links, their tokens placeholders. `own_more`
         gives the reader's own topics' sections (by title) their full list: the reader's page of
-        them (the `mine_url` placeholder, personal) followed by this query.
+        them (the `mine_url` placeholder, personal) followed by this query. `reasons` names,
+        by paper id, the liked paper that lifted it; `highlights` the words of its section's
+        topic it has (bold in HTML); `max_per_topic` caps each section in both parts.
         """
+        ranked = Ranking(reasons or {}, highlights or {}, max_per_topic)
         count = sum(len(papers) for _, papers in sections)
         personal = ("greeting", "unsubscribe_url", "manage_url", "email")
         placeholders = {
@@ -199,7 +233,7 @@ class Renderer:
         titles = [latex.text(p.title) for _, papers in sections for p, _ in papers[:3]]
         context["subject"] = subject(count, [(name, len(p)) for name, p in sections])
         context["preheader"] = preheader(titles)
-        full = self._sections(sections, None, None)
+        full = self._sections(sections, None, None, ranked)
         text = self.env.get_template("email/digest.txt").render(
             context, sections=full, notes=list(notes)
         )
@@ -208,7 +242,7 @@ class Renderer:
         steps += [(n, None) for n in shorter if self.abstracts != "none"]
         steps += [(0, cap) for cap in CAP_STEPS]
         for limit, cap in steps:
-            shown = full if limit is None else self._sections(sections, limit, cap)
+            shown = full if limit is None else self._sections(sections, limit, cap, ranked)
             shown_notes = list(notes) + _notes(self.abstracts, limit, cap)
             html = self.env.get_template("email/digest.html").render(
                 context, sections=shown, notes=shown_notes
@@ -219,11 +253,21 @@ class Renderer:
         subject_line = self.env.get_template("email/subject.txt").render(context)
         return Rendered(" ".join(subject_line.split()), text, html, count, placeholders)
 
-    def _sections(self, sections: Papers, limit: int | None, cap: int | None) -> list[Section]:
+    def _sections(
+        self, sections: Papers, limit: int | None, cap: int | None, ranked: Ranking
+    ) -> list[Section]:
         shown = []
+        if ranked.max_per_topic is not None:
+            cap = ranked.max_per_topic if cap is None else min(cap, ranked.max_per_topic)
         for number, (name, papers) in enumerate(sections, 1):
             items = [
-                PaperItem(p, tags, *abstract_of(p, self.abstracts, limit))
+                PaperItem(
+                    p,
+                    tags,
+                    *abstract_of(p, self.abstracts, limit),
+                    because=ranked.reasons.get(p.id),
+                    words=frozenset(ranked.highlights.get(p.id, ())),
+                )
                 for p, tags in papers[:cap]
             ]
             shown.append(Section(name, f"topic-{number}", items, len(papers) - len(items)))
