@@ -218,6 +218,8 @@ class Settings:
     web_port: int
     secret: str | None
     notices: tuple[str, ...] = ()  # deprecated settings still honoured, with what to write
+    top_picks: int = 5  # the reader's best papers of the day first (0: none)
+    max_per_topic: int = 25  # papers a section of the email shows, the best first
     web_health_details: bool = False  # /healthz details for everyone, not only local requests
     web_pages: bool = True  # the public reading room: pages, feeds, search
     web_signup: bool = False  # /subscribe and /confirm: sign-up with double opt-in
@@ -442,6 +444,8 @@ def _build(
         archive_url=digest["archive_url"],
         archive_rows=digest["archive_rows"],
         abstracts=digest["abstracts"],
+        top_picks=digest["top_picks"],
+        max_per_topic=digest["max_per_topic"],
         first_run_days=digest["first_run_days"],
         sender=sender,
         arxiv=ArxivSettings(**arxiv),

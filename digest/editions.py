@@ -10,11 +10,13 @@ from email.utils import parseaddr
 from .config import Settings, slugs
 from .links import Links
 from .models import KeywordResult, Paper
-from .own_matches import Matches, OwnMatches, with_own
+from .own_matches import Matches, OwnMatches, Sections, with_own
 from .presentation import long_date, sections_for
+from .ranker import Arranged, Ranker
 from .readers import Due, Reader
 from .render import Renderer, make_environment
 from .store import Store
+from .topics import text_words, words
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,10 @@ class EditionBuilder:
         cycle_id: int,
         day: date,
         own: OwnMatches | None = None,
+        ranker: Ranker | None = None,
     ):
         self.settings, self.store, self.results = settings, store, results
+        self.ranker = ranker  # orders each section (None: as found, newest first)
         self.own = own  # readers' own topics, matched over each news window (None: ignored)
         self.cycle_id, self.day = cycle_id, day
         self.names = {key: result.keyword for key, result in results.items()}
@@ -61,8 +65,10 @@ class EditionBuilder:
             key: tuple = (reader.topics, due.since, abstracts, due.resumed, own)
         else:
             own, key = None, (reader.topics, due.since, abstracts, due.resumed)
+        voter = reader.key if self.ranker and self.ranker.personal(reader.key) else None
+        key += (voter,)  # their votes order their digest: a body of their own
         if key not in self.ids:
-            self.ids[key] = self._render(reader.topics, due, abstracts, own)
+            self.ids[key] = self._render(reader.topics, due, abstracts, own, voter)
         return self.ids[key]
 
     def window(self, since: int | None) -> NewsWindow:
@@ -86,9 +92,15 @@ class EditionBuilder:
         return self.windows[since]
 
     def _render(
-        self, topics: tuple[str, ...], due: Due, abstracts: str, own: Matches | None = None
+        self,
+        topics: tuple[str, ...],
+        due: Due,
+        abstracts: str,
+        own: Matches | None = None,
+        voter: str | None = None,
     ) -> int | None:
-        """Render and store one digest (`own`: the reader's own topics' matches, if any)."""
+        """Render and store one digest (`own`: the reader's own topics' matches, if any;
+        `voter`: the reader whose votes order it, if any)."""
         window = self.window(due.since)
         keys = tuple(k for k in topics if k in window.new_by_key)
         sections = sections_for(keys, window.new_by_key, window.earlier, window.papers, self.names)
@@ -97,6 +109,8 @@ class EditionBuilder:
             sections = with_own(sections, own, self.own.papers(due.since))
         if not sections:
             return None
+        arranged = self._arrange(sections, due.since, own, voter)
+        sections = arranged.sections
         notes = _notes(self.results, keys)
         if due.resumed is not None:
             notes.append(
@@ -110,7 +124,9 @@ class EditionBuilder:
             followed.append("your own topics")
             browser = browser if topics else None  # the day's page shows none of theirs
             query = Links.mine_query(self.day, window.since)
-            own_more = {line: query for line, _ in sections[listed:] if line not in more}
+            own_more = {
+                line: query for line, _ in sections[listed + arranged.picks :] if line not in more
+            }
         body = self._renderer(abstracts).edition(
             sections,
             self.day,
@@ -121,12 +137,32 @@ class EditionBuilder:
             since=window.since,
             feedback=Links(self.settings.base_url).feedback,  # 👍 / 👎 on each paper
             own_more=own_more,
+            reasons=arranged.reasons,
+            highlights=arranged.highlights,
+            max_per_topic=self.settings.max_per_topic,
+            picks=arranged.picks,
         )
         self.count += 1
         return self.store.add_edition(
             self.cycle_id, topics, body.papers, body.subject, body.text, body.html,
             body.placeholders,
         )  # fmt: skip
+
+    def _arrange(
+        self, sections: Sections, since: int | None, own: Matches | None, voter: str | None
+    ) -> Arranged:
+        """Order the sections for the reader (as found when nothing ranks them)."""
+        if self.ranker is None:
+            return Arranged(sections, {}, {}, 0)
+        window = self.window(since)
+        papers = dict(window.papers)
+        queries = {self.names[k]: words(self.names[k]) for k in window.new_by_key}
+        if own and self.own is not None:
+            papers.update(self.own.papers(since))
+            for line, _ in own:
+                if (topic := self.own.topic(line)) is not None:
+                    queries[line] = text_words(topic)
+        return self.ranker.arrange(sections, queries, papers, (since, own is not None), voter)
 
     def _renderer(self, abstracts: str) -> Renderer:
         if abstracts not in self.renderers:

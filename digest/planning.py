@@ -15,6 +15,7 @@ from .fetch import Fetched
 from .mail import new_message_id
 from .models import KeywordResult, Paper
 from .own_matches import OwnMatches
+from .ranker import Ranker
 from .readers import Reader, due, roll
 from .store import Store
 from .tokens import token_id
@@ -92,7 +93,7 @@ def plan(
             log.info("diff: %s", "; ".join(_news(results[key]) for key in shown))
         day = now.astimezone(settings.timezone).date()
         topics = {key: r for key, r in results.items() if not is_harvest(key)}  # harvest: no mail
-        messages = _Messages(settings, store, topics, cycle_id, day, secret, own)
+        messages = _Messages(settings, store, topics, cycle_id, day, secret, own, now)
         store.plan_messages(messages.rows(), now)
     finally:
         own.close()
@@ -191,6 +192,7 @@ class _Messages:
     day: date
     secret: bytes
     own: OwnMatches | None = None  # readers' own topics (None: nobody's)
+    now: datetime | None = None  # the cycle's moment (votes decay from it)
     planned: int = 0
     editions: int = 0
     bad_rows: list[str] = field(default_factory=list)
@@ -202,7 +204,8 @@ class _Messages:
         """Yield one outbox row per reader with news today, each distinct digest rendered once."""
         settings, store, cycle_id, secret = self.settings, self.store, self.cycle_id, self.secret
         own = self.own if settings.web_personal_topics else None
-        editions = EditionBuilder(settings, store, self.results, cycle_id, self.day, own)
+        ranker = Ranker(store, self.now or datetime.now(UTC), settings.top_picks)
+        editions = EditionBuilder(settings, store, self.results, cycle_id, self.day, own, ranker)
         suppressed = store.suppressed()
         recipients: list[tuple] = []
         for reader in roll(settings, store):

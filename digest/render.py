@@ -188,6 +188,7 @@ class Renderer:
         reasons: Mapping[str, str] | None = None,
         highlights: Mapping[str, Collection[str]] | None = None,
         max_per_topic: int | None = None,
+        picks: int = 0,
     ) -> Rendered:
         """Render one digest; if its HTML is too large, shorten abstracts, then cap topics.
 
@@ -199,10 +200,11 @@ class Renderer:
         gives the reader's own topics' sections (by title) their full list: the reader's page of
         them (the `mine_url` placeholder, personal) followed by this query. `reasons` names,
         by paper id, the liked paper that lifted it; `highlights` the words of its section's
-        topic it has (bold in HTML); `max_per_topic` caps each section in both parts.
+        topic it has (bold in HTML); `max_per_topic` caps each section in both parts. The first
+        `picks` sections (the top picks) repeat papers of the others: they are not counted.
         """
         ranked = Ranking(reasons or {}, highlights or {}, max_per_topic)
-        count = sum(len(papers) for _, papers in sections)
+        count = sum(len(papers) for _, papers in sections[picks:])
         personal = ("greeting", "unsubscribe_url", "manage_url", "email")
         placeholders = {
             k: f"DIGEST{k.upper()}{secrets.token_hex(8)}"
@@ -231,7 +233,7 @@ class Renderer:
             **placeholders,
         }
         titles = [latex.text(p.title) for _, papers in sections for p, _ in papers[:3]]
-        context["subject"] = subject(count, [(name, len(p)) for name, p in sections])
+        context["subject"] = subject(count, [(name, len(p)) for name, p in sections[picks:]])
         context["preheader"] = preheader(titles)
         full = self._sections(sections, None, None, ranked)
         text = self.env.get_template("email/digest.txt").render(

@@ -234,6 +234,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "archive_rows": (_int(1, 10_000), 100),
         "archive_intro": (_text, None),  # markdown; None: the original archive's introduction
         "abstracts": (_choice("snippet", "full", "none"), "snippet"),
+        "top_picks": (_int(0, 20), 5),  # a reader's best papers first, when a mail has > 10
+        "max_per_topic": (_int(1, 1_000), 25),  # papers a section shows; the rest on the web
     },
     "arxiv": {
         "api_url": (_url, f"https://{OFFICIAL_API}/api/query"),

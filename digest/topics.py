@@ -91,6 +91,16 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(fold(text).replace("_", " ")))
 
 
+def text_words(topic: Topic) -> tuple[str, ...]:
+    """Return the words a topic looks for in titles and abstracts (what ranks its papers)."""
+    found: dict[str, None] = {}
+    for clause in topic.clauses:
+        for term in clause.wanted:
+            if term.field == "text":
+                found.update(dict.fromkeys(term.words))
+    return tuple(found)
+
+
 def parse(line: str) -> Topic:
     """Read one topic line; raise TopicError saying what is wrong and how to write it."""
     text = " ".join(line.split())

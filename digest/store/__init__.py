@@ -11,6 +11,7 @@ from .outbox import Edition, Message, Outbox
 from .peek import peek_deleted, peek_meta
 from .people import People, Person
 from .posts import ChannelState, Post, Posts
+from .relevance import Vocabulary
 from .room_queries import Cycle, QueryTooLong, RoomQueries
 from .sends import Sends
 from .tallies import Counts, CycleRecord, FetchCost, MailCounts, Tallies
@@ -59,5 +60,6 @@ class Store(
     Posts,
     Tallies,
     Votes,
+    Vocabulary,
 ):
     """The database of digest, the one place that speaks SQL."""

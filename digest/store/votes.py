@@ -87,6 +87,15 @@ class Votes(Database):
             found.setdefault(key, []).append(Vote(paper, vote, datetime.fromisoformat(at)))
         return found
 
+    def all_votes(self) -> dict[str, list[Vote]]:
+        """Return everyone's votes by address key, newest first (what ranking learns from)."""
+        found: dict[str, list[Vote]] = {}
+        for key, paper, vote, at in self.db.execute(
+            "SELECT key, paper_id, vote, voted_at FROM votes ORDER BY key, voted_at DESC, paper_id"
+        ):
+            found.setdefault(key, []).append(Vote(paper, vote, datetime.fromisoformat(at)))
+        return found
+
     def voted_papers(self, email: str, limit: int | None = None) -> list[VotedPaper]:
         """Return a person's votes with the papers' titles, newest first (`limit`: so many)."""
         rows = self.db.execute(
