@@ -82,7 +82,7 @@ def test_plain_order_is_the_topics_words_then_the_date(tmp_path):
 
 
 def test_likes_lift_a_paper_on_their_subject_and_name_the_closest(tmp_path):
-    store, rank = ranker(tmp_path, [("ada@example.org", A, 1), ("ada@example.org", B, 1)])
+    _, rank = ranker(tmp_path, [("ada@example.org", A, 1), ("ada@example.org", B, 1)])
     queries = {"Graph Neural Network": ("message",)}  # in none of them: the date decides
     plain = rank.arrange([("Graph Neural Network", section(C, D))], queries, PAPERS, 1)
     assert ordered(plain) == [C, D]  # the date puts the drug paper last
@@ -97,7 +97,7 @@ def test_likes_lift_a_paper_on_their_subject_and_name_the_closest(tmp_path):
 
 
 def test_a_dislike_pushes_a_similar_paper_down(tmp_path):
-    store, rank = ranker(tmp_path, [("ada@example.org", A, -1)])
+    _, rank = ranker(tmp_path, [("ada@example.org", A, -1)])
     queries = {"Graph Neural Network": ()}
     plain = rank.arrange([("Graph Neural Network", section(D, E))], queries, PAPERS, 1)
     assert ordered(plain) == [D, E]  # newer first
