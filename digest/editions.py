@@ -10,9 +10,9 @@ from email.utils import parseaddr
 from .config import Settings, slugs
 from .links import Links
 from .models import KeywordResult, Paper
-from .own_matches import Matches, OwnMatches, Sections, with_own
+from .own_matches import Matches, OwnMatches, with_own
 from .presentation import long_date, sections_for
-from .ranker import Arranged, Ranker
+from .ranker import Arranged, Plain, Ranker
 from .readers import Due, Reader
 from .render import Renderer, make_environment
 from .store import Store
@@ -52,6 +52,7 @@ class EditionBuilder:
         self.previous = store.previous_cycle(cycle_id)  # the cycle before this one, or 0
         self.renderers: dict[str, Renderer] = {}
         self.ids: dict[tuple, int | None] = {}
+        self.plains: dict[tuple, Plain] = {}  # each topic set's sections in the plain order
         self.count = 0
 
     def edition_for(self, reader: Reader, due: Due) -> int | None:
@@ -70,6 +71,30 @@ class EditionBuilder:
         if key not in self.ids:
             self.ids[key] = self._render(reader.topics, due, abstracts, own, voter)
         return self.ids[key]
+
+    def _plain(self, topics: tuple[str, ...], since: int | None, own: Matches | None) -> Plain:
+        """Return the sections of these topics (and own matches) in the plain order, once."""
+        key = (topics, since, own)
+        if key not in self.plains:
+            window = self.window(since)
+            keys = tuple(k for k in topics if k in window.new_by_key)
+            sections = sections_for(
+                keys, window.new_by_key, window.earlier, window.papers, self.names
+            )
+            papers = dict(window.papers)
+            queries = {self.names[k]: words(self.names[k]) for k in keys}
+            if own and self.own is not None:
+                sections = with_own(sections, own, self.own.papers(since))
+                papers.update(self.own.papers(since))
+                for line, _ in own:
+                    if (topic := self.own.topic(line)) is not None:
+                        queries[line] = text_words(topic)
+            if self.ranker is None:
+                self.plains[key] = Plain(sections, {}, {}, {}, None)
+            else:
+                window_key = (since, own is not None)
+                self.plains[key] = self.ranker.plain(sections, queries, papers, window_key)
+        return self.plains[key]
 
     def window(self, since: int | None) -> NewsWindow:
         """Return the news of the cycles after `since` (None: of this cycle alone)."""
@@ -103,13 +128,14 @@ class EditionBuilder:
         `voter`: the reader whose votes order it, if any)."""
         window = self.window(due.since)
         keys = tuple(k for k in topics if k in window.new_by_key)
-        sections = sections_for(keys, window.new_by_key, window.earlier, window.papers, self.names)
-        listed = len(sections)  # the keywords' sections; the own topics' follow
-        if own and self.own is not None:
-            sections = with_own(sections, own, self.own.papers(due.since))
-        if not sections:
+        plain = self._plain(topics, due.since, own)
+        if not plain.sections:
             return None
-        arranged = self._arrange(sections, due.since, own, voter)
+        listed = sum(1 for title, _ in plain.sections if title in self.names.values())
+        if self.ranker is None:
+            arranged = Arranged(plain.sections, {}, {}, 0, {})
+        else:
+            arranged = self.ranker.arrange(plain, voter)
         sections = arranged.sections
         notes = _notes(self.results, keys)
         if due.resumed is not None:
@@ -139,30 +165,14 @@ class EditionBuilder:
             own_more=own_more,
             reasons=arranged.reasons,
             highlights=arranged.highlights,
-            max_per_topic=self.settings.max_per_topic,
             picks=arranged.picks,
+            totals=arranged.totals,
         )
         self.count += 1
         return self.store.add_edition(
             self.cycle_id, topics, body.papers, body.subject, body.text, body.html,
             body.placeholders,
         )  # fmt: skip
-
-    def _arrange(
-        self, sections: Sections, since: int | None, own: Matches | None, voter: str | None
-    ) -> Arranged:
-        """Order the sections for the reader (as found when nothing ranks them)."""
-        if self.ranker is None:
-            return Arranged(sections, {}, {}, 0)
-        window = self.window(since)
-        papers = dict(window.papers)
-        queries = {self.names[k]: words(self.names[k]) for k in window.new_by_key}
-        if own and self.own is not None:
-            papers.update(self.own.papers(since))
-            for line, _ in own:
-                if (topic := self.own.topic(line)) is not None:
-                    queries[line] = text_words(topic)
-        return self.ranker.arrange(sections, queries, papers, (since, own is not None), voter)
 
     def _renderer(self, abstracts: str) -> Renderer:
         if abstracts not in self.renderers:

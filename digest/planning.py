@@ -204,7 +204,9 @@ class _Messages:
         """Yield one outbox row per reader with news today, each distinct digest rendered once."""
         settings, store, cycle_id, secret = self.settings, self.store, self.cycle_id, self.secret
         own = self.own if settings.web_personal_topics else None
-        ranker = Ranker(store, self.now or datetime.now(UTC), settings.top_picks)
+        ranker = Ranker(
+            store, self.now or datetime.now(UTC), settings.top_picks, settings.max_per_topic
+        )
         editions = EditionBuilder(settings, store, self.results, cycle_id, self.day, own, ranker)
         suppressed = store.suppressed()
         recipients: list[tuple] = []

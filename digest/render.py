@@ -153,6 +153,7 @@ class Ranking(NamedTuple):
     reasons: Mapping[str, str]
     highlights: Mapping[str, Collection[str]]
     max_per_topic: int | None
+    totals: Mapping[str, int]  # by section title: its papers before a cut
 
 
 class Renderer:
@@ -189,6 +190,7 @@ class Renderer:
         highlights: Mapping[str, Collection[str]] | None = None,
         max_per_topic: int | None = None,
         picks: int = 0,
+        totals: Mapping[str, int] | None = None,
     ) -> Rendered:
         """Render one digest; if its HTML is too large, shorten abstracts, then cap topics.
 
@@ -202,9 +204,11 @@ class Renderer:
         by paper id, the liked paper that lifted it; `highlights` the words of its section's
         topic it has (bold in HTML); `max_per_topic` caps each section in both parts. The first
         `picks` sections (the top picks) repeat papers of the others: they are not counted.
+        `totals` gives, by title, how many papers a section cut short has in all.
         """
-        ranked = Ranking(reasons or {}, highlights or {}, max_per_topic)
-        count = sum(len(papers) for _, papers in sections[picks:])
+        totals = dict(totals or {})
+        ranked = Ranking(reasons or {}, highlights or {}, max_per_topic, totals)
+        count = sum(totals.get(name, len(papers)) for name, papers in sections[picks:])
         personal = ("greeting", "unsubscribe_url", "manage_url", "email")
         placeholders = {
             k: f"DIGEST{k.upper()}{secrets.token_hex(8)}"
@@ -233,7 +237,9 @@ class Renderer:
             **placeholders,
         }
         titles = [latex.text(p.title) for _, papers in sections for p, _ in papers[:3]]
-        context["subject"] = subject(count, [(name, len(p)) for name, p in sections[picks:]])
+        context["subject"] = subject(
+            count, [(name, totals.get(name, len(p))) for name, p in sections[picks:]]
+        )
         context["preheader"] = preheader(titles)
         full = self._sections(sections, None, None, ranked)
         text = self.env.get_template("email/digest.txt").render(
@@ -272,7 +278,8 @@ class Renderer:
                 )
                 for p, tags in papers[:cap]
             ]
-            shown.append(Section(name, f"topic-{number}", items, len(papers) - len(items)))
+            total = ranked.totals.get(name, len(papers))
+            shown.append(Section(name, f"topic-{number}", items, total - len(items)))
         return shown
 
     def page(self, name: str, **context: Any) -> str:

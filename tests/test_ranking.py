@@ -66,6 +66,10 @@ def section(*ids):
     return [(PAPERS[i], ()) for i in ids]
 
 
+def arranged_for(rank, sections, queries, window, reader=None, papers=PAPERS):
+    return rank.arrange(rank.plain(sections, queries, papers, window), reader)
+
+
 def ordered(arranged, title="Graph Neural Network"):
     return [p.id for p, _ in dict(arranged.sections)[title]]
 
@@ -73,49 +77,53 @@ def ordered(arranged, title="Graph Neural Network"):
 def test_plain_order_is_the_topics_words_then_the_date(tmp_path):
     _, rank = ranker(tmp_path)
     queries = {"Graph Neural Network": ("graph", "neural", "network")}
-    got = rank.arrange([("Graph Neural Network", section(E, D, C))], queries, PAPERS, 1)
+    got = arranged_for(rank, [("Graph Neural Network", section(E, D, C))], queries, 1)
     assert ordered(got)[0] == C  # C has all three words in its title
     assert got.highlights[C] == {"graph", "neural", "networks", "graphs"}  # as C spells them
     assert got.reasons == {} and got.picks == 0
-    same = rank.arrange([("Graph Neural Network", section(D, E))], {}, PAPERS, 1)
+    same = arranged_for(rank, [("Graph Neural Network", section(D, E))], {}, 1)
     assert ordered(same) == [D, E]  # no words to score: newest first
 
 
 def test_likes_lift_a_paper_on_their_subject_and_name_the_closest(tmp_path):
     _, rank = ranker(tmp_path, [("ada@example.org", A, 1), ("ada@example.org", B, 1)])
     queries = {"Graph Neural Network": ("message",)}  # in none of them: the date decides
-    plain = rank.arrange([("Graph Neural Network", section(C, D))], queries, PAPERS, 1)
+    plain = arranged_for(rank, [("Graph Neural Network", section(C, D))], queries, 1)
     assert ordered(plain) == [C, D]  # the date puts the drug paper last
-    liked = rank.arrange(
-        [("Graph Neural Network", section(C, D))], queries, PAPERS, 1, "ada@example.org"
+    liked = arranged_for(
+        rank, [("Graph Neural Network", section(C, D))], queries, 1, "ada@example.org"
     )
     assert ordered(liked)[0] == D  # molecules and proteins, like A and B
     assert liked.reasons[D] in {PAPERS[A].title, PAPERS[B].title}
-    assert ordered(rank.arrange(  # another reader's order is unchanged
-        [("Graph Neural Network", section(C, D))], queries, PAPERS, 1, "bob@example.org"
-    )) == ordered(plain)  # fmt: skip
+    other = arranged_for(
+        rank, [("Graph Neural Network", section(C, D))], queries, 1, "bob@example.org"
+    )
+    assert ordered(other) == ordered(plain)  # another reader's order is unchanged
 
 
 def test_a_dislike_pushes_a_similar_paper_down(tmp_path):
     _, rank = ranker(tmp_path, [("ada@example.org", A, -1)])
     queries = {"Graph Neural Network": ()}
-    plain = rank.arrange([("Graph Neural Network", section(D, E))], queries, PAPERS, 1)
+    plain = arranged_for(rank, [("Graph Neural Network", section(D, E))], queries, 1)
     assert ordered(plain) == [D, E]  # newer first
-    got = rank.arrange(
-        [("Graph Neural Network", section(D, E))], queries, PAPERS, 1, "ada@example.org"
+    got = arranged_for(
+        rank, [("Graph Neural Network", section(D, E))], queries, 1, "ada@example.org"
     )
     assert ordered(got) == [E, D] and got.reasons == {}
 
 
 def test_top_picks_lead_a_long_mail_and_papers_stay_in_their_sections(tmp_path):
     _, rank = ranker(tmp_path)
-    many = [("Graph Neural Network", section(A, B, C, D, E)), ("Sparse", section(F) * 6)]
-    queries = {"Graph Neural Network": ("graph", "neural", "network"), "Sparse": ("sparse",)}
-    got = rank.arrange(many, queries, PAPERS, 2)
+    papers = PAPERS | {p.id: p for p in HISTORY}
+    history = [(p, ()) for p in HISTORY[:6]]
+    many = [("Graph Neural Network", section(A, B, C, D, E)), ("Study", history)]
+    queries = {"Graph Neural Network": ("graph", "neural", "network"), "Study": ("study",)}
+    got = arranged_for(rank, many, queries, 2, papers=papers)
     assert got.picks == 1 and got.sections[0][0] == TOP_PICKS
     assert len(got.sections[0][1]) == 2 and len(got.sections) == 3
-    assert all(tags[0] in {"Graph Neural Network", "Sparse"} for _, tags in got.sections[0][1])
-    few = rank.arrange([("Graph Neural Network", section(A, B))], queries, PAPERS, 3)
+    assert all(tags[0] in {"Graph Neural Network", "Study"} for _, tags in got.sections[0][1])
+    assert got.totals == {"Graph Neural Network": 5, "Study": 6}
+    few = arranged_for(rank, [("Graph Neural Network", section(A, B))], queries, 3)
     assert few.picks == 0  # ten papers or fewer: no picks
 
 
