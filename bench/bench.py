@@ -19,7 +19,9 @@ And the public site under abuse (bench/abuse.py): 16 clients hammering uncached 
 searches on the 100,000 papers while unsubscribe POSTs and /healthz are timed (p50, p99 against
 500 ms and 200 ms), with the search throughput achieved; --abuse-only runs that section alone.
 And readers' own topics (bench/own_topics.py): 10,000 readers x 5 topics matched against a
-2,000-paper day, against 10 s and 150 MB; --topics-only runs that section alone.
+2,000-paper day, against 10 s and 150 MB; then planning with own topics against without them
+(bench/plan_own.py) and with ranking against without (bench/plan_rank.py: a third of 10,000
+readers voting, a 2,000-paper day); --topics-only runs that section alone.
 """
 
 from __future__ import annotations
@@ -490,6 +492,11 @@ def topics_section(args: argparse.Namespace) -> None:
     import own_topics
 
     own_topics.matching_section(args.topics_readers, 5, args.topics_papers, 0.30, 3)
+    import plan_own  # planning 10,000 readers with own topics against without
+    import plan_rank  # planning with ranking (a third of the readers voting) against without
+
+    plan_own.main(["--repeat", "1"])
+    plan_rank.section(repeat=1)
 
 
 def planning_section(args: argparse.Namespace) -> None:
