@@ -20,7 +20,7 @@ from .ranking import (
     tfidf,
     tokens,
 )
-from .store import Store
+from .store import Store, Vote
 from .store.relevance import Stemmer
 
 TOP_PICKS = "Top picks"
@@ -42,9 +42,16 @@ class Ranker:
     """A cycle's ranking: each paper's words read once, each window's statistics counted
     once, each section's plain order computed once, each reader's profile learned once."""
 
-    def __init__(self, store: Store, now: datetime, top_picks: int = 5):
+    def __init__(
+        self,
+        store: Store,
+        now: datetime,
+        top_picks: int = 5,
+        votes: Mapping[str, Sequence[Vote]] | None = None,
+    ):
         self.store, self.now, self.top_picks = store, now, top_picks
-        self.votes = store.all_votes()  # by address key: who has a profile
+        # By address key: who has a profile (`votes`: these instead of everyone's stored ones).
+        self.votes: Mapping[str, Sequence[Vote]] = store.all_votes() if votes is None else votes
         self.stemmer = Stemmer()
         self.texts: dict[str, PaperText] = {}
         self.indexes: dict[object, TextIndex] = {}

@@ -252,7 +252,7 @@ async def test_a_cut_short_own_topic_links_to_the_readers_own_page(
             async with client.get(url.replace(BASE, base)) as answer:
                 page = await answer.text()
             assert answer.status == 200 and answer.headers["Cache-Control"] == "no-store"
-            assert "sparse attention <span" in page and "The newest 200 of 300" in page
+            assert "sparse attention <span" in page and "The first 200 of 300" in page
             assert page.count("<article>") == 200
             async with client.get(url.replace(BASE, base).replace("token=", "token=x")) as bad:
                 assert bad.status == 400
