@@ -143,16 +143,15 @@ class EditionBuilder:
                 f"Your pause ended on {long_date(due.resumed)}: this email covers only the "
                 "papers announced since."
             )
-        browser, more = self._links(topics, keys, single=window.since is None)
+        browser, more, own_more = self._links(topics, keys, window.since)
         followed = [self.names[k] for k in topics]
-        own_more: dict[str, str] = {}
         if own is not None:  # they have own topics: the footer says so, their page lists them
             followed.append("your own topics")
             browser = browser if topics else None  # the day's page shows none of theirs
             query = Links.mine_query(self.day, window.since)
-            own_more = {
-                line: query for line, _ in sections[listed + arranged.picks :] if line not in more
-            }
+            for line, _ in sections[listed + arranged.picks :]:
+                if line not in more:
+                    own_more.setdefault(line, query)
         body = self._renderer(abstracts).edition(
             sections,
             self.day,
@@ -167,6 +166,7 @@ class EditionBuilder:
             highlights=arranged.highlights,
             picks=arranged.picks,
             totals=arranged.totals,
+            max_per_topic=self.settings.max_per_topic,
         )
         self.count += 1
         return self.store.add_edition(
@@ -186,22 +186,23 @@ class EditionBuilder:
         return self.renderers[abstracts]
 
     def _links(
-        self, topics: tuple[str, ...], keys: tuple[str, ...], single: bool
-    ) -> tuple[str | None, dict[str, str]]:
-        """Return this email's page in the reading room, and where each topic's full list is.
+        self, topics: tuple[str, ...], keys: tuple[str, ...], since: date | None
+    ) -> tuple[str | None, dict[str, str], dict[str, str]]:
+        """Return this email's page in the reading room, where each topic's full list is (a
+        link), and the topics whose full list is the reader's own page, in their order (what
+        follows its link: Links.mine_query), by section title.
 
-        A digest of several days has no one day page: its topics link to their pages. With
-        the reading room off, a topic's full list is arXiv's own listing of it.
+        A digest of several days (`since`) has no one day page. With the reading room off, a
+        topic's full list is arXiv's own listing of it.
         """
         keywords = {k.key: k for k in self.settings.keywords}
         if not self.settings.web_pages:
-            return None, {keywords[k].name: keywords[k].listing_url() for k in keys}
+            return None, {keywords[k].name: keywords[k].listing_url() for k in keys}, {}
         slug = slugs(self.settings.keywords)
-        site = Links(self.settings.base_url)
-        if not single:
-            return None, {keywords[k].name: site.topic(slug[k]) for k in keys}
-        more = {keywords[k].name: site.day(self.day, [slug[k]]) for k in keys}
-        return site.day(self.day, [slug[k] for k in topics]), more
+        mine = {keywords[k].name: Links.mine_query(self.day, since, slug[k]) for k in keys}
+        if since is not None:
+            return None, {}, mine
+        return Links(self.settings.base_url).day(self.day, [slug[k] for k in topics]), {}, mine
 
 
 def _notes(results: dict[str, KeywordResult], keys: tuple[str, ...]) -> list[str]:

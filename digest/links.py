@@ -119,10 +119,12 @@ class Links:
         return f"{self.base_url}/mine?token={token}" + self.mine_query(day, since)
 
     @staticmethod
-    def mine_query(day: date | None, since: date | None = None) -> str:
-        """Return what follows the token in a link to a page of own topics: its days."""
+    def mine_query(day: date | None, since: date | None = None, topic: str | None = None) -> str:
+        """Return what follows the token in a link to a reader's page of their papers: its days,
+        and the keyword (by its slug) it shows instead of their own topics."""
         query = f"&day={day.isoformat()}" if day else ""
-        return query + (f"&since={since.isoformat()}" if since else "")
+        query += f"&since={since.isoformat()}" if since else ""
+        return query + (f"&topic={topic}" if topic else "")
 
     def confirm(self, nonce: str, expires: datetime) -> str:
         """Return a sign-up's confirmation link, valid until `expires`."""

@@ -8,8 +8,7 @@ cycle's for a daily reader, every cycle's since their last digest for a weekly o
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 
 from .matching import Matcher
 from .models import Paper
@@ -152,27 +151,3 @@ def with_own(sections: Sections, own: Matches, papers: Mapping[str, Paper]) -> S
         if mine:
             found.append((line, mine))
     return found
-
-
-def page_sections(
-    store: Store, lines: Iterable[str], start: datetime, end: datetime
-) -> tuple[Sections, dict[str, int], list[str]]:
-    """Return a reader's own-topic sections over the papers that arrived from start to end
-    (each section at most MAX_PAGE_PAPERS long), each topic's total, and the lines that no
-    longer parse."""
-    ids = store.arrivals_from(start, end)[-MAX_WINDOW_PAPERS:]
-    window = MatchWindow(store.papers(ids))
-    try:
-        topics: list[tuple[str, Topic]] = []
-        broken: list[str] = []
-        for line in lines:
-            try:
-                topics.append((line, parse(line)))
-            except TopicError:
-                broken.append(line)
-        own = tuple((line, found) for line, topic in topics if (found := window.match(topic)))
-        sections = with_own([], own, window.papers)
-        totals = {line: len(items) for line, items in sections}
-        return [(line, items[:MAX_PAGE_PAPERS]) for line, items in sections], totals, broken
-    finally:
-        window.close()

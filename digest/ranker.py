@@ -22,7 +22,7 @@ from .ranking import (
     tfidf,
     tokens,
 )
-from .store import Store
+from .store import Store, Vote
 from .store.relevance import Stemmer
 
 TOP_PICKS = "Top picks"
@@ -56,9 +56,17 @@ class Ranker:
     once, each digest's plain order computed once, each reader's profile learned once and
     applied to the few papers it moves."""
 
-    def __init__(self, store: Store, now: datetime, top_picks: int = 5, limit: int = 25):
+    def __init__(
+        self,
+        store: Store,
+        now: datetime,
+        top_picks: int = 5,
+        limit: int = 25,
+        votes: Mapping[str, Sequence[Vote]] | None = None,
+    ):
         self.store, self.now, self.top_picks, self.limit = store, now, top_picks, limit
-        self.votes = store.all_votes()  # by address key: who has a profile
+        # By address key: who has a profile (`votes`: these instead of everyone's stored ones).
+        self.votes: Mapping[str, Sequence[Vote]] = store.all_votes() if votes is None else votes
         self.stemmer = Stemmer()
         self.texts: dict[str, PaperText] = {}
         self.indexes: dict[object, TextIndex] = {}

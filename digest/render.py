@@ -154,6 +154,7 @@ class Ranking(NamedTuple):
     highlights: Mapping[str, Collection[str]]
     max_per_topic: int | None
     totals: Mapping[str, int]  # by section title: its papers before a cut
+    picks: int = 0  # the first sections, the top picks: not capped by max_per_topic
 
 
 class Renderer:
@@ -202,12 +203,13 @@ class Renderer:
         gives the reader's own topics' sections (by title) their full list: the reader's page of
         them (the `mine_url` placeholder, personal) followed by this query. `reasons` names,
         by paper id, the liked paper that lifted it; `highlights` the words of its section's
-        topic it has (bold in HTML); `max_per_topic` caps each section in both parts. The first
-        `picks` sections (the top picks) repeat papers of the others: they are not counted.
-        `totals` gives, by title, how many papers a section cut short has in all.
+        topic it has (bold in HTML); `max_per_topic` caps each section in both parts (but the
+        top picks), each cut section then saying how many more and where. The first `picks`
+        sections (the top picks) repeat papers of the others: they are not counted. `totals`
+        gives, by title, how many papers a section cut short already has in all.
         """
         totals = dict(totals or {})
-        ranked = Ranking(reasons or {}, highlights or {}, max_per_topic, totals)
+        ranked = Ranking(reasons or {}, highlights or {}, max_per_topic, totals, picks)
         count = sum(totals.get(name, len(papers)) for name, papers in sections[picks:])
         personal = ("greeting", "unsubscribe_url", "manage_url", "email")
         placeholders = {
@@ -234,6 +236,7 @@ class Renderer:
             "more_urls": more_urls,
             "vote_url": vote_url,
             "own_topics": list(own_more or ()),  # sections whose full list is a page of ours
+            "max_per_topic": max_per_topic,  # a section longer is cut in the text part too
             **placeholders,
         }
         titles = [latex.text(p.title) for _, papers in sections for p, _ in papers[:3]]
@@ -265,9 +268,11 @@ class Renderer:
         self, sections: Papers, limit: int | None, cap: int | None, ranked: Ranking
     ) -> list[Section]:
         shown = []
-        if ranked.max_per_topic is not None:
-            cap = ranked.max_per_topic if cap is None else min(cap, ranked.max_per_topic)
+        size_cap, per_topic = cap, ranked.max_per_topic
         for number, (name, papers) in enumerate(sections, 1):
+            cap = size_cap
+            if per_topic is not None and number > ranked.picks:
+                cap = per_topic if cap is None else min(cap, per_topic)
             items = [
                 PaperItem(
                     p,

@@ -252,8 +252,12 @@ async def test_a_cut_short_own_topic_links_to_the_readers_own_page(
             async with client.get(url.replace(BASE, base)) as answer:
                 page = await answer.text()
             assert answer.status == 200 and answer.headers["Cache-Control"] == "no-store"
-            assert "sparse attention <span" in page and "The newest 200 of 300" in page
+            assert "sparse attention <span" in page and "The first 200 of 300" in page
             assert page.count("<article>") == 200
+            listed = re.findall(r'<h3><a href="https://arxiv.org/abs/([^"]+)v\d+"', page)
+            picks, mailed = papers_in(message)[:5], papers_in(message)[5:]  # top picks first
+            assert 0 < len(mailed) < 200 and listed[: len(mailed)] == mailed  # in the same order
+            assert picks == mailed[:5]
             async with client.get(url.replace(BASE, base).replace("token=", "token=x")) as bad:
                 assert bad.status == 400
             async with client.get(url.replace(BASE, base) + "1") as bad_day:  # 2025-11-171

@@ -378,6 +378,9 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         with Store(settings.database) as store:  # a page of the reader's own topics
             store.save_own_topics("ada@example.org", "Ada", "csv", ["graph", "au:"], DAY1)
         pages.open("own topics", manage.replace("/manage?", "/mine?") + "&day=2025-11-16")
+        pages.open(  # where a cut section's "N more" leads: the reader's list of one topic
+            "list of a topic", manage.replace("/manage?", "/mine?") + f"&day=2025-11-16&topic={GNN}"
+        )
         pages.open("manage", manage)
         pages.submit("vote undone on manage", "button.undo")
         pages.submit("manage saved", "#save")
@@ -440,7 +443,7 @@ def test_every_public_page_passes_the_nu_checker_and_axe_core(
         for v in found
         if v["impact"] in BLOCKING
     ]
-    assert len(pages.visits) == 39 + len(EXPORTED)  # every page above was checked
+    assert len(pages.visits) == 40 + len(EXPORTED)  # every page above was checked
     assert len(pages.axe) == len(pages.visits) * len(WIDTHS) * len(SCHEMES)
     assert not errors, "\n".join(errors)
     assert not serious, "\n".join(serious)

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from helpers.browser import PAGE_CHANGING, serving
+from helpers.browser import PAGE_CHANGING, check, serving, show
 from helpers.builders import ARTIFACTS, SECRET, settings_text
 from helpers.mailserver import free_port
 from selenium.webdriver.common.by import By
@@ -21,29 +21,6 @@ from digest.pipeline import run_once
 pytestmark = pytest.mark.slow  # a real browser and `digest serve`: seconds to start
 
 DAY1 = datetime(2025, 11, 17, 6, 0, tzinfo=UTC)
-# Each target's size, and its text's contrast with the background it is drawn on (the nearest
-# opaque one, as WCAG computes it); and whether the page scrolls sideways.
-MEASURE = """
-function lum(rgb) {
-  const c = rgb.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => v / 255)
-    .map(v => v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
-  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
-}
-function behind(el) {
-  for (; el; el = el.parentElement) {
-    const bg = getComputedStyle(el).backgroundColor;
-    if (!/rgba\\(.*, 0\\)$/.test(bg) && bg !== 'transparent') return bg;
-  }
-  return 'rgb(255, 255, 255)';
-}
-const found = [...document.querySelectorAll(arguments[0])].map(el => {
-  const box = el.getBoundingClientRect();
-  const a = lum(getComputedStyle(el).color), b = lum(behind(el));
-  return {text: el.textContent.trim().slice(0, 30), width: box.width, height: box.height,
-          right: box.right, contrast: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)};
-});
-return {targets: found, scroll: document.documentElement.scrollWidth};
-"""
 
 
 @pytest.fixture
@@ -63,32 +40,6 @@ def alan(fake_arxiv, mail_server, tmp_path):
     env = {**os.environ, "DIGEST_CONFIG": str(config), "DIGEST_SECRET": SECRET}
     with serving(env, port):
         yield mail_server.received[-1].message
-
-
-def show(browser, width: int, scheme: str, url: str | None = None) -> None:
-    """Set the width (a phone below 500 px) and colour scheme, then open url (if any)."""
-    browser.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500},
-    )
-    browser.execute_cdp_cmd(
-        "Emulation.setEmulatedMedia",
-        {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
-    )
-    if url:
-        browser.get(url)
-
-
-def check(browser, selector: str, width: int, least: int, name: str) -> None:
-    """Assert at least `least` targets, each 24 px at least, readable, inside the width."""
-    found = browser.execute_script(MEASURE, selector)
-    targets = found["targets"]
-    assert len(targets) >= least, (name, found)
-    assert found["scroll"] <= width, (name, found)  # no sideways scrolling
-    for target in targets:
-        assert target["width"] >= 24 and target["height"] >= 24, (name, target)
-        assert target["contrast"] >= 4.5, (name, target)
-        assert target["right"] <= width, (name, target)
 
 
 def press(browser, selector: str, done: str) -> None:

@@ -11,7 +11,7 @@ from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..models import Paper
-from .base import Database, StoreError
+from .base import Database, StoreError, iso
 from .history import _paper
 
 PROGRESS_STEPS = 1_000  # SQLite VM steps between two looks at the clock (microseconds)
@@ -129,6 +129,16 @@ class RoomQueries(Database):
         """Return the day (in a time zone) on which a cycle recorded its news."""
         row = self.db.execute("SELECT planned_at FROM cycles WHERE id = ?", [cycle_id]).fetchone()
         return datetime.fromisoformat(row[0]).astimezone(zone).date() if row and row[0] else None
+
+    def planned_cycles(self, start: datetime, end: datetime) -> list[tuple[int, datetime]]:
+        """Return the cycles that recorded their news from `start` up to (not including) `end`,
+        oldest first, with when."""
+        rows = self.db.execute(
+            "SELECT id, planned_at FROM cycles WHERE planned_at >= ? AND planned_at < ? "
+            "ORDER BY id",
+            [iso(start), iso(end)],
+        )
+        return [(cycle_id, datetime.fromisoformat(at)) for cycle_id, at in rows]
 
     def edition_topics(self) -> list[tuple[int, list[str]]]:
         """Return each rendered email's cycle and its readers' keyword keys, oldest first."""

@@ -1,4 +1,5 @@
-"""A reader's page of their own topics' papers, by their signed link: what a digest cut short."""
+"""A reader's page of their papers, by their signed link: what a digest cut short, in full, in
+the order of their email, with their 👍 / 👎 on every paper."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from datetime import date, datetime, time, timedelta
 
 from aiohttp import web
 
-from ..own_matches import page_sections
+from ..config import slugs
+from ..full_list import FullList, full_list
+from ..links import Links
+from ..own_matches import MAX_PAGE_PAPERS
 from ..presentation import PaperItem, abstract_of, long_date
 from ..store import Store
 from .base import Endpoint
@@ -19,13 +23,17 @@ MAX_DAYS = 8  # days one page covers at most: a weekly digest's, and a little mo
 
 
 class OwnPages:
-    """GET /mine?token=…&day=YYYY-MM-DD[&since=YYYY-MM-DD]: the reader's own topics' papers
-    that arrived that day (or after `since`, up to that day), each topic in full."""
+    """GET /mine?token=…&day=YYYY-MM-DD[&since=YYYY-MM-DD][&topic=slug]: the reader's papers
+    of the cycles of that day (or after `since`, up to that day), as their email ordered them:
+    their own topics' sections, or one keyword's (`topic`), each in full."""
 
     def __init__(self, endpoint: Endpoint, links: Unsubscribing):
         self.endpoint = endpoint
         self.signed = endpoint.signed  # the manage link's token: personal and revocable
         self.links = links  # the refusal the signed pages give
+        keywords = endpoint.settings.keywords
+        self.topics = {slug: key for key, slug in slugs(keywords).items()}  # slug -> key
+        self.names = {k.key: k.name for k in keywords}
 
     def routes(self) -> list[web.RouteDef]:
         """Return the routes this module answers."""
@@ -36,43 +44,68 @@ class OwnPages:
         link = self.signed.parse(request)
         if link is None:
             return self.links.refused()
-        today = self.endpoint.clock().astimezone(self.endpoint.settings.timezone).date()
+        settings = self.endpoint.settings
+        today = self.endpoint.clock().astimezone(settings.timezone).date()
         day = _date(request.query.get("day")) or today
         since = _date(request.query.get("since"))
         if "day" in request.query and not _date(request.query["day"]):
             return self.endpoint.error_page(400)
+        key = self.topics.get(request.query.get("topic", ""))
+        if "topic" in request.query and key is None:
+            return self.endpoint.error_page(400)
         first = day if since is None or since >= day else since + timedelta(days=1)
         first = max(first, day - timedelta(days=MAX_DAYS - 1))
-        zone = self.endpoint.settings.timezone
-        start = datetime.combine(first, time(0), zone)
-        end = datetime.combine(day + timedelta(days=1), time(0), zone)
+        start = datetime.combine(first, time(0), settings.timezone)
+        end = datetime.combine(day + timedelta(days=1), time(0), settings.timezone)
 
         def build(store: Store) -> tuple | None:
             signed = self.signed.person(store, link)
             if signed is None:
                 return None
-            return (signed.reader.own, *page_sections(store, signed.reader.own, start, end))
+            return signed, full_list(settings, store, signed.reader, start, end, key)
 
-        found = await self.endpoint.read(build)
-        if found is None:
+        built = await self.endpoint.read(build)
+        if built is None:
             return self.links.refused()
-        lines, sections, totals, broken = found
-        mode = self.endpoint.settings.abstracts
-        shown = [
-            (line, [PaperItem(p, tags, *abstract_of(p, mode)) for p, tags in items])
-            for line, items in sections
-        ]
+        signed, found = built
+        sections = found.sections
+        sign = Links(settings.base_url, self.endpoint.secret)
+        tokens = sign.vote_tokens(signed.email, link.version)  # their vote links, signed
         return self.endpoint.page(
             "mine",
-            lines=lines,
-            sections=shown,
-            totals=totals,
-            broken=broken,
+            topic=self.names[key] if key is not None else None,
+            lines=signed.reader.own,
+            sections=self._shown(sections, found, signed.reader.abstracts),
+            totals={line: len(items) for line, items in sections},
+            broken=found.broken if key is None else [],
             first=first,
             day=day,
             token=link.token,
             long_date=long_date,
+            vote_url=lambda paper_id, vote: sign.feedback(paper_id, vote, tokens(paper_id, vote)),
         )
+
+    def _shown(
+        self, sections: list, found: FullList, abstracts: str | None
+    ) -> list[tuple[str, list[PaperItem]]]:
+        """Return the sections as the page shows them: each paper with its reason and words."""
+        mode = abstracts or self.endpoint.settings.abstracts
+        return [
+            (
+                title,
+                [
+                    PaperItem(
+                        p,
+                        tags,
+                        *abstract_of(p, mode),
+                        because=found.reasons.get(p.id),
+                        words=found.highlights.get(p.id, frozenset()),
+                    )
+                    for p, tags in items[:MAX_PAGE_PAPERS]
+                ],
+            )
+            for title, items in sections
+        ]
 
 
 def _date(text: str | None) -> date | None:

@@ -1,4 +1,5 @@
-"""Debian's headless chromium for the browser tests, and `digest serve` as a real process."""
+"""Debian's headless chromium for the browser tests, `digest serve` as a real process, and what
+the tests measure on a page: sizes, contrast and sideways scrolling."""
 
 from __future__ import annotations
 
@@ -80,3 +81,59 @@ def serving(env: dict[str, str], port: int, log: Path | None = None) -> Iterator
 # What a wait retries while a page is replaced: besides a stale element, chromium may answer a
 # question about the page being torn down with "unhandled inspector error".
 PAGE_CHANGING = (WebDriverException,)
+
+
+# Each target's size, and its text's contrast with the background it is drawn on (the nearest
+# opaque one, as WCAG computes it); and whether the page scrolls sideways.
+MEASURE = """
+function lum(rgb) {
+  const c = rgb.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => v / 255)
+    .map(v => v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+}
+function behind(el) {
+  for (; el; el = el.parentElement) {
+    const bg = getComputedStyle(el).backgroundColor;
+    if (!/rgba\\(.*, 0\\)$/.test(bg) && bg !== 'transparent') return bg;
+  }
+  return 'rgb(255, 255, 255)';
+}
+const found = [...document.querySelectorAll(arguments[0])].map(el => {
+  const box = el.getBoundingClientRect();
+  const a = lum(getComputedStyle(el).color), b = lum(behind(el));
+  return {text: el.textContent.trim().slice(0, 30), width: box.width, height: box.height,
+          right: box.right, contrast: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)};
+});
+return {targets: found, scroll: document.documentElement.scrollWidth};
+"""
+
+
+def show(browser, width: int, scheme: str, url: str | None = None) -> None:
+    """Set the width (a phone below 500 px) and colour scheme, then open url (if any)."""
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500},
+    )
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
+    )
+    if url:
+        browser.get(url)
+
+
+def measure(browser, selector: str) -> dict:
+    """Return the selected elements' boxes and contrast, and how wide the page scrolls."""
+    return browser.execute_script(MEASURE, selector)
+
+
+def check(browser, selector: str, width: int, least: int, name: str) -> None:
+    """Assert at least `least` targets, each 24 px at least, readable, inside the width."""
+    found = measure(browser, selector)
+    targets = found["targets"]
+    assert len(targets) >= least, (name, found)
+    assert found["scroll"] <= width, (name, found)  # no sideways scrolling
+    for target in targets:
+        assert target["width"] >= 24 and target["height"] >= 24, (name, target)
+        assert target["contrast"] >= 4.5, (name, target)
+        assert target["right"] <= width, (name, target)
