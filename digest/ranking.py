@@ -16,8 +16,8 @@ from datetime import datetime
 
 Vector = Mapping[str, float]  # term -> weight, of unit length
 
-KEEP_TERMS = 40  # a paper's strongest terms: enough to tell subjects apart, small to hold
-PROFILE_TERMS = 300  # a reader's strongest terms
+KEEP_TERMS = 30  # a paper's strongest terms: enough to tell subjects apart, small to hold
+PROFILE_TERMS = 100  # a reader's strongest terms (more cost time and tell little more)
 HALF_LIFE_DAYS = 90.0  # a vote's weight halves in this time
 DISLIKE = 1.0  # a dislike weighs as much as a like (Rocchio's gamma over beta)
 PREFERENCE = 1.0  # how much a full preference (cosine 1) weighs against the best text score
