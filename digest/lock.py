@@ -18,6 +18,18 @@ class LockError(Exception):
     """The lock file beside the database cannot be created or opened."""
 
 
+def open_lock_file(path: Path) -> int:
+    """Open (or create) a lock file beside the database; raise LockError naming why not."""
+    try:
+        make_folder(path.parent)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LockError(
+            f"cannot open the lock file {path} ({exc.strerror}); digest needs to write "
+            "in the database's folder"
+        ) from None
+
+
 class CycleLock:
     """An exclusive flock on a file beside the database; the kernel drops it with the process."""
 
@@ -26,14 +38,7 @@ class CycleLock:
         self.fd: int | None = None
 
     def __enter__(self) -> CycleLock:
-        try:
-            make_folder(self.path.parent)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise LockError(
-                f"cannot open the lock file {self.path} ({exc.strerror}); digest needs to write "
-                "in the database's folder"
-            ) from None
+        fd = open_lock_file(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,14 +84,7 @@ class ServiceLock:
         self.fd: int | None = None
 
     def __enter__(self) -> ServiceLock:
-        try:
-            make_folder(self.path.parent)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise LockError(
-                f"cannot open the lock file {self.path} ({exc.strerror}); digest needs to write "
-                "in the database's folder"
-            ) from None
+        fd = open_lock_file(self.path)
         try:
             fcntl.flock(fd, (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
