@@ -3,9 +3,9 @@ and abstracts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from email.utils import parseaddr
 
 from .config import Settings, slugs
 from .links import Links
@@ -13,7 +13,8 @@ from .models import KeywordResult, Paper
 from .own_matches import Matches, OwnMatches, with_own
 from .presentation import long_date, sections_for
 from .readers import Due, Reader
-from .render import Renderer, make_environment
+from .recipes import Recipe, renderer_for
+from .render import Papers, Renderer
 from .store import Store
 
 
@@ -62,7 +63,8 @@ class EditionBuilder:
         else:
             own, key = None, (reader.topics, due.since, abstracts, due.resumed)
         if key not in self.ids:
-            self.ids[key] = self._render(reader.topics, due, abstracts, own)
+            personal = bool(own)  # sections of their own topics: a body nearly theirs alone
+            self.ids[key] = self._render(reader.topics, due, abstracts, own, personal)
         return self.ids[key]
 
     def window(self, since: int | None) -> NewsWindow:
@@ -86,9 +88,15 @@ class EditionBuilder:
         return self.windows[since]
 
     def _render(
-        self, topics: tuple[str, ...], due: Due, abstracts: str, own: Matches | None = None
+        self,
+        topics: tuple[str, ...],
+        due: Due,
+        abstracts: str,
+        own: Matches | None = None,
+        personal: bool = False,
     ) -> int | None:
-        """Render and store one digest (`own`: the reader's own topics' matches, if any)."""
+        """Render and store one digest (`own`: the reader's own topics' matches, if any;
+        `personal`: hardly anyone else gets it, so it is rendered when sent)."""
         window = self.window(due.since)
         keys = tuple(k for k in topics if k in window.new_by_key)
         sections = sections_for(keys, window.new_by_key, window.earlier, window.papers, self.names)
@@ -111,7 +119,8 @@ class EditionBuilder:
             browser = browser if topics else None  # the day's page shows none of theirs
             query = Links.mine_query(self.day, window.since)
             own_more = {line: query for line, _ in sections[listed:] if line not in more}
-        body = self._renderer(abstracts).edition(
+        return self._edition(
+            topics, abstracts, personal,
             sections,
             self.day,
             notes,
@@ -121,22 +130,48 @@ class EditionBuilder:
             since=window.since,
             feedback=Links(self.settings.base_url).feedback,  # 👍 / 👎 on each paper
             own_more=own_more,
-        )
+        )  # fmt: skip
+
+    def _edition(
+        self,
+        keys: tuple[str, ...],
+        abstracts: str,
+        personal: bool,
+        sections: Papers,
+        day: date,
+        notes: Sequence[str],
+        topics: Sequence[str],
+        browser_url: str | None,
+        more_urls: dict[str, str],
+        *,
+        since: date | None,
+        feedback: Callable[[str, str, str], str] | None,
+        own_more: Mapping[str, str],
+        reasons: Mapping[str, str] | None = None,
+        highlights: Mapping[str, Collection[str]] | None = None,
+        max_per_topic: int | None = None,
+    ) -> int:
+        """Store one digest, given Renderer.edition's arguments: a shared one rendered now, a
+        personal one (hardly anyone else gets it) as its recipe, which `bodies` renders when
+        it is sent, into the same bytes."""
+        recipe = Recipe.of(
+            abstracts, sections, day, notes, topics, browser_url, more_urls, since=since,
+            feedback=feedback, own_more=own_more, reasons=reasons, highlights=highlights,
+            max_per_topic=max_per_topic,
+        )  # fmt: skip
         self.count += 1
+        if personal:
+            return self.store.add_recipe(self.cycle_id, keys, recipe.papers, recipe.dumps())
+        papers = {paper.id: paper for _, items in sections for paper, _ in items}
+        body = recipe.render(self._renderer(abstracts), papers, feedback)
         return self.store.add_edition(
-            self.cycle_id, topics, body.papers, body.subject, body.text, body.html,
+            self.cycle_id, keys, body.papers, body.subject, body.text, body.html,
             body.placeholders,
         )  # fmt: skip
 
     def _renderer(self, abstracts: str) -> Renderer:
         if abstracts not in self.renderers:
-            self.renderers[abstracts] = Renderer(
-                make_environment(self.settings.templates),
-                self.settings.name,
-                self.settings.archive_url,
-                parseaddr(self.settings.sender)[1],
-                abstracts,
-            )
+            self.renderers[abstracts] = renderer_for(self.settings, abstracts)
         return self.renderers[abstracts]
 
     def _links(
