@@ -141,24 +141,22 @@ class Recipe:
             "format": FORMAT,
             "abstracts": self.abstracts,
             "day": self.day.isoformat(),
-            "sections": [
-                [title, [[i, list(tags)] if tags else [i] for i, tags in items]]
-                for title, items in self.sections
-            ],
+            "sections": self.sections,  # tuples: JSON arrays
         }
         optional: dict[str, Any] = {
-            "notes": list(self.notes),
-            "topics": list(self.topics),
+            "notes": self.notes,
+            "topics": self.topics,
             "browser_url": self.browser_url,
-            "more_urls": dict(self.more_urls),
+            "more_urls": self.more_urls,
             "since": self.since.isoformat() if self.since else None,
             "feedback": self.feedback,
-            "own_more": dict(self.own_more),
-            "reasons": dict(self.reasons),
-            "highlights": {k: list(v) for k, v in self.highlights.items()},
-            "max_per_topic": self.max_per_topic,
+            "own_more": self.own_more,
+            "reasons": self.reasons,
+            "highlights": self.highlights,
         }
         found.update((k, v) for k, v in optional.items() if v)  # an empty one: left out
+        if self.max_per_topic is not None:  # (0 is a cap too)
+            found["max_per_topic"] = self.max_per_topic
         return json.dumps(found, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -177,7 +175,7 @@ class Recipe:
             return cls(
                 data["abstracts"],
                 tuple(
-                    (title, tuple((item[0], tuple(item[1]) if item[1:] else ()) for item in items))
+                    (title, tuple((paper_id, tuple(tags)) for paper_id, tags in items))
                     for title, items in data["sections"]
                 ),
                 date.fromisoformat(data["day"]),

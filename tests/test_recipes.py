@@ -155,11 +155,14 @@ def test_a_recipe_reads_back_as_it_was_written():
     assert Recipe.loads(text) == recipe
     assert recipe.papers == 4 and recipe.paper_ids() == {p.id for p in found}
     data = json.loads(text)
-    assert data["format"] == 1 and data["sections"][0] == [GNN, [[found[0].id], [found[1].id]]]
+    assert data["format"] == 1
+    assert data["sections"][0] == [GNN, [[found[0].id, []], [found[1].id, []]]]
     assert data["highlights"][found[0].id] == ["graph", "sparse"]  # sorted: the same every run
     assert "Zoë" in text and "\\u" not in text  # UTF-8, not escaped
     empty = Recipe("snippet", ((GNN, ((found[0].id, ()),)),), DAY)
     assert Recipe.loads(empty.dumps()) == empty
+    capped = Recipe("snippet", (), DAY, max_per_topic=0)
+    assert Recipe.loads(capped.dumps()).max_per_topic == 0
     assert set(json.loads(empty.dumps())) == {"format", "abstracts", "day", "sections"}
 
 
