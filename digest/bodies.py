@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from .config import Settings
 from .links import Links
@@ -20,12 +20,19 @@ MAX_PAPERS = 5_000  # papers kept between recipes: a cycle's are read about once
 
 
 class PaperCache:
-    """The papers recipes name, read from the history in bulk and the most recent kept."""
+    """The papers recipes name, read from the history in bulk (a cycle's arrivals at once, the
+    rest as a recipe needs them) and the most recently used kept."""
 
     def __init__(self, store: Store, size: int = MAX_PAPERS):
         self.store, self.size = store, size
         self.papers: OrderedDict[str, Paper] = OrderedDict()
         self.reads = 0  # queries made (for tests and the bench)
+
+    def prefetch(self, ids: Collection[str]) -> None:
+        """Read these papers in bulk (a cycle's arrivals), unless they would not all be kept."""
+        missing = [paper_id for paper_id in ids if paper_id not in self.papers]
+        if missing and len(ids) <= self.size:
+            self.get(missing)
 
     def get(self, ids: Iterable[str]) -> dict[str, Paper]:
         """Return the papers with these ids that the history holds (one query for the rest)."""
@@ -57,6 +64,7 @@ class Bodies:
         self.renderers: dict[str, Renderer] = {}
         self.feedback = Links(settings.base_url).feedback
         self.rendered = 0  # recipes rendered
+        self.cycles: set[int] = set()  # those whose arrivals were read ahead
 
     def edition(self, edition_id: int) -> Edition:
         """Return an edition with its body (a recipe's rendered now)."""
@@ -64,6 +72,9 @@ class Bodies:
         if edition.recipe is None:
             return edition
         recipe = Recipe.loads(edition.recipe, edition_id)
+        if edition.cycle_id not in self.cycles:  # most of its papers: those that arrived in it
+            self.cycles.add(edition.cycle_id)
+            self.papers.prefetch(self.store.arrivals_in(edition.cycle_id))
         papers = self.papers.get(recipe.paper_ids())
         if len(papers) < len(recipe.paper_ids()):
             log.warning(

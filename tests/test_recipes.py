@@ -196,6 +196,24 @@ def test_papers_are_read_in_bulk_and_kept_within_a_bound(store):
     assert (first.text.count("2511."), bodies.rendered) == (again.text.count("2511."), 2)
 
 
+def test_a_cycles_arrivals_are_read_at_once_for_all_its_recipes(store):
+    found = papers(12, 10)
+    store.record_papers(found)
+    build = builder(store)
+    store.record_arrivals([p.id for p in found], build.cycle_id, NOW)
+    ids = [store_both(build, "none", arguments(found[n : n + 4]))[1] for n in (0, 4, 8)]
+    bodies = Bodies(store.settings, store)
+    for edition_id in ids:
+        bodies.edition(edition_id)
+    assert bodies.papers.reads == 1 and len(bodies.papers.papers) == 12
+    bodies.papers.size = 11  # a cycle with more arrivals than are kept: read as needed
+    bodies.cycles.clear()
+    bodies.papers.papers.clear()
+    for edition_id in ids:
+        bodies.edition(edition_id)
+    assert bodies.papers.reads == 1 + 3
+
+
 def test_a_paper_gone_from_the_history_is_left_out_not_the_email(store, caplog):
     found = papers(4, 10)
     store.record_papers(found[1:])  # the first never stored

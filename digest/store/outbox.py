@@ -26,6 +26,7 @@ class Edition:
     html: str
     placeholders: dict[str, str]
     recipe: str | None = None
+    cycle_id: int = 0  # the cycle that planned it
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class Outbox(Database):
             html=row["html"],
             placeholders=json.loads(row["placeholders"]),
             recipe=row["recipe"],
+            cycle_id=row["cycle_id"],
         )
 
     def prune_recipes(self) -> int:
