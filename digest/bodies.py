@@ -70,17 +70,20 @@ class Bodies:
         """Return an edition with its body (a recipe's rendered now)."""
         edition = self.store.edition(edition_id)
         if edition.recipe is None:
+            if not (edition.text or edition.html):  # never sent blank (see prune_recipes)
+                raise ValueError(f"edition {edition_id}: its recipe was dropped after sending")
             return edition
         recipe = Recipe.loads(edition.recipe, edition_id)
         if edition.cycle_id not in self.cycles:  # most of its papers: those that arrived in it
             self.cycles.add(edition.cycle_id)
             self.papers.prefetch(self.store.arrivals_in(edition.cycle_id))
-        papers = self.papers.get(recipe.paper_ids())
-        if len(papers) < len(recipe.paper_ids()):
+        ids = recipe.paper_ids()
+        papers = self.papers.get(ids)
+        if len(papers) < len(ids):
             log.warning(
                 "edition %d: %d of its papers are no longer in the history; sent without them",
                 edition_id,
-                len(recipe.paper_ids()) - len(papers),
+                len(ids) - len(papers),
             )
         body = recipe.render(self.renderer(recipe.abstracts), papers, self.feedback)
         self.rendered += 1

@@ -190,7 +190,7 @@ class Recipe:
                 {k: tuple(v) for k, v in data.get("highlights", {}).items()},
                 data.get("max_per_topic"),
             )
+        except BadRecipe:
+            raise
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            if isinstance(exc, BadRecipe):
-                raise
             raise BadRecipe(f"edition {edition_id}: its recipe cannot be read ({exc})") from exc

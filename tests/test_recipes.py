@@ -262,3 +262,5 @@ def test_recipes_are_dropped_once_none_of_their_messages_waits(store):
     assert store.edition(shared).html  # a rendered body is kept, as before
     store.mark_failed(ids["c@example.org"], "550 no such user", permanent=True)
     assert store.prune_recipes() == 1 and store.edition(waiting).recipe is None
+    with pytest.raises(ValueError, match=f"edition {done}: its recipe was dropped"):
+        Bodies(store.settings, store).edition(done)  # never composed blank
