@@ -116,13 +116,16 @@ def child(folder: Path) -> None:
         started = time.perf_counter()
         planning = plan(settings, store, found, results, cycle_id, now, secret)
         seconds = time.perf_counter() - started
-        size = store.db.execute(
-            "SELECT sum(length(text) + length(html)) FROM editions WHERE cycle_id = ?", [cycle_id]
-        ).fetchone()[0]
+        size, recipes, recipes_size = store.db.execute(
+            "SELECT sum(length(text) + length(html)), count(recipe), sum(length(recipe)) "
+            "FROM editions WHERE cycle_id = ?",
+            [cycle_id],
+        ).fetchone()
     print(json.dumps({
         "planned": planning.planned, "editions": planning.editions, "seconds": seconds,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "bodies_mb": (size or 0) / 2**20,
+        "bodies_mb": (size or 0) / 2**20, "recipes": recipes,
+        "recipes_mb": (recipes_size or 0) / 2**20,
     }))  # fmt: skip
 
 
@@ -187,10 +190,15 @@ def main(argv: list[str] | None = None) -> None:
         last = found[-1]
         print(
             f"  {name:<8} own topics {med[name]:6.2f} s  {last['planned']:,} messages, "
-            f"{last['editions']:,} distinct editions ({last['bodies_mb']:.0f} MB of bodies), "
+            f"{last['editions']:,} distinct editions ({last['bodies_mb']:.1f} MB of bodies; "
+            f"{last['recipes']:,} personal, planned as {last['recipes_mb']:.1f} MB of recipes), "
             f"peak RSS {max(r['rss_mb'] for r in found):.0f} MB"
         )
-    print(f"  with / without: {med['with'] / med['without']:.2f}")
+    ratio = med["with"] / med["without"]
+    print(
+        f"  with / without: {ratio:.2f}   target <= 1.5 (issue 18) "
+        f"{'ok' if ratio <= 1.5 else 'MISSED'}"
+    )
     print(
         f"  matching alone: {READERS * LINES:,} lines ({alone['distinct']:,} distinct) over "
         f"{PAPERS:,} papers in {alone['seconds']:.2f} s, median {alone['median_hits']:g} "

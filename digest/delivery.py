@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from . import mail
+from .bodies import Bodies
 from .config import Settings
 from .dkim import DkimError, Signer
 from .links import Links
@@ -98,7 +99,8 @@ class Delivery:
         self.pool = smtp.connections if smtp else 1
         self.max_attempts = smtp.max_attempts if smtp else 1
         self.retry_base = smtp.retry_seconds if smtp else 1.0
-        self._composers: dict[int, Composer] = {}
+        self.bodies = Bodies(settings, store)  # personal editions: rendered when sent
+        self._composers: collections.OrderedDict[int, Composer] = collections.OrderedDict()
         self._tries: collections.Counter[int] = collections.Counter()
         self._in_play = 0  # queued, being sent, or waiting to be retried
         self._settled = asyncio.Event()
@@ -127,11 +129,14 @@ class Delivery:
         return [open_transport(self.settings) for _ in range(self.pool)]  # a Maildir: pool is 1
 
     def composer(self, edition_id: int) -> Composer:
-        """Return the composer of an edition (a few are kept; editions come in runs)."""
-        if edition_id not in self._composers:
+        """Return the composer of an edition (the 64 last used are kept: editions come in
+        runs, shared ones recur; a personal one is rendered from its recipe here, once)."""
+        if edition_id in self._composers:
+            self._composers.move_to_end(edition_id)
+        else:
             if len(self._composers) >= 64:
-                self._composers.pop(next(iter(self._composers)))
-            edition = self.store.edition(edition_id)
+                self._composers.popitem(last=False)
+            edition = self.bodies.edition(edition_id)
             self._composers[edition_id] = Composer(
                 edition, self.settings.sender, self.settings.name
             )
@@ -220,6 +225,8 @@ class Delivery:
             self._relay_refuses()  # (nothing delivered, everyone refused: a small list's case)
         self._settle()
         self.report.pending = self.store.count_pending()
+        if pruned := self.store.prune_recipes():  # their messages are out: no longer needed
+            log.info("send: %d personal editions' recipes dropped, all their mail sent", pruned)
         return self.report
 
     def _done(self) -> None:

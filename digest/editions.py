@@ -3,9 +3,9 @@ and abstracts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from email.utils import parseaddr
 
 from .config import Settings, slugs
 from .links import Links
@@ -14,7 +14,8 @@ from .own_matches import Matches, OwnMatches, with_own
 from .presentation import long_date, sections_for
 from .ranker import Arranged, Plain, Ranker
 from .readers import Due, Reader
-from .render import Renderer, make_environment
+from .recipes import Recipe, renderer_for
+from .render import Papers, Renderer
 from .store import Store
 from .topics import text_words, words
 
@@ -69,7 +70,8 @@ class EditionBuilder:
         voter = reader.key if self.ranker and self.ranker.personal(reader.key) else None
         key += (voter,)  # their votes order their digest: a body of their own
         if key not in self.ids:
-            self.ids[key] = self._render(reader.topics, due, abstracts, own, voter)
+            personal = bool(own) or voter is not None  # a body (nearly) theirs alone
+            self.ids[key] = self._render(reader.topics, due, abstracts, own, voter, personal)
         return self.ids[key]
 
     def _plain(self, topics: tuple[str, ...], since: int | None, own: Matches | None) -> Plain:
@@ -123,9 +125,11 @@ class EditionBuilder:
         abstracts: str,
         own: Matches | None = None,
         voter: str | None = None,
+        personal: bool = False,
     ) -> int | None:
         """Render and store one digest (`own`: the reader's own topics' matches, if any;
-        `voter`: the reader whose votes order it, if any)."""
+        `voter`: the reader whose votes order it, if any; `personal`: hardly anyone else gets
+        it, so it is rendered when sent)."""
         window = self.window(due.since)
         keys = tuple(k for k in topics if k in window.new_by_key)
         plain = self._plain(topics, due.since, own)
@@ -152,7 +156,8 @@ class EditionBuilder:
             for line, _ in sections[listed + arranged.picks :]:
                 if line not in more:
                     own_more.setdefault(line, query)
-        body = self._renderer(abstracts).edition(
+        return self._edition(
+            topics, abstracts, personal,
             sections,
             self.day,
             notes,
@@ -167,22 +172,50 @@ class EditionBuilder:
             picks=arranged.picks,
             totals=arranged.totals,
             max_per_topic=self.settings.max_per_topic,
-        )
+        )  # fmt: skip
+
+    def _edition(
+        self,
+        keys: tuple[str, ...],
+        abstracts: str,
+        personal: bool,
+        sections: Papers,
+        day: date,
+        notes: Sequence[str],
+        topics: Sequence[str],
+        browser_url: str | None,
+        more_urls: dict[str, str],
+        *,
+        since: date | None,
+        feedback: Callable[[str, str, str], str] | None,
+        own_more: Mapping[str, str],
+        reasons: Mapping[str, str] | None = None,
+        highlights: Mapping[str, Collection[str]] | None = None,
+        max_per_topic: int | None = None,
+        picks: int = 0,
+        totals: Mapping[str, int] | None = None,
+    ) -> int:
+        """Store one digest, given Renderer.edition's arguments: a shared one rendered now, a
+        personal one (hardly anyone else gets it) as its recipe, which `bodies` renders when
+        it is sent, into the same bytes."""
+        recipe = Recipe.of(
+            abstracts, sections, day, notes, topics, browser_url, more_urls, since=since,
+            feedback=feedback, own_more=own_more, reasons=reasons, highlights=highlights,
+            max_per_topic=max_per_topic, picks=picks, totals=totals,
+        )  # fmt: skip
         self.count += 1
+        if personal:
+            return self.store.add_recipe(self.cycle_id, keys, recipe.papers, recipe.dumps())
+        papers = {paper.id: paper for _, items in sections for paper, _ in items}
+        body = recipe.render(self._renderer(abstracts), papers, feedback)
         return self.store.add_edition(
-            self.cycle_id, topics, body.papers, body.subject, body.text, body.html,
+            self.cycle_id, keys, body.papers, body.subject, body.text, body.html,
             body.placeholders,
         )  # fmt: skip
 
     def _renderer(self, abstracts: str) -> Renderer:
         if abstracts not in self.renderers:
-            self.renderers[abstracts] = Renderer(
-                make_environment(self.settings.templates),
-                self.settings.name,
-                self.settings.archive_url,
-                parseaddr(self.settings.sender)[1],
-                abstracts,
-            )
+            self.renderers[abstracts] = renderer_for(self.settings, abstracts)
         return self.renderers[abstracts]
 
     def _links(

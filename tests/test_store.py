@@ -52,7 +52,10 @@ def database_at(path: Path, version: int) -> None:
             "INSERT INTO cycles (id, started_at, status) VALUES "
             "(1, '2025-11-16T06:00:00+00:00', 'interrupted')"
         )
-        conn.execute("INSERT INTO editions VALUES (1, 1, '[\"topic\"]', 1, 'S', 'T', 'H', '{}')")
+        conn.execute(
+            "INSERT INTO editions (id, cycle_id, keywords, papers, subject, text, html, "
+            "placeholders) VALUES (1, 1, '[\"topic\"]', 1, 'S', 'T', 'H', '{}')"
+        )
         conn.execute(
             "INSERT INTO outbox (cycle_id, edition_id, email, name, message_id, planned_at) "
             "VALUES (1, 1, 'ada@example.org', 'Ada', '<1@x>', '2025-11-16T06:00:00+00:00')"

@@ -17,13 +17,16 @@ PLANNED = "SELECT id FROM cycles WHERE planned_at IS NOT NULL"  # cycles whose p
 
 @dataclass(frozen=True, slots=True)
 class Edition:
-    """One rendered digest body shared by every subscriber of a keyword set."""
+    """One digest body shared by every subscriber of a keyword set; a personal one is stored
+    as its recipe (JSON, recipes.Recipe), its subject and parts empty until rendered."""
 
     id: int
     subject: str
     text: str
     html: str
     placeholders: dict[str, str]
+    recipe: str | None = None
+    cycle_id: int = 0  # the cycle that planned it
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,17 @@ class Outbox(Database):
         assert table.last_pk is not None  # an insert of one row sets it
         return int(table.last_pk)
 
+    def add_recipe(self, cycle_id: int, keys: Iterable[str], papers: int, recipe: str) -> int:
+        """Store a personal digest as its recipe, rendered when sent; return its id."""
+        with self.transaction():  # one row, without sqlite-utils' work: a cycle writes many
+            cursor = self.db.execute(
+                "INSERT INTO editions (cycle_id, keywords, papers, subject, text, html, "
+                "placeholders, recipe) VALUES (?, ?, ?, '', '', '', '{}', ?)",
+                [cycle_id, json.dumps(list(keys)), papers, recipe],
+            )
+        assert cursor.lastrowid is not None  # an insert of one row sets it
+        return cursor.lastrowid
+
     def edition(self, edition_id: int) -> Edition:
         """Return a stored edition."""
         row = self.db.table("editions").get(edition_id)
@@ -77,7 +91,20 @@ class Outbox(Database):
             text=row["text"],
             html=row["html"],
             placeholders=json.loads(row["placeholders"]),
+            recipe=row["recipe"],
+            cycle_id=row["cycle_id"],
         )
+
+    def prune_recipes(self) -> int:
+        """Drop the recipes of planned editions none of whose messages waits any more (each
+        sent, failed or skipped); return how many. Their rows stay, as a rendered body's do."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE editions INDEXED BY editions_recipe SET recipe = NULL "
+                f"WHERE recipe IS NOT NULL AND cycle_id IN ({PLANNED}) AND id NOT IN ("
+                "SELECT edition_id FROM outbox WHERE status = 'pending')"
+            )
+        return cursor.rowcount
 
     def plan_messages(self, rows: Iterable[dict[str, Any]], now: datetime) -> None:
         """Add planned messages (cycle_id, edition_id, email, name, message_id) to the outbox.

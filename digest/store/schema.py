@@ -242,6 +242,14 @@ SCHEMA = [
         PRIMARY KEY (day, status));
     CREATE INDEX outbox_cycle ON outbox (cycle_id, status, attempts);
     """,
+    # Issues 18/19: personal editions as recipes. A digest that is one reader's own (their own
+    # topics, their ranking) keeps what renders it (JSON, recipes.Recipe) and is rendered when
+    # sent: its subject, text and HTML stay empty. Its recipe is dropped once no message of it
+    # waits in the outbox.
+    """
+    ALTER TABLE editions ADD COLUMN recipe TEXT;
+    CREATE INDEX editions_recipe ON editions (id) WHERE recipe IS NOT NULL;
+    """,
 ]
 VERSION = len(SCHEMA)
 
