@@ -77,7 +77,7 @@ class EditionBuilder:
     def _plain(self, topics: tuple[str, ...], since: int | None, own: Matches | None) -> Plain:
         """Return the sections of these topics (and own matches) in the plain order, once."""
         key = (topics, since, own)
-        if key not in self.plains:
+        if key not in self.plains or own:  # own topics: hardly ever the same twice
             window = self.window(since)
             keys = tuple(k for k in topics if k in window.new_by_key)
             sections = sections_for(
@@ -92,10 +92,12 @@ class EditionBuilder:
                     if (topic := self.own.topic(line)) is not None:
                         queries[line] = text_words(topic)
             if self.ranker is None:
-                self.plains[key] = Plain(sections, {}, {}, {}, None)
+                plain = Plain(sections, {}, {}, {}, None)
             else:
-                window_key = (since, own is not None)
-                self.plains[key] = self.ranker.plain(sections, queries, papers, window_key)
+                plain = self.ranker.plain(sections, queries, papers, (since, own is not None))
+            if own:
+                return plain  # kept, it would only hold memory
+            self.plains[key] = plain
         return self.plains[key]
 
     def window(self, since: int | None) -> NewsWindow:

@@ -69,6 +69,7 @@ class Ranker:
         self.votes: Mapping[str, Sequence[Vote]] = store.all_votes() if votes is None else votes
         self.stemmer = Stemmer()
         self.texts: dict[str, PaperText] = {}
+        self.spellings: dict[str, set[str]] = {}  # stem -> its words as the papers write them
         self.indexes: dict[object, TextIndex] = {}
         self.scores: dict[tuple[object, tuple[str, ...]], dict] = {}
         self.vectors: dict[str, Vector] = {}
@@ -186,7 +187,8 @@ class Ranker:
         if index is None or any(i not in index.texts for i in papers):  # more papers: anew
             self._texts(papers)
             known = dict(index.texts) if index is not None else {}
-            index = self.indexes[window] = TextIndex(known | {i: self.texts[i] for i in papers})
+            texts = known | {i: self.texts[i] for i in papers}
+            index = self.indexes[window] = TextIndex(texts, self.spellings)
             self.postings.pop(window, None)
             self.scores = {k: v for k, v in self.scores.items() if k[0] != window}
         return index
@@ -209,7 +211,7 @@ class Ranker:
         words = {w for p in new for w in tokens(f"{p.title} {p.abstract} {' '.join(p.authors)}")}
         stems = self.stemmer.stems(words)
         for p in new:
-            self.texts[p.id] = paper_text(p.title, p.abstract, p.authors, stems)
+            self.texts[p.id] = paper_text(p.title, p.abstract, p.authors, stems, self.spellings)
 
     def _vectors(self, papers: Mapping[str, Paper | None]) -> None:
         """Make the tf-idf vectors of papers (voted ones, and a window's), their words read."""

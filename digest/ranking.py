@@ -151,11 +151,10 @@ K1, B = 1.2, 0.75  # BM25's usual constants
 
 @dataclass(frozen=True, slots=True)
 class PaperText:
-    """A paper's words for ranking: weighted counts by stem, length, and each stem's spellings."""
+    """A paper's words for ranking: weighted counts by stem, and its length."""
 
     counts: dict[str, float]
     length: float
-    spellings: dict[str, frozenset[str]]  # stem -> the title's and abstract's words, case-folded
 
 
 def tokens(text: str) -> list[str]:
@@ -164,11 +163,15 @@ def tokens(text: str) -> list[str]:
 
 
 def paper_text(
-    title: str, abstract: str, authors: Sequence[str], stems: Mapping[str, str]
+    title: str,
+    abstract: str,
+    authors: Sequence[str],
+    stems: Mapping[str, str],
+    spellings: dict[str, set[str]],
 ) -> PaperText:
-    """Return a paper's PaperText (`stems`: each of its words' stem)."""
+    """Return a paper's PaperText (`stems`: each of its words' stem), adding the words of its
+    title and abstract to `spellings` (stem -> its words as written, case-folded)."""
     counts: dict[str, float] = {}
-    spellings: dict[str, set[str]] = {}
     for weight, words, shown in (
         (TITLE, tokens(title), True),
         (1, tokens(abstract), True),
@@ -179,14 +182,14 @@ def paper_text(
             counts[stem] = counts.get(stem, 0.0) + weight
             if shown:
                 spellings.setdefault(stem, set()).add(word)
-    return PaperText(counts, sum(counts.values()), {s: frozenset(w) for s, w in spellings.items()})
+    return PaperText(counts, sum(counts.values()))
 
 
 class TextIndex:
     """A news window's papers' words: what BM25 needs, counted once."""
 
-    def __init__(self, texts: Mapping[str, PaperText]):
-        self.texts = texts
+    def __init__(self, texts: Mapping[str, PaperText], spellings: Mapping[str, set[str]]):
+        self.texts, self.spellings = texts, spellings
         self.total = len(texts) or 1
         self.average = sum(t.length for t in texts.values()) / self.total or 1.0
         self.frequency: dict[str, int] = {}
@@ -212,7 +215,7 @@ class TextIndex:
             for stem, weight in idf.items():
                 if (count := text.counts.get(stem)) is not None:
                     score += weight * count * (K1 + 1) / (count + norm)
-                    words |= text.spellings.get(stem, frozenset())
+                    words |= self.spellings.get(stem, set())  # those it has are bold
             found[paper_id] = (score, frozenset(words))
         return found
 
