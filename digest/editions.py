@@ -53,7 +53,10 @@ class EditionBuilder:
         self.previous = store.previous_cycle(cycle_id)  # the cycle before this one, or 0
         self.renderers: dict[str, Renderer] = {}
         self.ids: dict[tuple, int | None] = {}
-        self.plains: dict[tuple, Plain] = {}  # each topic set's sections in the plain order
+        self.plains: dict[tuple, Plain] = {}
+        self.with_arrivals: dict[
+            int | None, dict[str, Paper]
+        ] = {}  # for own topics' ranking  # each topic set's sections in the plain order
         self.count = 0
 
     def edition_for(self, reader: Reader, due: Due) -> int | None:
@@ -83,11 +86,11 @@ class EditionBuilder:
             sections = sections_for(
                 keys, window.new_by_key, window.earlier, window.papers, self.names
             )
-            papers = dict(window.papers)
+            papers = window.papers
             queries = {self.names[k]: words(self.names[k]) for k in keys}
             if own and self.own is not None:
                 sections = with_own(sections, own, self.own.papers(since))
-                papers.update(self.own.papers(since))
+                papers = self._scored(since, window)
                 for line, _ in own:
                     if (topic := self.own.topic(line)) is not None:
                         queries[line] = text_words(topic)
@@ -99,6 +102,13 @@ class EditionBuilder:
                 return plain  # kept, it would only hold memory
             self.plains[key] = plain
         return self.plains[key]
+
+    def _scored(self, since: int | None, window: NewsWindow) -> dict[str, Paper]:
+        """Return a window's papers and its arrivals (what own topics match), one dict."""
+        if since not in self.with_arrivals:
+            assert self.own is not None
+            self.with_arrivals[since] = {**window.papers, **self.own.papers(since)}
+        return self.with_arrivals[since]
 
     def window(self, since: int | None) -> NewsWindow:
         """Return the news of the cycles after `since` (None: of this cycle alone)."""

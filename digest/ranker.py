@@ -71,6 +71,7 @@ class Ranker:
         self.texts: dict[str, PaperText] = {}
         self.spellings: dict[str, set[str]] = {}  # stem -> its words as the papers write them
         self.indexes: dict[object, TextIndex] = {}
+        self.sources: dict[object, Mapping[str, Paper]] = {}  # the papers each was built from
         self.scores: dict[tuple[object, tuple[str, ...]], dict] = {}
         self.vectors: dict[str, Vector] = {}
         self.postings: dict[object, dict[str, list[tuple[str, float]]]] = {}
@@ -184,6 +185,9 @@ class Ranker:
 
     def _index(self, window: object, papers: Mapping[str, Paper]) -> TextIndex:
         index = self.indexes.get(window)
+        if index is not None and self.sources.get(window) is papers:
+            return index  # the same papers as last time
+        self.sources[window] = papers
         if index is None or any(i not in index.texts for i in papers):  # more papers: anew
             self._texts(papers)
             known = dict(index.texts) if index is not None else {}
