@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from helpers.browser import chromium
+from helpers.browser import SharedChromium
 from helpers.builders import DATA, SECRET, SUBSCRIBERS, settings_text
 from helpers.fake_arxiv import FakeArxiv, FeedPaper, load_papers
 from helpers.mailserver import MailServer
@@ -98,8 +98,15 @@ async def web(make_settings):
     await server.close()
 
 
+@pytest.fixture(scope="session")
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedChromium]:
+    """Hold the worker's headless chromium, started by the first test that asks for `browser`."""
+    shared = SharedChromium(tmp_path_factory.mktemp("chromium"))
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
-def browser(tmp_path):
-    """Run Debian's headless chromium (a real browser) for one test."""
-    with chromium(tmp_path / "chromium") as driver:
-        yield driver
+def browser(shared_chromium: SharedChromium):
+    """Debian's headless chromium (a real browser), fresh: no cookies, cache or emulation."""
+    return shared_chromium.get()
