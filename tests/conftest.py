@@ -109,4 +109,6 @@ def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared
 @pytest.fixture
 def browser(shared_chromium: SharedChromium):
     """Debian's headless chromium (a real browser), fresh: no cookies, cache or emulation."""
-    return shared_chromium.get()
+    driver = shared_chromium.get()
+    yield driver
+    shared_chromium.leave()  # a blank page: nothing of this test's pages runs on

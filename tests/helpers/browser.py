@@ -130,6 +130,12 @@ class SharedChromium:
         driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": "*", "storageTypes": "all"})
         driver.set_window_size(*WINDOW)
 
+    def leave(self) -> None:
+        """Open a blank page (a test's page may not outlive its servers); reset at the next get."""
+        if self.driver is not None:
+            with contextlib.suppress(Exception):
+                self.driver.get("about:blank")
+
     def close(self) -> None:
         """Quit the browser."""
         self.driver = None
