@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from helpers import compiled
 from helpers.browser import SharedChromium
 from helpers.builders import DATA, SECRET, SUBSCRIBERS, settings_text
 from helpers.fake_arxiv import FakeArxiv, FeedPaper, load_papers
@@ -31,6 +32,8 @@ from digest.web import make_app
 hypothesis_settings.register_profile("default", derandomize=True, deadline=None)
 hypothesis_settings.register_profile("explore", derandomize=False, max_examples=2000, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+compiled.install()  # digest's templates compiled once per process, not once per environment
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
