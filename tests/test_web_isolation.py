@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer, make_mocked_request
 from helpers.builders import SECRET, changed
+from helpers.shared import built_once
 from multidict import CIMultiDict
 
 from digest.config import ConfigError, RoomLimits
@@ -46,14 +47,17 @@ BOUND = 2.0  # seconds: a personal request's answer, however busy the search (wa
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> Path:
-    """Write a history of PAPERS papers once, with the benchmark's own builder."""
+    """Write a history of PAPERS papers once a run, with the benchmark's own builder."""
     spec = importlib.util.spec_from_file_location("bench_history", BENCH_HISTORY)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    path = tmp_path_factory.mktemp("history") / "history.db"
-    module.write_history(path, PAPERS, 8)
-    return path
+
+    def write(path: Path) -> None:
+        module.write_history(path, PAPERS, 8)
+        assert not path.with_name(path.name + "-wal").exists()  # all of it in the one file
+
+    return built_once(tmp_path_factory, "history.db", write)
 
 
 @pytest.fixture
