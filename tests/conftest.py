@@ -9,6 +9,7 @@ Helpers (servers, builders) live in the `helpers` package; import them as `helpe
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,22 @@ compiled.install()  # digest's templates compiled once per process, not once per
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Start the slow tests first: on two cores (make test) none is then left to run alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Leave what imports and collection made out of the garbage collector's full passes.
+
+    It lives all session (200,000 objects in a worker), and each full pass would walk it
+    again: a second or more of each worker's CPU in `make quick`.
+    """
+    gc.freeze()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Spare a process that ends its last collection of the heap: xdist waited 1-4 s for it."""
+    gc.freeze()
 
 
 NOWHERE_PORT = 9  # the discard port: nothing listens on 127.0.0.1, so a connection is refused
