@@ -80,13 +80,12 @@ def test_paging_stops_at_the_window(make_settings, fake_arxiv):
         "non_xml",
         "truncated",
         "drop",
-        hang(5),
-        dribble(0.3),
-        huge(60),
-        status(429, retry_after=1),
+        pytest.param(hang(5), marks=pytest.mark.slow),  # the 0.5 s deadline, waited out
+        pytest.param(dribble(0.3), marks=pytest.mark.slow),
+        pytest.param(huge(60), marks=pytest.mark.slow),  # 60 MB
+        pytest.param(status(429, retry_after=1), marks=pytest.mark.slow),  # 1 s
     ],
 )
-@pytest.mark.slow
 def test_each_transient_fault_is_retried(make_settings, fake_arxiv, fault):
     settings = changed(make_settings(), arxiv_timeout=0.5)
     fake_arxiv.script = [fault]

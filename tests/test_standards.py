@@ -56,7 +56,6 @@ from digest.web import ENDPOINT, make_app, start_site
 
 CACHE = Path(__file__).parent / ".cache"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-pytestmark = pytest.mark.slow  # a browser, java and 132 axe-core runs
 
 VNU_VERSION = "26.9.27"  # npm's vnu-jar: the Nu Html Checker, run with java
 AXE_VERSION = "4.14.1"  # npm's axe-core
@@ -334,6 +333,7 @@ def poll(check: Callable[[], object], what: str, timeout: float = 20) -> object:
     return found
 
 
+@pytest.mark.slow  # a browser, java and 176 axe-core runs
 def test_every_public_page_passes_the_nu_checker_and_axe_core(
     tools, chrome, fake_arxiv, mail_server, tmp_path, monkeypatch
 ):
