@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from helpers import compiled
+from helpers import compiled, schedule
 from helpers.browser import SharedChromium
 from helpers.builders import DATA, SECRET, SUBSCRIBERS, settings_text
 from helpers.fake_arxiv import FakeArxiv, FeedPaper, load_papers
@@ -37,9 +37,11 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default")
 compiled.install()  # digest's templates compiled once per process, not once per environment
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the slow tests first: on two cores (make test) none is then left to run alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Start every worker with its share of the slow tests (helpers/schedule.py): on two cores
+    (make test) none is then left to run alone at the end."""
+    items[:] = schedule.order(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
 @pytest.hookimpl(trylast=True)

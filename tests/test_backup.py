@@ -42,7 +42,7 @@ def sent_ids(path: Path) -> set[str]:
         return {row[0] for row in rows}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=5)
 def test_a_backup_taken_while_2000_mails_go_out_restores_whole(
     make_settings, fake_arxiv, mail_server, tmp_path
 ):

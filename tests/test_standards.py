@@ -333,7 +333,7 @@ def poll(check: Callable[[], object], what: str, timeout: float = 20) -> object:
     return found
 
 
-@pytest.mark.slow  # a browser, java and 176 axe-core runs
+@pytest.mark.slow(seconds=15)  # a browser, java and 176 axe-core runs: the longest test
 def test_every_public_page_passes_the_nu_checker_and_axe_core(
     tools, chrome, fake_arxiv, mail_server, tmp_path, monkeypatch
 ):
