@@ -48,12 +48,12 @@ def papers_of(outcome) -> list[str]:
 @pytest.mark.slow
 def test_requests_are_spaced_one_at_a_time_paged_and_name_the_operator(make_settings, fake_arxiv):
     settings = changed(
-        make_settings(), arxiv_delay_seconds=0.2, arxiv_page_size=3, arxiv_contact="ops@example.org"
+        make_settings(), arxiv_delay_seconds=0.1, arxiv_page_size=3, arxiv_contact="ops@example.org"
     )
     outcomes = fetch(settings, "Graph", "Diffusion", "Language")
     assert [len(papers_of(o)) for o in outcomes.values()] == [9, 8, 6]
     assert len(fake_arxiv.requests) == 3 + 3 + 2  # paged by 3, each page its own request
-    assert min(gaps(fake_arxiv)) >= 0.2
+    assert min(gaps(fake_arxiv)) >= 0.1
     assert fake_arxiv.max_concurrent == 1
     assert {r.query["start"] for r in fake_arxiv.requests} == {"0", "3", "6"}
     assert {r.query["sortBy"] for r in fake_arxiv.requests} == {"lastUpdatedDate"}
