@@ -9,6 +9,7 @@ Helpers (servers, builders) live in the `helpers` package; import them as `helpe
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from helpers.browser import chromium
+from helpers import compiled, schedule
+from helpers.browser import SharedChromium
 from helpers.builders import DATA, SECRET, SUBSCRIBERS, settings_text
 from helpers.fake_arxiv import FakeArxiv, FeedPaper, load_papers
 from helpers.mailserver import MailServer
@@ -32,10 +34,30 @@ hypothesis_settings.register_profile("default", derandomize=True, deadline=None)
 hypothesis_settings.register_profile("explore", derandomize=False, max_examples=2000, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+compiled.install()  # digest's templates compiled once per process, not once per environment
 
+
+@pytest.hookimpl(trylast=True)  # after -m has deselected
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the slow tests first: on two cores (make test) none is then left to run alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Start every worker with its share of the slow tests (helpers/schedule.py): on two cores
+    (make test) none is then left to run alone at the end."""
+    items[:] = schedule.order(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Leave what imports and collection made out of the garbage collector's full passes.
+
+    It lives all session (200,000 objects in a worker), and each full pass would walk it
+    again: a second or more of each worker's CPU in `make quick`.
+    """
+    gc.freeze()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Spare a process that ends its last collection of the heap: xdist waited 1-4 s for it."""
+    gc.freeze()
 
 
 NOWHERE_PORT = 9  # the discard port: nothing listens on 127.0.0.1, so a connection is refused
@@ -98,8 +120,17 @@ async def web(make_settings):
     await server.close()
 
 
+@pytest.fixture(scope="session")
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedChromium]:
+    """Hold the worker's headless chromium, started by the first test that asks for `browser`."""
+    shared = SharedChromium(tmp_path_factory.mktemp("chromium"))
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
-def browser(tmp_path):
-    """Run Debian's headless chromium (a real browser) for one test."""
-    with chromium(tmp_path / "chromium") as driver:
-        yield driver
+def browser(shared_chromium: SharedChromium):
+    """Debian's headless chromium (a real browser), fresh: no cookies, cache or emulation."""
+    driver = shared_chromium.get()
+    yield driver
+    shared_chromium.leave()  # a blank page: nothing of this test's pages runs on

@@ -16,7 +16,7 @@ from helpers.operations import ADMIN_PASSWORD, history
 
 from digest.cli import main
 
-pytestmark = pytest.mark.slow  # a real browser and a real process
+pytestmark = pytest.mark.slow(seconds=4)  # a browser, a real process, ten days of cycles
 DAYS = 10
 
 

@@ -42,7 +42,7 @@ def sent_ids(path: Path) -> set[str]:
         return {row[0] for row in rows}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=5)
 def test_a_backup_taken_while_2000_mails_go_out_restores_whole(
     make_settings, fake_arxiv, mail_server, tmp_path
 ):
@@ -60,7 +60,7 @@ def test_a_backup_taken_while_2000_mails_go_out_restores_whole(
     finally:
         cycle.kill()
     assert cycle.returncode == 0, errors
-    received = {item.message["Message-ID"] for item in mail_server.received}
+    received = {item.headers["Message-ID"] for item in mail_server.received}
     assert len(received) == 2000
     match = re.search(r"([\d,]+) messages sent, ([\d,]+) queued; integrity ok", result.output)
     assert match, result.output

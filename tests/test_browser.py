@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from helpers.browser import PAGE_CHANGING, serving
+from helpers.browser import page_wait, serving
 from helpers.builders import ARTIFACTS, SECRET, settings_text
 from helpers.cycles import DAY1
 from helpers.mailserver import free_port
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
 
 from digest.config import load_settings
 from digest.pipeline import run_once
@@ -45,7 +44,7 @@ def test_click_unsubscribe_in_the_email_then_confirm(served, mail_server, browse
     browser.get(email_file.as_uri())
     browser.save_screenshot(str(ARTIFACTS / "1-email.png"))
     browser.find_element(By.LINK_TEXT, "Unsubscribe from Daily Papers").click()
-    wait = WebDriverWait(browser, 10, ignored_exceptions=PAGE_CHANGING)
+    wait = page_wait(browser)
     button = wait.until(expected_conditions.element_to_be_clickable((By.ID, "unsubscribe")))
     assert "a•••@example.org" in browser.page_source
     browser.save_screenshot(str(ARTIFACTS / "2-confirm.png"))

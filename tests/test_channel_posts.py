@@ -206,7 +206,7 @@ def test_a_post_refused_once_is_posted_later_in_the_same_cycle(make, arxiv):
 
 def test_a_channel_that_never_answers_holds_up_no_email(make, arxiv, mail_server):
     with ChatServer(mode="hang") as chat:
-        settings = make(channels(chat.host, timeout="0.2", max_attempts="1"))
+        settings = make(channels(chat.host, timeout="0.1", max_attempts="1"))
         news(arxiv, DAY1, 1)
         started = time.monotonic()
         report = run_once(settings, clock=lambda: DAY1)

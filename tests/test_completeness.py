@@ -60,8 +60,7 @@ def requests_per_keyword(fake) -> collections.Counter[str]:
     return collections.Counter(r.query["search_query"] for r in fake.requests)
 
 
-@pytest.mark.parametrize("count", [180, 1500])
-@pytest.mark.slow
+@pytest.mark.parametrize("count", [180, pytest.param(1500, marks=pytest.mark.slow)])
 def test_a_busy_day_records_and_mails_every_new_paper(
     make_settings, fake_arxiv, mail_server, count
 ):

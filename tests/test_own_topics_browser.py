@@ -6,12 +6,11 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers.browser import PAGE_CHANGING, serving
+from helpers.browser import page_wait, serving
 from helpers.builders import ARTIFACTS, SECRET, settings_text, stored_paper
 from helpers.mailserver import free_port
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
 
 from digest.config import load_settings
 from digest.store import Store
@@ -64,7 +63,7 @@ def own_topics(settings) -> tuple[str, ...] | None:
 
 def press_save(browser, waiting_for: str):
     browser.find_element(By.ID, "save").click()
-    return WebDriverWait(browser, 10, ignored_exceptions=PAGE_CHANGING).until(
+    return page_wait(browser).until(
         expected_conditions.presence_of_element_located((By.ID, waiting_for))
     )
 

@@ -7,13 +7,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers.browser import PAGE_CHANGING, serving
+from helpers.browser import page_wait, serving
 from helpers.builders import ARTIFACTS, SECRET, make_paper, settings_text
 from helpers.cycles import GNN
 from helpers.mailserver import free_port
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from digest.config import load_settings
 from digest.pipeline import run_once
@@ -68,9 +68,7 @@ def manage_link(mail_server) -> str:
 
 def save(browser, name: str) -> None:
     browser.find_element(By.ID, "save").click()
-    WebDriverWait(browser, 10, ignored_exceptions=PAGE_CHANGING).until(
-        expected_conditions.presence_of_element_located((By.ID, "saved"))
-    )
+    page_wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "saved")))
     browser.save_screenshot(str(ARTIFACTS / f"manage-{name}.png"))
 
 
@@ -115,13 +113,13 @@ def test_weekly_daily_pause_and_delete_through_the_page(alan, browser, fake_arxi
     # Delete my data: the page shows what is kept, then deletes it; no more mail.
     browser.get(link)
     browser.find_element(By.PARTIAL_LINK_TEXT, "See what is kept").click()
-    kept = WebDriverWait(browser, 10, ignored_exceptions=PAGE_CHANGING).until(
+    kept = page_wait(browser).until(
         expected_conditions.presence_of_element_located((By.ID, "delete"))
     )
     assert "alan@example.org" in browser.page_source
     browser.save_screenshot(str(ARTIFACTS / "manage-4-data.png"))
     kept.click()
-    WebDriverWait(browser, 10, ignored_exceptions=PAGE_CHANGING).until(
+    page_wait(browser).until(
         expected_conditions.text_to_be_present_in_element((By.ID, "confirmation"), "deleted")
     )
     assert cycle_with_news(settings, fake_arxiv, mail_server, 7) == []

@@ -47,7 +47,7 @@ async def test_an_unsubscribe_while_the_database_is_locked_longer_than_every_wai
     settings = make_settings()
     app = make_app(settings)
     endpoint = app[ENDPOINT]
-    endpoint.write_wait, endpoint.retry_every = 0.5, 0.5  # the waits, shortened (2 s and 5 s)
+    endpoint.write_wait, endpoint.retry_every = 0.2, 0.2  # the waits, shortened (2 s and 5 s)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")
@@ -78,7 +78,7 @@ async def locked_longer_than_every_wait(settings, base, client, fake_arxiv, mail
         assert "kept in digest.db.requests until it is free" in caplog.text
         with Store(settings.database, timeout=0.1) as store:
             assert store.is_suppressed("grace@example.org")  # the send phase honours it now
-        while time.monotonic() - started < 3:  # held 6 times the waits: several tries fail
+        while time.monotonic() - started < 1.2:  # held 6 times the waits: several tries fail
             await asyncio.sleep(0.1)
         assert "grace@example.org" not in suppressed(settings)
     finally:

@@ -10,14 +10,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from helpers.browser import PAGE_CHANGING
+from helpers.browser import page_wait
 from helpers.builders import ARTIFACTS, SECRET, changed, make_paper
 from helpers.cycles import BASE, DAY1, GNN, LLM, cycle, papers_in
 from helpers.mailserver import free_port
 from helpers.site import LOCAL_PROXY, SENT, confirm_form, confirm_link, start
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
 
 from digest.config import Settings
 from digest.store import Store
@@ -318,7 +317,7 @@ async def test_a_browser_signs_up_and_confirms_at_phone_width(
 ):
     """Headless chromium at 375 px: the form, the emailed link, the button, the first digest."""
     ARTIFACTS.mkdir(exist_ok=True)
-    wait = WebDriverWait(browser, 10, ignored_exceptions=PAGE_CHANGING)
+    wait = page_wait(browser)
 
     def fill_in() -> None:
         browser.set_window_size(375, 900)

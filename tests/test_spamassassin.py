@@ -33,25 +33,38 @@ def spamassassin() -> str:
     pytest.skip("spamassassin is not installed here (Debian: apt-get install spamassassin)")
 
 
-def score(program: str, raw: bytes, home: Path) -> tuple[float, list[str], str]:
-    """Run `spamassassin -L -t` (no network) on a message as received; return its score, the
-    rules that fired and the report."""
+def scores(program: str, messages: list[bytes], home: Path) -> list[tuple[float, list[str], str]]:
+    """Run `spamassassin -L -t` (no network) once on messages as received (an mbox: one start
+    of its rules instead of one a message); return each one's score, the rules that fired and
+    the report."""
     home.mkdir(exist_ok=True)
+    mbox = b"".join(
+        b"From message-%d@digest.test Sat Jan  1 00:00:00 2000\n" % n
+        + re.sub(rb"^(>*From )", rb">\1", raw.replace(b"\r\n", b"\n"), flags=re.M).rstrip(b"\n")
+        + b"\n\n"
+        for n, raw in enumerate(messages)
+    )
     result = subprocess.run(
-        [program, "-L", "-t"],
-        input=raw,
+        [program, "-L", "-t", "--mbox"],
+        input=mbox,
         capture_output=True,
         timeout=120,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C"},
         check=True,
     )
-    out = result.stdout.decode("utf-8", "replace").replace("\r\n", "\n")
-    head = out.split("\n\n", 1)[0].replace("\n\t", " ").replace("\n ", " ")  # unfolded
-    status = STATUS_RE.search(head)
-    assert status, out[:3000]
-    rules = [r.strip() for r in status[3].split(",") if r.strip() not in ("", "none")]
-    report = out[out.find("Content analysis details") :]
-    return float(status[2]), rules, report
+    out = result.stdout.decode("utf-8", "replace")
+    found = {}
+    for n, message in re.findall(
+        r"^From message-(\d+)@digest.test (.*?)(?=^From |\Z)", out, re.M | re.S
+    ):
+        head = message.split("\n\n", 1)[0].replace("\n\t", " ").replace("\n ", " ")  # unfolded
+        status = STATUS_RE.search(head)
+        assert status, message[:3000]
+        rules = [r.strip() for r in status[3].split(",") if r.strip() not in ("", "none")]
+        report = message[message.find("Content analysis details") :]
+        found[int(n)] = (float(status[2]), rules, report)
+    assert sorted(found) == list(range(len(messages))), out[:3000]  # in any order
+    return [found[n] for n in range(len(messages))]
 
 
 async def test_a_digest_and_a_confirmation_score_at_most_zero(
@@ -72,8 +85,8 @@ async def test_a_digest_and_a_confirmation_score_at_most_zero(
         await server.close()
     (confirmation,) = [r.data for r in mail_server.received]
     assert b"Confirm your subscription" in confirmation
-    for kind, raw in (("digest", digest), ("confirmation", confirmation)):
-        points, rules, report = score(program, raw, tmp_path / "home")
+    scored = scores(program, [digest, confirmation], tmp_path / "home")
+    for kind, (points, rules, report) in zip(("digest", "confirmation"), scored, strict=True):
         assert points <= 0, f"the {kind} scored {points} ({', '.join(rules)}):\n{report}"
         if kind == "digest":
             # SpamAssassin reads List-Id, List-Unsubscribe and Precedence as a real list's.

@@ -8,12 +8,11 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from helpers.browser import PAGE_CHANGING, check, serving, show
+from helpers.browser import check, page_wait, serving, show
 from helpers.builders import ARTIFACTS, SECRET, settings_text
 from helpers.mailserver import free_port
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
 
 from digest.config import load_settings
 from digest.pipeline import run_once
@@ -45,9 +44,7 @@ def alan(fake_arxiv, mail_server, tmp_path):
 def press(browser, selector: str, done: str) -> None:
     """Press a button and wait for the next page's element `done` (an id)."""
     browser.find_element(By.CSS_SELECTOR, selector).click()
-    WebDriverWait(browser, 10, ignored_exceptions=PAGE_CHANGING).until(
-        expected_conditions.presence_of_element_located((By.ID, done))
-    )
+    page_wait(browser).until(expected_conditions.presence_of_element_located((By.ID, done)))
 
 
 def test_vote_buttons_are_large_and_readable_in_the_email_and_on_the_pages(alan, browser, tmp_path):

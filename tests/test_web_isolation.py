@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer, make_mocked_request
 from helpers.builders import SECRET, changed
+from helpers.shared import built_once
 from multidict import CIMultiDict
 
 from digest.config import ConfigError, RoomLimits
@@ -29,7 +30,7 @@ from digest.tokens import make_token, token_id
 from digest.web import ENDPOINT, ROOM, make_app
 from digest.web.clients import network
 
-pytestmark = pytest.mark.slow  # a 4,000-paper history, written once a module
+SLOW = pytest.mark.slow  # the 4,000-paper history (built once a run) and a server on it
 BENCH_HISTORY = Path(__file__).resolve().parent.parent / "bench" / "history.py"
 PAPERS = 4000  # enough that the finding's 50-term search takes about half a second
 ALAN = "alan@example.org"
@@ -46,14 +47,17 @@ BOUND = 2.0  # seconds: a personal request's answer, however busy the search (wa
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> Path:
-    """Write a history of PAPERS papers once, with the benchmark's own builder."""
+    """Write a history of PAPERS papers once a run, with the benchmark's own builder."""
     spec = importlib.util.spec_from_file_location("bench_history", BENCH_HISTORY)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    path = tmp_path_factory.mktemp("history") / "history.db"
-    module.write_history(path, PAPERS, 8)
-    return path
+
+    def write(path: Path) -> None:
+        module.write_history(path, PAPERS, 8)
+        assert not path.with_name(path.name + "-wal").exists()  # all of it in the one file
+
+    return built_once(tmp_path_factory, "history.db", write)
 
 
 @pytest.fixture
@@ -132,6 +136,7 @@ async def until(condition, seconds: float = 10.0) -> None:
 # --- finding 1, at small scale -------------------------------------------------------------------
 
 
+@SLOW
 async def test_searching_without_let_up_never_delays_unsubscribe_or_healthz(site, history):
     # The finding's search, as it was asked before: slow on this history.
     with Store(history) as store, pytest.raises(QueryTooLong), store.deadline(0.1):
@@ -171,6 +176,7 @@ async def test_searching_without_let_up_never_delays_unsubscribe_or_healthz(site
     assert answered[200] + answered[422] >= 2 * CLIENTS, answered  # and most were done
 
 
+@SLOW
 async def test_a_busy_default_executor_does_not_delay_healthz_or_unsubscribe(site):
     app, base, client, token = await site()
     app[ENDPOINT].status = lambda last: {"status": "ok", "last_cycle": last}  # as `digest run`
@@ -189,6 +195,7 @@ async def test_a_busy_default_executor_does_not_delay_healthz_or_unsubscribe(sit
 # --- bounded concurrency -------------------------------------------------------------------------
 
 
+@SLOW
 async def test_past_the_bound_the_room_answers_503_and_cached_and_personal_pages_still_work(
     site, monkeypatch
 ):
@@ -233,6 +240,7 @@ def test_a_client_network_is_its_ipv4_24_or_ipv6_64():
     assert network("not an address") == "not an address"
 
 
+@SLOW
 async def test_the_rate_counts_each_ipv4_24_and_ipv6_64_and_spares_the_cache(site):
     app, _, _, _ = await site(rate=3)
     room = app[ROOM]
@@ -280,6 +288,7 @@ def test_search_words_are_deduplicated_and_capped_at_8():
     assert MAX_TERMS == 8
 
 
+@SLOW
 async def test_a_search_of_more_words_says_only_the_first_8_were_searched(site):
     _, base, client, _ = await site()
     words = " ".join(COMMON[:12])
@@ -289,6 +298,7 @@ async def test_a_search_of_more_words_says_only_the_first_8_were_searched(site):
     assert status == 200 and "Only the first" not in body
 
 
+@SLOW
 def test_a_query_past_its_deadline_is_stopped_soon_after(history):
     with Store(history) as store:
         started = time.monotonic()
@@ -301,6 +311,7 @@ def test_a_query_past_its_deadline_is_stopped_soon_after(history):
         store.search('"graph"', 50, 0)  # and the connection works as before, without deadline
 
 
+@SLOW
 async def test_a_search_past_its_deadline_says_it_was_too_broad_and_is_not_cached(
     site, monkeypatch
 ):
@@ -318,6 +329,7 @@ async def test_a_search_past_its_deadline_says_it_was_too_broad_and_is_not_cache
 # --- the cache cannot be missed on purpose ------------------------------------------------------
 
 
+@SLOW
 async def test_the_cache_key_ignores_unknown_parameters(site, monkeypatch):
     built = counting_builds(monkeypatch)
     _, base, client, _ = await site()

@@ -17,7 +17,9 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
+WINDOW = (800, 1000)  # the window's size at start and after a reset
 FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -27,7 +29,7 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--window-size=800,1000",
+    f"--window-size={WINDOW[0]},{WINDOW[1]}",
 )
 
 
@@ -137,3 +139,61 @@ def check(browser, selector: str, width: int, least: int, name: str) -> None:
         assert target["width"] >= 24 and target["height"] >= 24, (name, target)
         assert target["contrast"] >= 4.5, (name, target)
         assert target["right"] <= width, (name, target)
+
+
+def page_wait(driver: webdriver.Chrome, timeout: float = 10) -> WebDriverWait:
+    """Return a wait that asks every 50 ms (selenium's 0.5 s idles away each page change)."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=PAGE_CHANGING)
+
+
+class SharedChromium:
+    """One headless chromium for the browser tests of a worker, made fresh for each test.
+
+    Starting and quitting chromium costs about 1.5 s; between tests it is reset instead: a blank
+    page, no cookies, cache or storage, no emulation, the default window. A browser the reset
+    cannot reach is replaced.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.stack = contextlib.ExitStack()
+        self.driver: webdriver.Chrome | None = None
+        self.starts = 0
+
+    def get(self) -> webdriver.Chrome:
+        """Return the browser, started or reset."""
+        if self.driver is not None:
+            try:
+                self._reset(self.driver)
+                return self.driver
+            except Exception:  # crashed or hung: a dead driver raises anything
+                with contextlib.suppress(Exception):
+                    self.close()
+                self.stack = contextlib.ExitStack()
+        self.starts += 1
+        self.driver = self.stack.enter_context(chromium(self.folder / f"profile-{self.starts}"))
+        return self.driver
+
+    @staticmethod
+    def _reset(driver: webdriver.Chrome) -> None:
+        driver.get("about:blank")
+        for command in (
+            "Network.clearBrowserCookies",
+            "Network.clearBrowserCache",
+            "Emulation.clearDeviceMetricsOverride",
+        ):
+            driver.execute_cdp_cmd(command, {})
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "", "features": []})
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": "*", "storageTypes": "all"})
+        driver.set_window_size(*WINDOW)
+
+    def leave(self) -> None:
+        """Open a blank page (a test's page may not outlive its servers); reset at the next get."""
+        if self.driver is not None:
+            with contextlib.suppress(Exception):
+                self.driver.get("about:blank")
+
+    def close(self) -> None:
+        """Quit the browser."""
+        self.driver = None
+        self.stack.close()
