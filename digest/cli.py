@@ -240,97 +240,6 @@ def bounces(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--test", "name", metavar="NAME", help="Send the channel NAME a test message now.")
-@click.pass_context
-@handled
-def channels(ctx: click.Context, name: str | None) -> None:
-    """List the [[channels]]: where each posts (hidden), its last post and its status."""
-    from .channels import describe, find_channel, send_test
-    from .chat import ChatError
-    from .store import Store
-
-    settings = settings_of(ctx)
-    if name is not None:
-        try:
-            channel = find_channel(settings, name)
-        except ChatError as exc:
-            fail(str(exc), EXIT_CONFIG)
-        try:
-            send_test(settings, channel)
-        except ChatError as exc:
-            fail(f"channel {channel.name} ({channel.redacted}): not sent: {exc}", EXIT_FAILED)
-        click.echo(f"channel {channel.name} ({channel.redacted}): test message sent")
-        return
-    if not settings.channels:
-        click.echo(f"no channels: add [[channels]] to {settings.path.name} (see docs/channels.md)")
-        return
-    with Store(settings.database) as store:
-        states = store.channel_states()
-    for line in describe(settings, states):
-        click.echo(line)
-
-
-@main.command()
-@click.option(
-    "--cycles",
-    "recent",
-    type=click.IntRange(0, 90),
-    default=10,
-    show_default=True,
-    help="How many recent cycles to list.",
-)
-@click.pass_context
-@handled
-def stats(ctx: click.Context, recent: int) -> None:
-    """Print the operator's view: cycles, mail, the list, new papers per topic (80 columns)."""
-    from .dashboard import read_dashboard, text_lines
-    from .store import Store
-
-    settings = settings_of(ctx)
-    with Store(settings.database) as store:
-        board = read_dashboard(settings, store, datetime.now(UTC))
-    for line in text_lines(board, recent):
-        click.echo(line)
-
-
-@main.command("admin-link")
-@click.option(
-    "--minutes",
-    type=click.IntRange(1, 24 * 60),
-    default=15,
-    show_default=True,
-    help="How long the link opens the dashboard.",
-)
-@click.pass_context
-@handled
-def admin_link(ctx: click.Context, minutes: int) -> None:
-    """Print a link that opens the operator's dashboard (/admin) for a few minutes."""
-    from datetime import timedelta
-
-    from .signing import mismatch
-    from .store import Store
-    from .tokens import admin_token
-
-    settings = settings_of(ctx)
-    with Store(settings.database) as store:
-        refusal = mismatch(settings.secret, *store.secret_record())
-        if refusal is not None:  # the endpoint signs with another secret: the link would fail
-            raise refusal
-        secret = store.secret(settings.secret)
-    expires = datetime.now(UTC) + timedelta(minutes=minutes)
-    token = admin_token(secret, expires)
-    click.echo(f"{settings.base_url}/admin?token={token}")
-    host = settings.web_host if settings.web_host not in ("", "0.0.0.0", "::") else "127.0.0.1"
-    host = f"[{host}]" if ":" in host else host
-    local = f"http://{host}:{settings.web_port}/admin?token={token}"
-    click.echo(
-        f"valid until {expires.astimezone(settings.timezone):%Y-%m-%d %H:%M %Z}; open it over "
-        f"HTTPS, or on this machine (an SSH tunnel to it) as {local}",
-        err=True,
-    )
-
-
-@main.command()
 @click.pass_context
 @handled
 def check(ctx: click.Context) -> None:
@@ -461,10 +370,11 @@ def archive(ctx: click.Context, site: Path | None) -> None:
 def _commands() -> None:
     """Add the commands kept in modules of their own, their errors handled here too."""
     from .cmd_backup import backup, restore
+    from .cmd_operator import admin_link, channels, stats
     from .cmd_preview import preview
     from .cmd_subscribers import subscribers
 
-    for command in (subscribers, preview, backup, restore):
+    for command in (subscribers, preview, backup, restore, channels, stats, admin_link):
         assert command.callback is not None  # each is a function decorated by click.command
         command.callback = handled(command.callback)
         main.add_command(command)
