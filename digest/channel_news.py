@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from .config import Settings, slugs
+from .config import Settings
+from .keywords import slugs
 from .links import Links
 from .models import KeywordResult, Paper, collapse
 from .presentation import long_date

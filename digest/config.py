@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from .channel_config import Channel, parse_channels
 from .dkim_key import settings_problems as dkim_problems
-from .settings_schema import KEYWORD_SCHEMA, OFFICIAL_API, SCHEMA, Problems, check_table
-from .topics import Topic, TopicError, from_keyword
+from .keywords import Keyword, harvest_keyword, is_harvest, read_keywords
+from .settings_schema import OFFICIAL_API, SCHEMA, Problems, check_table
 
 
 class ConfigError(Exception):
@@ -27,63 +26,6 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
-
-
-@dataclass(frozen=True)
-class Keyword:
-    """A topic to follow: its name and the arXiv query that finds it."""
-
-    name: str
-    query: str | None = None
-    categories: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    local: bool = False  # matched in each cycle's new papers (harvested or fetched), never fetched
-
-    @property
-    def key(self) -> str:
-        """Return the case-insensitive identity used in the database and the CSV."""
-        return self.name.casefold()
-
-    def search_query(self) -> str:
-        """Return the arXiv search query for this keyword."""
-        if self.query:
-            return self.query
-        query = f'ti:"{self.name}" OR abs:"{self.name}"'
-        if self.categories:
-            cats = " OR ".join(f"cat:{c}" for c in self.categories)
-            query = f"({query}) AND ({cats})"
-        if self.exclude:
-            words = " OR ".join(f'ti:"{w}" OR abs:"{w}"' for w in self.exclude)
-            query = f"({query}) ANDNOT ({words})"
-        return query
-
-    def topic(self) -> Topic:
-        """Return the query a local keyword is matched with: its name as a phrase, in its
-        categories, without its excluded words."""
-        return from_keyword(self.name, self.categories, self.exclude)
-
-    def listing_url(self) -> str:
-        """Return arXiv's own page of this topic's newest papers (its category, or a search)."""
-        if self.categories:
-            return f"https://arxiv.org/list/{quote(self.categories[0])}/new"
-        return (
-            f"https://arxiv.org/search/?query={quote_plus(self.name)}"
-            "&searchtype=all&order=-announced_date_first"
-        )
-
-
-HARVEST = "harvest:"  # the key prefix of harvest entries; keyword names may not start with it
-
-
-def harvest_keyword(entry: str) -> Keyword:
-    """Return how a harvest entry is fetched: a keyword named harvest:<entry> for its category."""
-    query = f"cat:{entry}" if "." in entry else f"cat:{entry} OR cat:{entry}.*"
-    return Keyword(f"{HARVEST}{entry}", query=query)
-
-
-def is_harvest(key: str) -> bool:
-    """Tell whether a keyword key is a harvest entry's (fetched and kept, never mailed)."""
-    return key.startswith(HARVEST)
 
 
 HARVEST_PAGE_SIZE = 2000  # arXiv's most per request: a harvest entry reads whole categories
@@ -97,18 +39,6 @@ class FetchBounds:
     max_papers: int
     overlap_days: float
     bound_key: str = "max_papers"  # the [arxiv] key of max_papers, named when it cuts a fetch
-
-
-def slugs(keywords: Sequence[Keyword]) -> dict[str, str]:
-    """Return each keyword's URL name ('graph-neural-network'), unique, by key."""
-    found: dict[str, str] = {}
-    for keyword in keywords:
-        base = re.sub(r"[^a-z0-9]+", "-", keyword.key).strip("-") or "topic"
-        slug, n = base, 2
-        while slug in found.values():
-            slug, n = f"{base}-{n}", n + 1
-        found[keyword.key] = slug
-    return found
 
 
 @dataclass(frozen=True)
@@ -274,7 +204,7 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
         if name != "smtp"
     }
     smtp = check_table(problems, "smtp", data["smtp"], SCHEMA["smtp"]) if "smtp" in data else None
-    keywords = _keywords(problems, data.get("keywords"))
+    keywords = read_keywords(problems, data.get("keywords"))
     topics = {k.key: k.name for k in keywords}
     channels = parse_channels(problems, data.get("channels"), topics, env)
     arxiv = values["arxiv"]
@@ -342,65 +272,6 @@ def _renamed(notices: Problems, values: dict[str, dict[str, Any]], has_rows: boo
         f"sets the archive's rows per keyword, so write archive_rows = {rows} under "
         "[digest] instead",
     )
-
-
-def _keywords(problems: Problems, tables: Any) -> tuple[Keyword, ...]:
-    if tables is None:
-        problems.add("keywords", None, 'no keywords; add at least one [[keywords]] with name = "…"')
-        return ()
-    if not isinstance(tables, list):
-        problems.add("keywords", None, "write keywords as [[keywords]] tables")
-        return ()
-    keywords: list[Keyword] = []
-    seen: dict[str, int] = {}  # keyword key -> its index
-    for index, table in enumerate(tables):
-        values = check_table(problems, "keywords", table, KEYWORD_SCHEMA, index)
-        if not values.get("name"):
-            continue
-        key = values["name"].casefold()
-        if is_harvest(key):
-            problems.add(
-                "keywords",
-                "name",
-                f"{values['name']!r}: names beginning with {HARVEST!r} are kept for "
-                "[arxiv] harvest; rename this keyword",
-                index,
-            )
-            continue
-        if key in seen:
-            problems.add(
-                "keywords",
-                "name",
-                f"{values['name']!r} repeats keyword "
-                f"#{seen[key] + 1} (names are compared ignoring case)",
-                index,
-            )
-            continue
-        seen[key] = index
-        if values.get("local") and not _local_problem(problems, values, index):
-            continue
-        keywords.append(Keyword(**values))
-    return tuple(keywords)
-
-
-def _local_problem(problems: Problems, values: dict[str, Any], index: int) -> bool:
-    """Check a local keyword (matched as its name, categories and exclude); return whether
-    it can be matched, adding the problem when not."""
-    if values.get("query"):
-        problems.add(
-            "keywords",
-            "local",
-            f"{values['name']!r}: a local keyword is matched by its name, categories and "
-            "exclude, not by an arXiv query; remove query (or local = true, to fetch it)",
-            index,
-        )
-        return False
-    try:
-        from_keyword(values["name"], values["categories"] or (), values["exclude"] or ())
-    except TopicError as exc:
-        problems.add("keywords", "local", f"{exc}; rename it or remove local = true", index)
-        return False
-    return True
 
 
 def _build(

@@ -7,7 +7,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from .config import Settings, slugs
+from .config import Settings
+from .keywords import slugs
 from .links import Links
 from .models import KeywordResult, Paper
 from .own_matches import Matches, OwnMatches, with_own

@@ -16,7 +16,8 @@ from markupsafe import Markup
 
 from . import latex
 from .charts import sparkline
-from .config import Settings, slugs
+from .config import Settings
+from .keywords import slugs
 from .links import Links
 from .presentation import PaperItem, long_date, sections_for
 from .render import Renderer, make_environment

@@ -8,8 +8,8 @@ from datetime import date, datetime, time, timedelta
 
 from aiohttp import web
 
-from ..config import slugs
 from ..full_list import FullList, full_list
+from ..keywords import slugs
 from ..links import Links
 from ..own_matches import MAX_PAGE_PAPERS
 from ..presentation import PaperItem, abstract_of, long_date
