@@ -13,7 +13,7 @@ from ..topics import fold
 from .base import Database, iso
 
 # The reading room's tokenizer (porter stemming over unicode61), accents folded as topics are.
-_FTS = "fts5(title, abstract, authors, tokenize='porter unicode61 remove_diacritics 2')"
+_FTS = "fts5(title, abstract, tokenize='porter unicode61 remove_diacritics 2')"
 
 
 def phrase(words: tuple[str, ...]) -> str:
@@ -30,11 +30,8 @@ class DayCorpus:
         self.conn.execute(f"CREATE VIRTUAL TABLE day USING {_FTS}")
         self.ids = list(papers)  # by rowid - 1: each id one string, however many matches
         self.conn.executemany(
-            "INSERT INTO day (rowid, title, abstract, authors) VALUES (?, ?, ?, ?)",
-            (
-                (n, p.title, p.abstract, ", ".join(p.authors))
-                for n, p in enumerate(papers.values(), start=1)
-            ),
+            "INSERT INTO day (rowid, title, abstract) VALUES (?, ?, ?)",
+            ((n, p.title, p.abstract) for n, p in enumerate(papers.values(), start=1)),
         )
 
     def close(self) -> None:
