@@ -1,5 +1,5 @@
-"""Editions as the send phase reads them: a shared body as stored, a personal one rendered
-from its recipe when its message is sent."""
+"""Editions as the send phase reads them: a shared body as stored, a personal one made from
+its order (or rendered from its recipe, if an earlier version planned it) when it is sent."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable
 
 from .config import Settings
+from .editions import EditionBuilder
 from .links import Links
 from .models import Paper
+from .orders import Order, is_order
 from .recipes import Recipe, renderer_for
 from .render import Renderer
 from .store import Edition, Store
@@ -55,8 +57,8 @@ class PaperCache:
 
 
 class Bodies:
-    """Each edition's subject, text and HTML: stored, or rendered once from its recipe with
-    the renderer planning uses (rendering the same recipe again gives the same bytes)."""
+    """Each edition's subject, text and HTML: stored, or made once from its order by its
+    cycle's builder (as planning makes a shared one), or rendered from its recipe."""
 
     def __init__(self, settings: Settings, store: Store):
         self.settings, self.store = settings, store
@@ -65,6 +67,7 @@ class Bodies:
         self.feedback = Links(settings.base_url).feedback
         self.rendered = 0  # recipes rendered
         self.cycles: set[int] = set()  # those whose arrivals were read ahead
+        self.builders: dict[int, EditionBuilder] = {}  # by cycle: the last one's kept
 
     def edition(self, edition_id: int) -> Edition:
         """Return an edition with its body (a recipe's rendered now)."""
@@ -73,7 +76,12 @@ class Bodies:
             if not (edition.text or edition.html):  # never sent blank (see prune_recipes)
                 raise ValueError(f"edition {edition_id}: its recipe was dropped after sending")
             return edition
-        recipe = Recipe.loads(edition.recipe, edition_id)
+        if is_order(edition.recipe):
+            recipe = self._recipe(Order.loads(edition.recipe, edition_id), edition.cycle_id)
+            if recipe is None:
+                raise ValueError(f"edition {edition_id}: its news is no longer in the history")
+        else:
+            recipe = Recipe.loads(edition.recipe, edition_id)
         if edition.cycle_id not in self.cycles:  # most of its papers: those that arrived in it
             self.cycles.add(edition.cycle_id)
             self.papers.prefetch(self.store.arrivals_in(edition.cycle_id))
@@ -88,6 +96,19 @@ class Bodies:
         body = recipe.render(self.renderer(recipe.abstracts), papers, self.feedback)
         self.rendered += 1
         return Edition(edition.id, body.subject, body.text, body.html, body.placeholders)
+
+    def _recipe(self, order: Order, cycle_id: int) -> Recipe | None:
+        """Make an order into its recipe with its cycle's builder (one cycle's kept)."""
+        if cycle_id not in self.builders:
+            self.close()  # a queue is sent cycle after cycle: memory stays flat
+            self.builders[cycle_id] = EditionBuilder.for_cycle(self.settings, self.store, cycle_id)
+        return self.builders[cycle_id].recipe(order)
+
+    def close(self) -> None:
+        """Free the builders' indexes (and log the stored lines they skipped)."""
+        for builder in self.builders.values():
+            builder.close()
+        self.builders.clear()
 
     def renderer(self, abstracts: str) -> Renderer:
         """Return the renderer of an abstracts mode (one each)."""

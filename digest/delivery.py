@@ -220,6 +220,7 @@ class Delivery:
             for transport in transports:
                 await transport.close()
             self.progress.finish()
+            self.bodies.close()
         addresses = {i.email.casefold() for i, _ in self._refusals}
         if self._relay_refused or (self.report.sent == 0 and len(addresses) > 1):
             self._relay_refuses()  # (nothing delivered, everyone refused: a small list's case)

@@ -1,23 +1,24 @@
-"""A cycle's distinct digests: one body per set of topics (list and own), schedule window
-and abstracts."""
+"""A cycle's digests: each reader's order decided, each distinct order made into its recipe
+(its sections, in the order its reader's topics and votes give)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from .config import Settings
 from .keywords import slugs
 from .links import Links
 from .models import KeywordResult, Paper
+from .orders import Order
 from .own_matches import Matches, OwnMatches, with_own
 from .presentation import long_date, sections_for
 from .ranker import Arranged, Plain, Ranker
 from .readers import Due, Reader
 from .recipes import Recipe, renderer_for
-from .render import Papers, Renderer
-from .store import Store
+from .render import Rendered, Renderer
+from .store import PlannedEdition, Store
 from .topics import text_words, words
 
 
@@ -32,55 +33,140 @@ class NewsWindow:
 
 
 class EditionBuilder:
-    """Render each distinct digest of a cycle once, and store it as an edition."""
+    """Make a cycle's digests: its news windows read once, each topic set's plain order
+    computed once, each order made into its recipe (a shared one when planned, a personal one
+    when sent: `for_cycle` rebuilds the same from the store)."""
 
     def __init__(
         self,
         settings: Settings,
         store: Store,
-        results: dict[str, KeywordResult],
         cycle_id: int,
         day: date,
+        news: Mapping[str, Sequence[str]],
         own: OwnMatches | None = None,
         ranker: Ranker | None = None,
+        notes: Mapping[str, str] | None = None,
     ):
-        self.settings, self.store, self.results = settings, store, results
+        self.settings, self.store = settings, store
         self.ranker = ranker  # orders each section (None: as found, newest first)
         self.own = own  # readers' own topics, matched over each news window (None: ignored)
         self.cycle_id, self.day = cycle_id, day
-        self.names = {key: result.keyword for key, result in results.items()}
-        self.current = {key: result.new for key, result in results.items() if result.new}
+        self.names = {k.key: k.name for k in settings.keywords}
+        self.current = {key: list(ids) for key, ids in news.items() if ids and key in self.names}
+        self.notes = dict(notes or {})  # a keyword's note (its fetch hit the bound), by key
         self.windows: dict[int | None, NewsWindow] = {}
         self.previous = store.previous_cycle(cycle_id)  # the cycle before this one, or 0
         self.renderers: dict[str, Renderer] = {}
-        self.ids: dict[tuple, int | None] = {}
-        self.plains: dict[tuple, Plain] = {}
-        self.with_arrivals: dict[
-            int | None, dict[str, Paper]
-        ] = {}  # for own topics' ranking  # each topic set's sections in the plain order
-        self.count = 0
+        self.plains: dict[tuple, Plain] = {}  # each topic set's sections in the plain order
+        self.with_arrivals: dict[int | None, dict[str, Paper]] = {}  # for own topics' ranking
+        self.made_own = False  # whether `own` is this builder's to close
 
-    def edition_for(self, reader: Reader, due: Due) -> int | None:
-        """Return the id of the edition a reader gets (None: no news for them)."""
-        abstracts = reader.abstracts or self.settings.abstracts
-        if due.since is not None and due.since >= self.previous:
-            due = replace(due, since=None)  # their last digest was yesterday's: today's news
-        if reader.own and self.own is not None:
-            # What the body shows of their own topics: each line that matched, and what.
-            own = self.own.matches(reader.own, due.since)
-            key: tuple = (reader.topics, due.since, abstracts, due.resumed, own)
-        else:
-            own, key = None, (reader.topics, due.since, abstracts, due.resumed)
+    @classmethod
+    def for_cycle(cls, settings: Settings, store: Store, cycle_id: int) -> EditionBuilder:
+        """Return the builder of a planned cycle's digests, read back from the store (to make
+        its personal orders when they are sent)."""
+        moment = store.planned_at(cycle_id)
+        if moment is None:
+            raise ValueError(f"cycle {cycle_id} was never planned: its editions cannot be made")
+        own = None
+        if settings.web_personal_topics:
+            arrived = store.papers(store.arrivals_in(cycle_id))
+            own = OwnMatches(store, cycle_id, arrived)
+        ranker = Ranker(store, moment, settings.top_picks, settings.max_per_topic)
+        day = moment.astimezone(settings.timezone).date()
+        news = store.news_between(cycle_id - 1, cycle_id + 1)
+        builder = cls(settings, store, cycle_id, day, news, own, ranker)
+        builder.made_own = True
+        return builder
+
+    def close(self) -> None:
+        """Free the own topics' indexes, if this builder made them (for_cycle)."""
+        if self.own is not None and self.made_own:
+            self.own.close()
+
+    def order_for(self, reader: Reader, due: Due) -> Order | None:
+        """Return what a reader gets this cycle (None: no news for them)."""
+        since = due.since
+        if since is not None and since >= self.previous:
+            since = None  # their last digest was yesterday's: today's news
+        window = self.window(since)
+        keys = tuple(k for k in reader.topics if k in window.new_by_key)
+        lines = reader.own if reader.own and self.own is not None else None
+        if not keys and not (lines and self.own and self.own.matches(lines, since)):
+            return None
         voter = reader.key if self.ranker and self.ranker.personal(reader.key) else None
-        key += (voter,)  # their votes order their digest: a body of their own
-        if key not in self.ids:
-            personal = bool(own) or voter is not None  # a body (nearly) theirs alone
-            self.ids[key] = self._render(reader.topics, due, abstracts, own, voter, personal)
-        return self.ids[key]
+        return Order(
+            reader.topics,
+            since,
+            reader.abstracts or self.settings.abstracts,
+            due.resumed,
+            lines,
+            voter,  # their votes order their digest: a body of their own
+            tuple(self.notes[k] for k in keys if k in self.notes),
+        )
+
+    def rendered(self, order: Order) -> Rendered | None:
+        """Return the body of an order, rendered (None: no news for it)."""
+        made = self._make(order)
+        if made is None:
+            return None
+        recipe, papers = made
+        return recipe.render(self._renderer(order.abstracts), papers, self._feedback())
+
+    def recipe(self, order: Order) -> Recipe | None:
+        """Return the recipe of an order: Renderer.edition's arguments (None: no news)."""
+        made = self._make(order)
+        return None if made is None else made[0]
+
+    def _make(self, order: Order) -> tuple[Recipe, Mapping[str, Paper]] | None:
+        """Return an order's recipe and the papers it may name."""
+        own = None
+        if order.own is not None and self.own is not None:
+            # What the body shows of their own topics: each line that matched, and what.
+            own = self.own.matches(order.own, order.since)
+        window = self.window(order.since)
+        keys = tuple(k for k in order.topics if k in window.new_by_key)
+        plain = self._plain(order.topics, order.since, own)
+        if not plain.sections:
+            return None
+        listed = sum(1 for title, _ in plain.sections if title in self.names.values())
+        if self.ranker is None:
+            arranged = Arranged(plain.sections, {}, {}, 0, {})
+        else:
+            arranged = self.ranker.arrange(plain, order.voter)
+        sections = arranged.sections
+        notes = list(order.notes)
+        if order.resumed is not None:
+            notes.append(
+                f"Your pause ended on {long_date(order.resumed)}: this email covers only the "
+                "papers announced since."
+            )
+        browser, more, own_more = self._links(order.topics, keys, window.since)
+        followed = [self.names[k] for k in order.topics if k in self.names]
+        if own is not None:  # they have own topics: the footer says so, their page lists them
+            followed.append("your own topics")
+            browser = browser if order.topics else None  # the day's page shows none of theirs
+            query = Links.mine_query(self.day, window.since)
+            for line, _ in sections[listed + arranged.picks :]:
+                if line not in more:
+                    own_more.setdefault(line, query)
+        recipe = Recipe.of(
+            order.abstracts, sections, self.day, notes, followed, browser, more,
+            since=window.since, feedback=self._feedback(), own_more=own_more,
+            reasons=arranged.reasons, highlights=arranged.highlights, picks=arranged.picks,
+            totals=arranged.totals, max_per_topic=self.settings.max_per_topic,
+        )  # fmt: skip
+        papers = self._scored(order.since, window) if own is not None else window.papers
+        return recipe, papers
+
+    def _feedback(self) -> Callable[[str, str, str], str]:
+        """Return the builder of 👍 / 👎 links on each paper."""
+        return Links(self.settings.base_url).feedback
 
     def _plain(self, topics: tuple[str, ...], since: int | None, own: Matches | None) -> Plain:
         """Return the sections of these topics (and own matches) in the plain order, once."""
-        key = (topics, since, own)
+        key = (topics, since, own is not None)
         if key not in self.plains or own:  # own topics: hardly ever the same twice
             window = self.window(since)
             keys = tuple(k for k in topics if k in window.new_by_key)
@@ -118,6 +204,8 @@ class EditionBuilder:
             start = None
             if since is not None:
                 for key, ids in self.store.news_between(since, self.cycle_id).items():
+                    if key not in self.names:
+                        continue
                     known = set(new_by_key.get(key, ()))
                     new_by_key.setdefault(key, []).extend(i for i in ids if i not in known)
                 start = self.store.cycle_day(since, self.settings.timezone)
@@ -130,101 +218,6 @@ class EditionBuilder:
                 start,
             )
         return self.windows[since]
-
-    def _render(
-        self,
-        topics: tuple[str, ...],
-        due: Due,
-        abstracts: str,
-        own: Matches | None = None,
-        voter: str | None = None,
-        personal: bool = False,
-    ) -> int | None:
-        """Render and store one digest (`own`: the reader's own topics' matches, if any;
-        `voter`: the reader whose votes order it, if any; `personal`: hardly anyone else gets
-        it, so it is rendered when sent)."""
-        window = self.window(due.since)
-        keys = tuple(k for k in topics if k in window.new_by_key)
-        plain = self._plain(topics, due.since, own)
-        if not plain.sections:
-            return None
-        listed = sum(1 for title, _ in plain.sections if title in self.names.values())
-        if self.ranker is None:
-            arranged = Arranged(plain.sections, {}, {}, 0, {})
-        else:
-            arranged = self.ranker.arrange(plain, voter)
-        sections = arranged.sections
-        notes = _notes(self.results, keys)
-        if due.resumed is not None:
-            notes.append(
-                f"Your pause ended on {long_date(due.resumed)}: this email covers only the "
-                "papers announced since."
-            )
-        browser, more, own_more = self._links(topics, keys, window.since)
-        followed = [self.names[k] for k in topics]
-        if own is not None:  # they have own topics: the footer says so, their page lists them
-            followed.append("your own topics")
-            browser = browser if topics else None  # the day's page shows none of theirs
-            query = Links.mine_query(self.day, window.since)
-            for line, _ in sections[listed + arranged.picks :]:
-                if line not in more:
-                    own_more.setdefault(line, query)
-        return self._edition(
-            topics, abstracts, personal,
-            sections,
-            self.day,
-            notes,
-            followed,
-            browser,
-            more,
-            since=window.since,
-            feedback=Links(self.settings.base_url).feedback,  # 👍 / 👎 on each paper
-            own_more=own_more,
-            reasons=arranged.reasons,
-            highlights=arranged.highlights,
-            picks=arranged.picks,
-            totals=arranged.totals,
-            max_per_topic=self.settings.max_per_topic,
-        )  # fmt: skip
-
-    def _edition(
-        self,
-        keys: tuple[str, ...],
-        abstracts: str,
-        personal: bool,
-        sections: Papers,
-        day: date,
-        notes: Sequence[str],
-        topics: Sequence[str],
-        browser_url: str | None,
-        more_urls: dict[str, str],
-        *,
-        since: date | None,
-        feedback: Callable[[str, str, str], str] | None,
-        own_more: Mapping[str, str],
-        reasons: Mapping[str, str] | None = None,
-        highlights: Mapping[str, Collection[str]] | None = None,
-        max_per_topic: int | None = None,
-        picks: int = 0,
-        totals: Mapping[str, int] | None = None,
-    ) -> int:
-        """Store one digest, given Renderer.edition's arguments: a shared one rendered now, a
-        personal one (hardly anyone else gets it) as its recipe, which `bodies` renders when
-        it is sent, into the same bytes."""
-        recipe = Recipe.of(
-            abstracts, sections, day, notes, topics, browser_url, more_urls, since=since,
-            feedback=feedback, own_more=own_more, reasons=reasons, highlights=highlights,
-            max_per_topic=max_per_topic, picks=picks, totals=totals,
-        )  # fmt: skip
-        self.count += 1
-        if personal:
-            return self.store.add_recipe(self.cycle_id, keys, recipe.papers, recipe.dumps())
-        papers = {paper.id: paper for _, items in sections for paper, _ in items}
-        body = recipe.render(self._renderer(abstracts), papers, feedback)
-        return self.store.add_edition(
-            self.cycle_id, keys, body.papers, body.subject, body.text, body.html,
-            body.placeholders,
-        )  # fmt: skip
 
     def _renderer(self, abstracts: str) -> Renderer:
         if abstracts not in self.renderers:
@@ -251,12 +244,42 @@ class EditionBuilder:
         return Links(self.settings.base_url).day(self.day, [slug[k] for k in topics]), {}, mine
 
 
-def _notes(results: dict[str, KeywordResult], keys: tuple[str, ...]) -> list[str]:
-    """Return the email's notes about keywords whose fetch hit the bound."""
-    return [
-        f"arXiv had more than {results[k].limit} new papers for {results[k].keyword} today; "
-        f"only the newest {results[k].limit} were fetched (the list owner should narrow this "
-        "topic)."
-        for k in keys
-        if results[k].limit is not None
-    ]
+class Editions:
+    """A cycle's editions as planned: each distinct order once, a shared one rendered and
+    stored now, a personal one planned with its first message (made when sent)."""
+
+    def __init__(self, builder: EditionBuilder):
+        self.builder = builder
+        self.ids: dict[Order, int | PlannedEdition | None] = {}
+        self.count = 0  # distinct digests
+
+    def edition_for(self, reader: Reader, due: Due) -> int | PlannedEdition | None:
+        """Return the edition a reader gets (None: no news for them)."""
+        order = self.builder.order_for(reader, due)
+        if order is None:
+            return None
+        if order not in self.ids:
+            self.ids[order] = self._edition(order)
+            self.count += self.ids[order] is not None
+        return self.ids[order]
+
+    def _edition(self, order: Order) -> int | PlannedEdition | None:
+        builder = self.builder
+        if order.personal:
+            return PlannedEdition(builder.cycle_id, order.topics, order.dumps())
+        if (body := builder.rendered(order)) is None:
+            return None
+        return builder.store.add_edition(
+            builder.cycle_id, order.topics, body.papers, body.subject, body.text, body.html,
+            body.placeholders,
+        )  # fmt: skip
+
+
+def notes(results: Mapping[str, KeywordResult]) -> dict[str, str]:
+    """Return the email's note about each keyword whose fetch hit the bound, by key."""
+    return {
+        k: f"arXiv had more than {r.limit} new papers for {r.keyword} today; only the newest "
+        f"{r.limit} were fetched (the list owner should narrow this topic)."
+        for k, r in results.items()
+        if r.limit is not None
+    }

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 from .channel_news import planned_posts
 from .config import Settings, is_harvest
-from .editions import EditionBuilder
+from .editions import EditionBuilder, Editions, notes
 from .fetch import Fetched
 from .mail import new_message_id
 from .models import KeywordResult, Paper
@@ -207,7 +207,11 @@ class _Messages:
         ranker = Ranker(
             store, self.now or datetime.now(UTC), settings.top_picks, settings.max_per_topic
         )
-        editions = EditionBuilder(settings, store, self.results, cycle_id, self.day, own, ranker)
+        news = {key: result.new for key, result in self.results.items()}
+        builder = EditionBuilder(
+            settings, store, cycle_id, self.day, news, own, ranker, notes(self.results)
+        )
+        editions = Editions(builder)
         suppressed = store.suppressed()
         recipients: list[tuple] = []
         for reader in roll(settings, store):

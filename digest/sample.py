@@ -11,9 +11,8 @@ from email.message import EmailMessage
 
 from .config import Settings
 from .delivery import Delivery
-from .editions import EditionBuilder, NewsWindow
+from .editions import EditionBuilder, Editions, NewsWindow
 from .mail import new_message_id
-from .models import KeywordResult
 from .readers import Due, Reader, reader
 from .store import Message, Store
 
@@ -65,14 +64,12 @@ def render_sample(
         with store.scratch():  # the cycle and edition it needs are rolled back
             now = clock()
             cycle_id = store.begin_cycle(now)
-            results = {
-                k.key: KeywordResult(k.name, new=new.get(k.key, [])) for k in settings.keywords
-            }
             day = now.astimezone(settings.timezone).date()
-            builder = SampleEditions(settings, store, results, cycle_id, day)
-            edition_id = builder.edition_for(person, Due(mail=True))
+            builder = SampleEditions(settings, store, cycle_id, day, new)
+            edition_id = Editions(builder).edition_for(person, Due(mail=True))
             if edition_id is None:  # every topic of theirs is empty: nothing to show
                 raise NothingStored(f"{settings.database} holds no paper of these topics yet")
+            assert isinstance(edition_id, int)  # no votes, no own topics: rendered now
             item = Message(
                 0, cycle_id, edition_id, person.email, person.name,
                 new_message_id(settings.sender), 0,

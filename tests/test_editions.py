@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from helpers.builders import changed, stored_paper
 
-from digest.editions import EditionBuilder
+from digest.editions import EditionBuilder, Editions, notes
 from digest.models import KeywordResult, Paper
 from digest.presentation import sections_for
 from digest.readers import Due, Reader
@@ -52,10 +52,15 @@ class Recorded:
     ids: list[int]  # the cycles' ids, oldest first
     results: dict[str, KeywordResult]  # the last cycle's
 
-    def editions(self, **changes) -> EditionBuilder:
+    def editions(self, **changes) -> Editions:
+        return Editions(self.builder(**changes))
+
+    def builder(self, results: dict[str, KeywordResult] | None = None, **changes):
         settings = changed(self.settings, **changes) if changes else self.settings
         today = datetime.now(UTC).astimezone(settings.timezone).date()
-        return EditionBuilder(settings, self.store, self.results, self.ids[-1], today)
+        results = self.results if results is None else results
+        news = {key: result.new for key, result in results.items()}
+        return EditionBuilder(settings, self.store, self.ids[-1], today, news, notes=notes(results))
 
 
 @pytest.fixture
@@ -85,7 +90,7 @@ def reader(*topics: str, email: str = "ada@example.org", **fields) -> Reader:
 
 
 def test_the_window_of_this_cycle_holds_its_news_alone(recorded):
-    window = recorded.editions().window(None)
+    window = recorded.builder().window(None)
     assert window.new_by_key == {GNN: [G3.id], LLM: [L3.id, GL2.id]}
     assert window.since is None and set(window.papers) == {G3.id, L3.id, GL2.id}
     assert window.earlier == {GL2.id: {GNN}}  # seen under GNN a cycle before
@@ -93,16 +98,16 @@ def test_the_window_of_this_cycle_holds_its_news_alone(recorded):
 
 def test_a_window_since_an_earlier_cycle_adds_its_news_newest_cycle_first(recorded):
     first, second, _ = recorded.ids
-    window = recorded.editions().window(first)
+    window = recorded.builder().window(first)
     assert window.new_by_key == {GNN: [G3.id, GL2.id, G2.id], LLM: [L3.id, GL2.id]}
     assert window.since == date(2025, 11, 16)  # the day of the cycle after which it starts
     assert window.earlier == {}  # nothing in it was seen before the window began
-    assert recorded.editions().window(second).new_by_key == {GNN: [G3.id], LLM: [L3.id, GL2.id]}
+    assert recorded.builder().window(second).new_by_key == {GNN: [G3.id], LLM: [L3.id, GL2.id]}
 
 
 def test_each_window_is_read_once_per_cycle(recorded):
-    editions = recorded.editions()
-    assert editions.window(recorded.ids[0]) is editions.window(recorded.ids[0])
+    builder = recorded.builder()
+    assert builder.window(recorded.ids[0]) is builder.window(recorded.ids[0])
 
 
 def test_a_paper_seen_before_under_a_followed_topic_is_no_news():
@@ -138,11 +143,8 @@ def test_readers_with_the_same_topics_and_window_share_one_edition(recorded):
 
 
 def test_a_topic_without_news_gets_no_edition(recorded):
-    editions = recorded.editions()
     results = dict(recorded.results, **{LLM: KeywordResult(NAMES[LLM])})
-    editions = EditionBuilder(
-        recorded.settings, recorded.store, results, recorded.ids[-1], editions.day
-    )
+    editions = Editions(recorded.builder(results))
     assert editions.edition_for(reader(LLM), Due(mail=True)) is None
     assert editions.count == 0
 

@@ -1,5 +1,5 @@
-"""Personal editions through whole cycles: planned as recipes, rendered when sent, mailed once,
-crash-safe, dropped once sent; shared editions still rendered when planned."""
+"""Personal editions through whole cycles: planned as orders, made and rendered when sent,
+mailed once, crash-safe, dropped once sent; shared editions still rendered when planned."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from helpers.builders import SECRET, make_paper, settings_text
 from helpers.cycles import DAY1, GNN, LLM, papers_in
 from helpers.mailserver import FaultyHandler, MailServer
 
+from digest import editions as editions_module
 from digest.config import load_settings
+from digest.editions import EditionBuilder
+from digest.orders import Order
 from digest.pipeline import render_preview, run_once
-from digest.recipes import Recipe
 from digest.store import Store
 
 DAY2, DAY3 = DAY1 + timedelta(days=1), DAY1 + timedelta(days=2)
@@ -80,7 +82,7 @@ def outbox(settings, cycle_id: int) -> dict[str, int]:
         )
 
 
-def test_own_topic_digests_are_planned_as_recipes_and_rendered_when_sent(
+def test_own_topic_digests_are_planned_as_orders_and_rendered_when_sent(
     day_one, mail_server, fake_arxiv, monkeypatch
 ):
     seen = Seen(monkeypatch)
@@ -102,7 +104,7 @@ def test_own_topic_digests_are_planned_as_recipes_and_rendered_when_sent(
     with Store(day_one.database) as store:  # all sent: the recipe is dropped, the row kept
         rows = store.db.execute("SELECT recipe, text FROM editions WHERE cycle_id = 2").fetchall()
     assert sorted(rows, key=str) == sorted([(None, ""), (None, grace.text)], key=str)
-    # A preview renders the next personal digest from its recipe and records nothing.
+    # A preview makes the next personal digest from its order and records nothing.
     fake_arxiv.papers.append(F)
     preview = render_preview(day_one, "bea@example.org", clock=lambda: DAY3)
     assert preview is not None and papers_in(preview) == [F.id]
@@ -110,7 +112,7 @@ def test_own_topic_digests_are_planned_as_recipes_and_rendered_when_sent(
         assert store.db.execute("SELECT count(*) FROM editions").fetchone() == (3,)
 
 
-def test_a_plan_killed_after_its_recipes_were_written_is_planned_again_alike(
+def test_a_plan_killed_after_its_orders_were_written_is_planned_again_alike(
     day_one, mail_server, monkeypatch
 ):
     seen = Seen(monkeypatch)
@@ -135,7 +137,7 @@ def test_a_plan_killed_after_its_recipes_were_written_is_planned_again_alike(
             0,
         )  # the crashed plan's editions went with it
     ids = outbox(day_one, 3)
-    assert Recipe.loads(seen.editions[ids["alan@example.org"]].recipe) == Recipe.loads(crashed)
+    assert Order.loads(seen.editions[ids["alan@example.org"]].recipe) == Order.loads(crashed)
 
 
 @pytest.mark.slow
@@ -200,3 +202,42 @@ def test_kill_9_mid_send_of_personal_editions_then_restart_mails_each_once_alike
         assert store.db.execute(
             "SELECT count(*), count(recipe), sum(length(html)) FROM editions"
         ).fetchone() == (total, 0, 0)  # every body personal, every recipe dropped once sent
+
+
+def test_an_order_made_when_sent_is_the_recipe_planning_would_have_made(
+    make_settings, fake_arxiv, mail_server, monkeypatch
+):
+    readers = f"email,name,keywords\nalan@example.org,Alan,{GNN}\nada@example.org,Ada,{GNN};{LLM}\n"
+    settings = make_settings(subscribers=readers, keywords=(GNN, LLM))
+    settings.path.write_text(harvesting(settings.path.read_text()))
+    settings = load_settings(settings.path)
+    fake_arxiv.papers[:] = []
+    assert run_once(settings, clock=lambda: DAY1).ok
+    with Store(settings.database) as store:
+        store.save_own_topics("alan@example.org", "", "csv", OWN["alan@example.org"], DAY1)
+        store.save_own_topics("ada@example.org", "", "csv", ["au:Turing", "pretraining"], DAY1)
+        store.record_papers([L])
+        store.record_vote("ada@example.org", L.id, 1, DAY1)  # her votes order her digest
+    fake_arxiv.papers += [A, B, L]
+    would: dict = {}  # what the planning builder makes of each personal order, as it plans
+    real = editions_module.Editions._edition
+
+    def keep(self, order):
+        would[order] = self.builder.recipe(order) if order.personal else None
+        return real(self, order)
+
+    monkeypatch.setattr(editions_module.Editions, "_edition", keep)
+    seen = Seen(monkeypatch)
+    assert run_once(settings, clock=lambda: DAY2).ok
+    ids = outbox(settings, 2)
+    orders = {email: Order.loads(seen.editions[ids[email]].recipe) for email in ids}
+    assert orders["ada@example.org"].voter and orders["alan@example.org"].own
+    assert set(would) >= set(orders.values())
+    with Store(settings.database) as store:
+        again = EditionBuilder.for_cycle(settings, store, 2)
+        made = {order: again.recipe(order) for order in orders.values()}
+        again.close()
+    assert made == {order: would[order] for order in orders.values()}
+    assert made[orders["ada@example.org"]].reasons  # her vote lifted a paper, and says so
+    tagged = (L.id, ("au:Turing", "pretraining"))  # also in both her own topics
+    assert ("Large Language Model", (tagged,)) in made[orders["ada@example.org"]].sections

@@ -1,10 +1,12 @@
-"""Personal editions as recipes: stored compact, rendered when sent into the bytes planning
-would have rendered, read back as written, dropped once their mail is out."""
+"""Editions stored as recipes (as the previous version queued personal ones, and as an order
+is made when sent): rendered into the bytes planning would have rendered, read back as
+written, dropped once their mail is out."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -12,7 +14,6 @@ from helpers.builders import stored_paper
 
 from digest.bodies import Bodies
 from digest.delivery import Delivery
-from digest.editions import EditionBuilder
 from digest.links import Links
 from digest.mail import Composer
 from digest.recipes import BadRecipe, Recipe, renderer_for
@@ -53,9 +54,16 @@ def store(make_settings):
         yield opened
 
 
-def builder(store) -> EditionBuilder:
-    cycle_id = store.begin_cycle(NOW)
-    return EditionBuilder(store.settings, store, {}, cycle_id, DAY)
+@dataclass
+class Cycle:
+    """A cycle being planned, whose digests a test stores."""
+
+    store: Store
+    cycle_id: int
+
+
+def builder(store) -> Cycle:
+    return Cycle(store, store.begin_cycle(NOW))
 
 
 def arguments(found: list, cap: int | None = None) -> dict:
@@ -81,17 +89,20 @@ def arguments(found: list, cap: int | None = None) -> dict:
     )
 
 
-def store_both(build: EditionBuilder, abstracts: str, args: dict) -> tuple[int, int]:
+def store_both(build: Cycle, abstracts: str, args: dict) -> tuple[int, int]:
     """Store one digest rendered now (shared) and as a recipe (personal); return their ids."""
     sections, day, notes, topics = args["sections"], args["day"], args["notes"], args["topics"]
     rest = {k: v for k, v in args.items() if k not in ("sections", "day", "notes", "topics")}
     browser, more = rest.pop("browser_url"), rest.pop("more_urls")
-    return tuple(  # type: ignore[return-value]
-        build._edition(
-            (GNN,), abstracts, personal, sections, day, notes, topics, browser, more, **rest
-        )
-        for personal in (False, True)
-    )
+    recipe = Recipe.of(abstracts, sections, day, notes, topics, browser, more, **rest)
+    store = build.store
+    papers = {paper.id: paper for _, items in sections for paper, _ in items}
+    body = recipe.render(renderer_for(store.settings, abstracts), papers, rest["feedback"])
+    shared = store.add_edition(
+        build.cycle_id, (GNN,), body.papers, body.subject, body.text, body.html,
+        body.placeholders,
+    )  # fmt: skip
+    return shared, store.add_recipe(build.cycle_id, (GNN,), recipe.papers, recipe.dumps())
 
 
 def composed(edition: Edition) -> bytes:

@@ -7,7 +7,7 @@ from .bounces import BounceFinding, Bounces, Effect
 from .form_limits import FormLimits
 from .history import History
 from .links import LinkVersions
-from .outbox import Edition, Message, Outbox
+from .outbox import Edition, Message, Outbox, PlannedEdition
 from .peek import peek_deleted, peek_meta
 from .people import People, Person
 from .posts import ChannelState, Post, Posts
@@ -33,6 +33,7 @@ __all__ = [
     "MailCounts",
     "Message",
     "Person",
+    "PlannedEdition",
     "Post",
     "QueryTooLong",
     "Snapshot",

@@ -29,6 +29,17 @@ class Edition:
     cycle_id: int = 0  # the cycle that planned it
 
 
+@dataclass(slots=True)
+class PlannedEdition:
+    """A personal edition planned with its messages: its order (JSON, orders.Order) written
+    in the batch of its first message, where it gets its id."""
+
+    cycle_id: int
+    keys: tuple[str, ...]
+    recipe: str
+    id: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """A planned message waiting in the outbox."""
@@ -72,13 +83,16 @@ class Outbox(Database):
         return int(table.last_pk)
 
     def add_recipe(self, cycle_id: int, keys: Iterable[str], papers: int, recipe: str) -> int:
-        """Store a personal digest as its recipe, rendered when sent; return its id."""
-        with self.transaction():  # one row, without sqlite-utils' work: a cycle writes many
-            cursor = self.db.execute(
-                "INSERT INTO editions (cycle_id, keywords, papers, subject, text, html, "
-                "placeholders, recipe) VALUES (?, ?, ?, '', '', '', '{}', ?)",
-                [cycle_id, json.dumps(list(keys)), papers, recipe],
-            )
+        """Store a personal digest as its recipe or order, made when sent; return its id."""
+        with self.transaction():
+            return self._insert_recipe(cycle_id, keys, papers, recipe)
+
+    def _insert_recipe(self, cycle_id: int, keys: Iterable[str], papers: int, recipe: str) -> int:
+        cursor = self.db.execute(  # one row, without sqlite-utils' work: a cycle writes many
+            "INSERT INTO editions (cycle_id, keywords, papers, subject, text, html, "
+            "placeholders, recipe) VALUES (?, ?, ?, '', '', '', '{}', ?)",
+            [cycle_id, json.dumps(list(keys)), papers, recipe],
+        )
         assert cursor.lastrowid is not None  # an insert of one row sets it
         return cursor.lastrowid
 
@@ -107,7 +121,8 @@ class Outbox(Database):
         return cursor.rowcount
 
     def plan_messages(self, rows: Iterable[dict[str, Any]], now: datetime) -> None:
-        """Add planned messages (cycle_id, edition_id, email, name, message_id) to the outbox.
+        """Add planned messages (cycle_id, edition_id, email, name, message_id) to the outbox;
+        an edition_id may be a PlannedEdition, written with the first message that names it.
 
         Rows are written a thousand at a time, each batch its own short transaction, and
         produced (rendered) outside any: the database is never held while planning.
@@ -116,10 +131,19 @@ class Outbox(Database):
         for row in rows:
             batch.append({**row, "planned_at": iso(now)})
             if len(batch) >= 1000:
-                with self.transaction():
-                    self.db.table("outbox").insert_all(batch)
+                self._write_messages(batch)
                 batch.clear()
+        self._write_messages(batch)
+
+    def _write_messages(self, batch: list[dict[str, Any]]) -> None:
         with self.transaction():
+            for row in batch:
+                if isinstance(edition := row["edition_id"], PlannedEdition):
+                    if edition.id is None:
+                        edition.id = self._insert_recipe(
+                            edition.cycle_id, edition.keys, 0, edition.recipe
+                        )
+                    row["edition_id"] = edition.id
             self.db.table("outbox").insert_all(batch)
 
     def remember_recipients(self, rows: Iterable[tuple]) -> None:

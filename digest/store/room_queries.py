@@ -127,8 +127,13 @@ class RoomQueries(Database):
 
     def cycle_day(self, cycle_id: int, zone: tzinfo) -> date | None:
         """Return the day (in a time zone) on which a cycle recorded its news."""
+        moment = self.planned_at(cycle_id)
+        return moment.astimezone(zone).date() if moment else None
+
+    def planned_at(self, cycle_id: int) -> datetime | None:
+        """Return when a cycle recorded its news (None: never)."""
         row = self.db.execute("SELECT planned_at FROM cycles WHERE id = ?", [cycle_id]).fetchone()
-        return datetime.fromisoformat(row[0]).astimezone(zone).date() if row and row[0] else None
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
 
     def planned_cycles(self, start: datetime, end: datetime) -> list[tuple[int, datetime]]:
         """Return the cycles that recorded their news from `start` up to (not including) `end`,
