@@ -7,21 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from .bm25 import PaperWords, TextIndex, paper_text, paper_words
 from .models import Paper
-from .ranking import (
-    LIFT,
-    PREFERENCE,
-    Candidate,
-    PaperText,
-    Profile,
-    TextIndex,
-    Vector,
-    learn,
-    order,
-    paper_text,
-    tfidf,
-    tokens,
-)
+from .ranking import LIFT, PREFERENCE, Candidate, Profile, Vector, learn, order, tfidf
 from .store import Store, Vote
 from .store.relevance import Stemmer
 
@@ -68,8 +56,7 @@ class Ranker:
         # By address key: who has a profile (`votes`: these instead of everyone's stored ones).
         self.votes: Mapping[str, Sequence[Vote]] = store.all_votes() if votes is None else votes
         self.stemmer = Stemmer()
-        self.texts: dict[str, PaperText] = {}
-        self.spellings: dict[str, set[str]] = {}  # stem -> its words as the papers write them
+        self.words: dict[str, PaperWords] = {}  # each paper's words, counted once
         self.indexes: dict[object, TextIndex] = {}
         self.sources: dict[object, Mapping[str, Paper]] = {}  # the papers each was built from
         self.scores: dict[tuple[object, tuple[str, ...]], dict] = {}
@@ -172,9 +159,9 @@ class Ranker:
         postings = self.postings.get(window)
         if postings is None:
             index = self.indexes[window]
-            self._vectors({i: None for i in index.texts})
+            self._vectors({i: None for i in index.words})
             postings = self.postings[window] = {}
-            for paper_id in index.texts:
+            for paper_id in index.words:
                 for term, weight in self.vectors[paper_id].items():
                     postings.setdefault(term, []).append((paper_id, weight))
         found: dict[str, float] = {}
@@ -188,11 +175,11 @@ class Ranker:
         if index is not None and self.sources.get(window) is papers:
             return index  # the same papers as last time
         self.sources[window] = papers
-        if index is None or any(i not in index.texts for i in papers):  # more papers: anew
-            self._texts(papers)
-            known = dict(index.texts) if index is not None else {}
-            texts = known | {i: self.texts[i] for i in papers}
-            index = self.indexes[window] = TextIndex(texts, self.spellings)
+        if index is None or any(i not in index.words for i in papers):  # more papers: anew
+            self._words(papers)
+            known = dict(index.words) if index is not None else {}
+            words = known | {i: self.words[i] for i in papers}
+            index = self.indexes[window] = TextIndex(words, self.stemmer.known)
             self.postings.pop(window, None)
             self.scores = {k: v for k, v in self.scores.items() if k[0] != window}
         return index
@@ -208,22 +195,25 @@ class Ranker:
             known.update(index.bm25([stems[w] for w in query], missing))
         return known
 
-    def _texts(self, papers: Mapping[str, Paper]) -> None:
-        new = [p for i, p in papers.items() if i not in self.texts]
+    def _words(self, papers: Mapping[str, Paper]) -> None:
+        """Count the words of papers not counted yet, and learn their stems."""
+        new = [p for i, p in papers.items() if i not in self.words]
         if not new:
             return
-        words = {w for p in new for w in tokens(f"{p.title} {p.abstract} {' '.join(p.authors)}")}
-        stems = self.stemmer.stems(words)
+        vocabulary: set[str] = set()
         for p in new:
-            self.texts[p.id] = paper_text(p.title, p.abstract, p.authors, stems, self.spellings)
+            self.words[p.id] = found = paper_words(p.title, p.abstract, p.authors)
+            vocabulary.update(*found)
+        self.stemmer.stems(vocabulary)
 
     def _vectors(self, papers: Mapping[str, Paper | None]) -> None:
         """Make the tf-idf vectors of papers (voted ones, and a window's), their words read."""
-        self._texts({i: p for i, p in papers.items() if p is not None})
-        new = [i for i in papers if i not in self.vectors]
-        stems = {s for i in new for s in self.texts[i].counts} - self.frequencies.keys()
+        self._words({i: p for i, p in papers.items() if p is not None})
+        new = [i for i in papers if i not in self.vectors and i in self.words]
+        texts = {i: paper_text(self.words[i], self.stemmer.known) for i in new}
+        stems = {s for text in texts.values() for s in text.counts} - self.frequencies.keys()
         if stems:
             found, self.total = self.store.document_frequencies(stems)
             self.frequencies.update({s: found.get(s, 0) for s in stems})
-        for i in new:
-            self.vectors[i] = tfidf(self.texts[i].counts, self.frequencies, self.total)
+        for i, text in texts.items():
+            self.vectors[i] = tfidf(text.counts, self.frequencies, self.total)

@@ -9,7 +9,6 @@ history's own full-text index (store/relevance).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,82 +141,6 @@ def order(
         ranked.append((score, c.updated, c.paper_id, because))
     ranked.sort(key=lambda r: (-round(r[0], 9), -r[1].timestamp(), r[2]))
     return [Ranked(paper_id, score, because) for score, _, paper_id, because in ranked]
-
-
-_TOKEN = re.compile(r"[^\W_]+")
-TITLE, AUTHORS = 3, 2  # a title's word counts as three of the abstract's, an author's as two
-K1, B = 1.2, 0.75  # BM25's usual constants
-
-
-@dataclass(frozen=True, slots=True)
-class PaperText:
-    """A paper's words for ranking: weighted counts by stem, and its length."""
-
-    counts: dict[str, float]
-    length: float
-
-
-def tokens(text: str) -> list[str]:
-    """Return a text's words, case-folded (accents kept: they are folded when stemming)."""
-    return _TOKEN.findall(text.casefold())
-
-
-def paper_text(
-    title: str,
-    abstract: str,
-    authors: Sequence[str],
-    stems: Mapping[str, str],
-    spellings: dict[str, set[str]],
-) -> PaperText:
-    """Return a paper's PaperText (`stems`: each of its words' stem), adding the words of its
-    title and abstract to `spellings` (stem -> its words as written, case-folded)."""
-    counts: dict[str, float] = {}
-    for weight, words, shown in (
-        (TITLE, tokens(title), True),
-        (1, tokens(abstract), True),
-        (AUTHORS, tokens(" ".join(authors)), False),
-    ):
-        for word in words:
-            stem = stems.get(word, word)
-            counts[stem] = counts.get(stem, 0.0) + weight
-            if shown:
-                spellings.setdefault(stem, set()).add(word)
-    return PaperText(counts, sum(counts.values()))
-
-
-class TextIndex:
-    """A news window's papers' words: what BM25 needs, counted once."""
-
-    def __init__(self, texts: Mapping[str, PaperText], spellings: Mapping[str, set[str]]):
-        self.texts, self.spellings = texts, spellings
-        self.total = len(texts) or 1
-        self.average = sum(t.length for t in texts.values()) / self.total or 1.0
-        self.frequency: dict[str, int] = {}
-        for text in texts.values():
-            for stem in text.counts:
-                self.frequency[stem] = self.frequency.get(stem, 0) + 1
-
-    def bm25(
-        self, query: Iterable[str], ids: Iterable[str]
-    ) -> dict[str, tuple[float, frozenset[str]]]:
-        """Return each paper's BM25 score for the query's stems, with the words of its title
-        and abstract that matched."""
-        idf = {
-            s: math.log(1 + (self.total - n + 0.5) / (n + 0.5))
-            for s in set(query)
-            if (n := self.frequency.get(s, 0))
-        }
-        found = {}
-        for paper_id in ids:
-            text = self.texts[paper_id]
-            score, words = 0.0, set[str]()
-            norm = K1 * (1 - B + B * text.length / self.average)
-            for stem, weight in idf.items():
-                if (count := text.counts.get(stem)) is not None:
-                    score += weight * count * (K1 + 1) / (count + norm)
-                    words |= self.spellings.get(stem, set())  # those it has are bold
-            found[paper_id] = (score, frozenset(words))
-        return found
 
 
 def _unit(weights: dict[str, float]) -> dict[str, float]:
