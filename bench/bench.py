@@ -162,6 +162,8 @@ def digest_child(folder: Path) -> None:
         for item in items:
             composer.message(item)
         compose_ms = (time.perf_counter() - started) / max(1, len(items)) * 1000
+        composer.bodies.close()  # the send phase below is one Delivery of its own, as in a cycle
+        del composer
         started = time.perf_counter()
         delivery = asyncio.run(Delivery(settings, store, secret).run())
         sent_in = time.perf_counter() - started

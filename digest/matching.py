@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from .caches import Recent
 from .models import Paper
 from .topics import Term, Topic, words
+
+KEPT = 4_096  # queries' matches kept (the most recently used)
 
 
 class Corpus(Protocol):
@@ -31,7 +34,8 @@ class Matcher:
     def __init__(self, corpus: Corpus):
         self.corpus = corpus
         self.terms: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
-        self.queries: dict[str, tuple[str, ...]] = {}  # tuples: a third of a set's memory
+        # Tuples (a third of a set's memory), the most recent kept: each line is new or common.
+        self.queries: Recent[str, tuple[str, ...]] = Recent(KEPT)
 
     def match(self, topic: Topic) -> tuple[str, ...]:
         """Return the ids of the papers a topic matches (in no particular order)."""
@@ -45,7 +49,7 @@ class Matcher:
                         break
                     papers -= self._term(term)
                 hits |= papers
-            found = self.queries[topic.key] = tuple(hits)
+            found = self.queries.put(topic.key, tuple(hits))
         return found
 
     def match_all(self, topics: Iterable[Topic]) -> dict[str, tuple[str, ...]]:

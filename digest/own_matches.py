@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from .matching import Matcher
+from .caches import Recent
+from .matching import KEPT, Matcher
 from .models import Paper
 from .store import Store
 from .store.corpus import DayCorpus
@@ -33,8 +34,8 @@ class MatchWindow:
         self.papers = papers
         self.corpus = DayCorpus(papers) if papers else None
         self.matcher = Matcher(self.corpus) if self.corpus else None
-        self.found: dict[str, tuple[str, ...]] = {}  # by query key: ids, newest first
-        self.lines: dict[str, tuple[str, ...]] = {}  # the same, by the line as written
+        self.found: Recent[str, tuple[str, ...]] = Recent(KEPT)  # by query: ids, newest first
+        self.lines: Recent[str, tuple[str, ...]] = Recent(KEPT)  # the same, by the line
 
     def match(self, topic: Topic) -> tuple[str, ...]:
         """Return the papers a topic matches, newest update first."""
@@ -42,7 +43,7 @@ class MatchWindow:
             ids = self.matcher.match(topic) if self.matcher else frozenset()
             papers = self.papers
             found = tuple(sorted(ids, key=lambda i: (papers[i].updated, i), reverse=True))
-            self.found[topic.key] = found
+            self.found.put(topic.key, found)
         return found
 
     def close(self) -> None:
@@ -58,20 +59,20 @@ class OwnMatches:
     def __init__(self, store: Store, cycle_id: int, arrived: Mapping[str, Paper]):
         self.store, self.cycle_id = store, cycle_id
         self.arrived = arrived  # this cycle's new papers (recorded as arrived when planned)
-        self.parsed: dict[str, Topic | None] = {}
+        self.parsed: Recent[str, Topic | None] = Recent(KEPT)
         self.windows: dict[int | None, MatchWindow] = {}
         self.skipped: set[str] = set()  # stored lines that no longer parse
 
     def topic(self, line: str) -> Topic | None:
         """Return a stored line's query, or None if it no longer parses (it is skipped)."""
         if line in self.parsed:
-            return self.parsed[line]
+            return self.parsed.get(line)
         try:
             topic: Topic | None = parse(line)
         except TopicError:
             topic = None
             self.skipped.add(line)
-        self.parsed[line] = topic
+        self.parsed.put(line, topic)
         return topic
 
     def window(self, since: int | None) -> MatchWindow:
@@ -102,7 +103,7 @@ class OwnMatches:
         for line in lines:
             if (ids := window.lines.get(line)) is None:
                 topic = self.topic(line)
-                ids = window.lines[line] = window.match(topic) if topic is not None else ()
+                ids = window.lines.put(line, window.match(topic) if topic is not None else ())
             if ids:
                 found.append((line, ids))
         return tuple(found)

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from .bm25 import PaperWords, TextIndex, paper_text, paper_words
+from .caches import Recent
+from .matching import KEPT
 from .models import Paper
 from .ranking import LIFT, PREFERENCE, Candidate, Profile, Vector, learn, order, tfidf
 from .store import Store, Vote
@@ -59,7 +61,7 @@ class Ranker:
         self.words: dict[str, PaperWords] = {}  # each paper's words, counted once
         self.indexes: dict[object, TextIndex] = {}
         self.sources: dict[object, Mapping[str, Paper]] = {}  # the papers each was built from
-        self.scores: dict[tuple[object, tuple[str, ...]], dict] = {}
+        self.scores: Recent[tuple[object, tuple[str, ...]], dict] = Recent(KEPT)  # by query
         self.vectors: dict[str, Vector] = {}
         self.postings: dict[object, dict[str, list[tuple[str, float]]]] = {}
         self.frequencies: dict[str, int] = {}
@@ -181,14 +183,16 @@ class Ranker:
             words = known | {i: self.words[i] for i in papers}
             index = self.indexes[window] = TextIndex(words, self.stemmer.known)
             self.postings.pop(window, None)
-            self.scores = {k: v for k, v in self.scores.items() if k[0] != window}
+            for key in [k for k in self.scores.entries if k[0] == window]:
+                del self.scores.entries[key]
         return index
 
     def _scores(
         self, window: object, index: TextIndex, query: tuple[str, ...], items: Sequence
     ) -> dict[str, tuple[float, frozenset[str]]]:
         """Return the section's papers' text scores, each paper scored once per query."""
-        known = self.scores.setdefault((window, query), {})
+        if (known := self.scores.get((window, query))) is None:
+            known = self.scores.put((window, query), {})
         missing = [p.id for p, _ in items if p.id not in known]
         if missing:
             stems = self.stemmer.stems(query)
