@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from sys import intern
 
 _TOKEN = re.compile(r"[^\W_]+")
 _GAPS = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
@@ -41,11 +42,12 @@ def tokens(text: str) -> list[str]:
 
 
 def paper_words(title: str, abstract: str, authors: Iterable[str]) -> PaperWords:
-    """Return how often each word occurs in a paper's title, abstract and authors' names."""
+    """Return how often each word occurs in a paper's title, abstract and authors' names
+    (each word one string however many papers have it: a window's words are held at once)."""
     return (
-        Counter(tokens(title)),
-        Counter(tokens(abstract)),
-        Counter(tokens(" ".join(authors))),
+        Counter(map(intern, tokens(title))),
+        Counter(map(intern, tokens(abstract))),
+        Counter(map(intern, tokens(" ".join(authors)))),
     )
 
 

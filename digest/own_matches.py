@@ -36,13 +36,17 @@ class MatchWindow:
         self.matcher = Matcher(self.corpus) if self.corpus else None
         self.found: Recent[str, tuple[str, ...]] = Recent(KEPT)  # by query: ids, newest first
         self.lines: Recent[str, tuple[str, ...]] = Recent(KEPT)  # the same, by the line
+        self.places: dict[str, int] | None = None
 
     def match(self, topic: Topic) -> tuple[str, ...]:
         """Return the papers a topic matches, newest update first."""
         if (found := self.found.get(topic.key)) is None:
-            ids = self.matcher.match(topic) if self.matcher else frozenset()
-            papers = self.papers
-            found = tuple(sorted(ids, key=lambda i: (papers[i].updated, i), reverse=True))
+            ids = self.matcher.match(topic) if self.matcher else ()
+            if self.places is None:  # each paper's place, newest update first: sorted once
+                papers = self.papers
+                newest = sorted(papers, key=lambda i: (papers[i].updated, i), reverse=True)
+                self.places = {paper_id: place for place, paper_id in enumerate(newest)}
+            found = tuple(sorted(ids, key=self.places.__getitem__))
             self.found.put(topic.key, found)
         return found
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_LINE = 200  # characters of one topic line
 MAX_TERMS = 12  # words, phrases and filters in one line, all alternatives together
@@ -71,11 +71,12 @@ class Topic:
 
     line: str
     clauses: tuple[Clause, ...]
+    # The query's canonical form: equal for lines that ask for the same papers (made once).
+    key: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        """Return the query's canonical form: equal for lines that ask for the same papers."""
-        return " OR ".join(sorted(" ".join(str(t) for t in c.terms) for c in set(self.clauses)))
+    def __post_init__(self) -> None:
+        canonical = sorted(" ".join(str(t) for t in c.terms) for c in set(self.clauses))
+        object.__setattr__(self, "key", " OR ".join(canonical))
 
 
 def fold(text: str) -> str:
