@@ -130,7 +130,7 @@ class Delivery:
 
     def composer(self, edition_id: int) -> Composer:
         """Return the composer of an edition (the 64 last used are kept: editions come in
-        runs, shared ones recur; a personal one is rendered from its recipe here, once)."""
+        runs, shared ones recur; a personal one is made from its order here, once)."""
         if edition_id in self._composers:
             self._composers.move_to_end(edition_id)
         else:
@@ -227,7 +227,7 @@ class Delivery:
         self._settle()
         self.report.pending = self.store.count_pending()
         if pruned := self.store.prune_recipes():  # their messages are out: no longer needed
-            log.info("send: %d personal editions' recipes dropped, all their mail sent", pruned)
+            log.info("send: %d personal editions' orders dropped, all their mail sent", pruned)
         return self.report
 
     def _done(self) -> None:

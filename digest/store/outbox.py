@@ -18,7 +18,8 @@ PLANNED = "SELECT id FROM cycles WHERE planned_at IS NOT NULL"  # cycles whose p
 @dataclass(frozen=True, slots=True)
 class Edition:
     """One digest body shared by every subscriber of a keyword set; a personal one is stored
-    as its recipe (JSON, recipes.Recipe), its subject and parts empty until rendered."""
+    as its order (JSON, orders.Order; a recipe if an earlier version planned it), its subject
+    and parts empty until made when sent."""
 
     id: int
     subject: str
