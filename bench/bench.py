@@ -655,7 +655,7 @@ def report(args, result, runs, fetches, email):
     if runs["personal"]:
         print(
             f"  every body personal   {med['personal']:8.1f} msg/s  [{spread['personal']}] "
-            f"(each rendered when sent; planning took "
+            f"(each made and rendered when sent; planning took "
             f"{statistics.median(runs['personal_plan']):.1f} s, peak RSS "
             f"{max(runs['personal_rss']):.0f} MB, of which sending added "
             f"{max(runs['personal_send_rss']):.0f} MB)"

@@ -59,6 +59,7 @@ class EditionBuilder:
         self.previous = store.previous_cycle(cycle_id)  # the cycle before this one, or 0
         self.renderers: dict[str, Renderer] = {}
         self.plains: dict[tuple, Plain] = {}  # each topic set's sections in the plain order
+        self.listing: dict[tuple, bool] = {}  # whether a set of keywords has news (_listed)
         self.with_arrivals: dict[int | None, dict[str, Paper]] = {}  # for own topics' ranking
         self.made_own = False  # whether `own` is this builder's to close
 
@@ -93,7 +94,8 @@ class EditionBuilder:
         window = self.window(since)
         keys = tuple(k for k in reader.topics if k in window.new_by_key)
         lines = reader.own if reader.own and self.own is not None else None
-        if not keys and not (lines and self.own and self.own.matches(lines, since)):
+        listed = bool(keys) and self._listed(reader.topics, since)
+        if not listed and not (lines and self.own and self.own.matches(lines, since)):
             return None
         voter = reader.key if self.ranker and self.ranker.personal(reader.key) else None
         return Order(
@@ -105,6 +107,18 @@ class EditionBuilder:
             voter,  # their votes order their digest: a body of their own
             tuple(self.notes[k] for k in keys if k in self.notes),
         )
+
+    def _listed(self, topics: tuple[str, ...], since: int | None) -> bool:
+        """Tell whether these keywords have news for a reader of them all (a paper they got
+        under one of them before is none), once per set of keywords and window."""
+        if (topics, since) not in self.listing:
+            window = self.window(since)
+            keys = tuple(k for k in topics if k in window.new_by_key)
+            sections = sections_for(
+                keys, window.new_by_key, window.earlier, window.papers, self.names, topics
+            )
+            self.listing[topics, since] = bool(sections)
+        return self.listing[topics, since]
 
     def rendered(self, order: Order) -> Rendered | None:
         """Return the body of an order, rendered (None: no news for it)."""
@@ -171,7 +185,7 @@ class EditionBuilder:
             window = self.window(since)
             keys = tuple(k for k in topics if k in window.new_by_key)
             sections = sections_for(
-                keys, window.new_by_key, window.earlier, window.papers, self.names
+                keys, window.new_by_key, window.earlier, window.papers, self.names, topics
             )
             papers = window.papers
             queries = {self.names[k]: words(self.names[k]) for k in keys}

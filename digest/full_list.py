@@ -54,7 +54,8 @@ def full_list(
     ids = {i for found in news.values() for i in found}
     papers = store.papers(ids)
     keys = tuple(k for k in names if k in news and (k in reader.topics or k == topic))
-    sections = sections_for(keys, news, store.earlier_keywords(ids, first), papers, names)
+    earlier = store.earlier_keywords(ids, first)
+    sections = sections_for(keys, news, earlier, papers, names, reader.topics)
     listed = len(sections)
     queries = {names[k]: words(names[k]) for k in news if k in names}
     scored: dict[str, Paper] = dict(papers)  # what the text scores are computed over

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, time
 
@@ -173,17 +173,19 @@ def sections_for(
     earlier: dict[str, set[str]],
     papers: dict[str, Paper],
     names: dict[str, str],
+    followed: Collection[str] = (),
 ) -> list[tuple[str, list[tuple[Paper, tuple[str, ...]]]]]:
     """Group the news of a keyword set: each paper once, under its first keyword, with tags.
 
-    A paper already seen before this cycle under one of these keywords is not news to
-    someone who follows them all.
+    A paper already seen before this cycle under one of the keywords its reader follows
+    (`followed`, those with no news today too; else these) is not news to them.
     """
     sections, placed = [], set()
+    seen_under = set(followed) | set(keys)
     for key in keys:
         items = []
         for paper_id in new_by_key[key]:
-            if paper_id in placed or earlier.get(paper_id, set()) & set(keys):
+            if paper_id in placed or earlier.get(paper_id, set()) & seen_under:
                 continue
             placed.add(paper_id)
             tags = tuple(names[k] for k in keys if k != key and paper_id in new_by_key[k])

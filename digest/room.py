@@ -168,6 +168,7 @@ class ReadingRoom:
             earlier,
             store.papers(all_new),
             names,
+            chosen,  # as the email of these topics showed them
         )
         flat = [
             (n, name, p, tags) for n, (name, items) in enumerate(sections, 1) for p, tags in items

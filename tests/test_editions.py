@@ -14,8 +14,9 @@ from helpers.builders import changed, stored_paper
 from digest.editions import EditionBuilder, Editions, notes
 from digest.models import KeywordResult, Paper
 from digest.presentation import sections_for
+from digest.ranker import Ranker
 from digest.readers import Due, Reader
-from digest.store import Store
+from digest.store import PlannedEdition, Store
 
 DAY1 = datetime(2025, 11, 16, 5, 0, tzinfo=UTC)  # Sunday, 06:00 in Paris
 GNN, LLM = "graph neural network", "large language model"  # keyword keys
@@ -55,12 +56,14 @@ class Recorded:
     def editions(self, **changes) -> Editions:
         return Editions(self.builder(**changes))
 
-    def builder(self, results: dict[str, KeywordResult] | None = None, **changes):
+    def builder(self, results: dict[str, KeywordResult] | None = None, ranker=None, **changes):
         settings = changed(self.settings, **changes) if changes else self.settings
         today = datetime.now(UTC).astimezone(settings.timezone).date()
         results = self.results if results is None else results
         news = {key: result.new for key, result in results.items()}
-        return EditionBuilder(settings, self.store, self.ids[-1], today, news, notes=notes(results))
+        return EditionBuilder(
+            settings, self.store, self.ids[-1], today, news, ranker=ranker, notes=notes(results)
+        )
 
 
 @pytest.fixture
@@ -147,6 +150,18 @@ def test_a_topic_without_news_gets_no_edition(recorded):
     editions = Editions(recorded.builder(results))
     assert editions.edition_for(reader(LLM), Due(mail=True)) is None
     assert editions.count == 0
+
+
+def test_news_all_seen_before_under_another_followed_topic_plans_no_personal_digest(recorded):
+    # Today LLM's only news is GL2, which its GNN readers got yesterday; GNN has none.
+    results = {GNN: KeywordResult(NAMES[GNN]), LLM: KeywordResult(NAMES[LLM], new=[GL2.id])}
+    ada, bo = reader(GNN, LLM), reader(LLM, email="bo@example.org")
+    voters = {ada.key: [], bo.key: []}  # their votes would order their digests
+    ranker = Ranker(recorded.store, datetime.now(UTC), votes=voters)
+    editions = Editions(recorded.builder(results, ranker))
+    assert editions.edition_for(ada, Due(mail=True)) is None  # nothing new to her: no mail
+    assert editions.edition_for(reader(GNN, LLM, email="cy@example.org"), Due(mail=True)) is None
+    assert isinstance(editions.edition_for(bo, Due(mail=True)), PlannedEdition)  # news to him
 
 
 def test_a_weekly_edition_covers_its_days_and_only_a_daily_one_has_a_day_page(recorded):
