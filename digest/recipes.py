@@ -1,11 +1,11 @@
-"""A personal edition's recipe: what Renderer.edition takes, papers by id, kept as JSON.
+"""A digest's recipe: what Renderer.edition takes, papers by id, kept as JSON.
 
-A body that (almost) nobody shares is not rendered when the cycle is planned: its recipe is
-stored instead, and rendered when its message is sent (`bodies.Bodies`), from the same
-arguments, into the same bytes. The vote links' builder is not data: a recipe records
+Every digest is made into its recipe (`editions.EditionBuilder`) and rendered from it: a shared
+one when planned, a personal one when its message is sent, from its order. The version before
+orders stored personal digests as recipes; a queue it planned is still rendered from them
+(`bodies.Bodies`), into the same bytes. The vote links' builder is not data: a recipe records
 whether the body has them, and the renderer rebuilds it from the settings.
 """
-
 from __future__ import annotations
 
 import json
