@@ -6,6 +6,7 @@ orders stored personal digests as recipes; a queue it planned is still rendered 
 (`bodies.Bodies`), into the same bytes. The vote links' builder is not data: a recipe records
 whether the body has them, and the renderer rebuilds it from the settings.
 """
+
 from __future__ import annotations
 
 import json
