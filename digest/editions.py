@@ -225,11 +225,12 @@ class EditionBuilder:
                 start = self.store.cycle_day(since, self.settings.timezone)
             all_new = {i for ids in new_by_key.values() for i in ids}
             before = self.cycle_id if since is None else since + 1
+            papers = self.store.papers(all_new)
+            if len(papers) < len(all_new):  # a damaged history: what is left is still mailed
+                kept = {k: [i for i in ids if i in papers] for k, ids in new_by_key.items()}
+                new_by_key = {k: ids for k, ids in kept.items() if ids}
             self.windows[since] = NewsWindow(
-                new_by_key,
-                self.store.earlier_keywords(all_new, before),
-                self.store.papers(all_new),
-                start,
+                new_by_key, self.store.earlier_keywords(all_new, before), papers, start
             )
         return self.windows[since]
 

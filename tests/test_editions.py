@@ -203,3 +203,13 @@ def test_without_the_reading_room_no_link_leads_to_it(recorded):
     assert G3.title in edition.text and "View in your browser" not in edition.text
     # Only the vote links (served with the manage page, reading room or not) go to the site.
     assert set(re.findall(r"papers\.example\.org(/\w*)", edition.html)) == {"/feedback"}
+
+
+def test_a_paper_gone_from_a_damaged_history_is_left_out_not_the_digest(recorded):
+    store = recorded.store
+    store.db.execute("PRAGMA foreign_keys = OFF")  # as a damaged or hand-edited database might
+    store.db.execute("DELETE FROM papers WHERE id = ?", [L3.id])
+    window = recorded.builder().window(None)
+    assert window.new_by_key == {GNN: [G3.id], LLM: [GL2.id]}
+    edition = recorded.editions().edition_for(reader(LLM), Due(mail=True))
+    assert GL2.title in store.edition(edition).text
