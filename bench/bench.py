@@ -320,7 +320,9 @@ def timed_fetch(papers, names: list[str], delay: float, since: datetime) -> tupl
 
     with FakeArxiv(papers) as fake:
         keywords = tuple(Keyword(n) for n in names)
-        settings = SimpleNamespace(arxiv=arxiv_settings(fake.url, delay), keywords=keywords)
+        settings = SimpleNamespace(
+            arxiv=arxiv_settings(fake.url, delay), keywords=keywords, fetched_keywords=keywords
+        )
         windows = {k.key: FetchWindow(since) for k in keywords}
         started = time.perf_counter()
         fetch_all(settings, windows)
