@@ -35,7 +35,6 @@ import asyncio
 import itertools
 import json
 import multiprocessing
-import resource
 import smtplib
 import socket
 import statistics
@@ -49,6 +48,8 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the fake arXiv API lives with the tests
+sys.path.insert(0, str(ROOT / "bench"))
+from peak import peak_mb  # noqa: E402  (after the path it is found on)
 
 KEYWORDS = ["Diffusion Model for Recommendation", "Graph Neural Network", "Large Language Model"]
 KEYSETS = ["", KEYWORDS[1], f"{KEYWORDS[0]};{KEYWORDS[2]}", f"{KEYWORDS[1]};{KEYWORDS[2]}"]
@@ -151,7 +152,7 @@ def digest_child(folder: Path) -> None:
         started = time.perf_counter()
         planning = plan(settings, store, found, fetched, cycle_id, now, secret)
         planned = time.perf_counter() - started
-        plan_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        plan_rss = peak_mb()
         # One message per keyword set, in outbox order: the baselines send the same mix.
         composer = Delivery(settings, store, secret)
         pending = store.pending()
@@ -175,7 +176,7 @@ def digest_child(folder: Path) -> None:
                 "sent": delivery.sent,
                 "send_seconds": sent_in,
                 "message_bytes": statistics.mean(len(m) for m in samples),
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_mb(),
                 "plan_rss_mb": plan_rss,  # the peak when planned: what sending added, after
                 "sign_ms": sign_ms,
                 "compose_ms": compose_ms,

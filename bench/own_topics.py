@@ -15,13 +15,14 @@ import argparse
 import json
 import math
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from peak import peak_mb  # this process's own peak RSS
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILY: list[str] = []  # surnames, accented ones among them (set in child())
@@ -130,7 +131,7 @@ def child(options: dict) -> None:
     ]
     papers = day_papers(rng, words, options["papers"])
     lines = readers_topics(rng, words, options["readers"], options["per"], options["shared"])
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = peak_mb()
     start = time.perf_counter()
     parsed: dict[str, object] = {}
     for reader in lines:
@@ -158,10 +159,10 @@ def child(options: dict) -> None:
                 "index": index_s,
                 "lines": sum(map(len, lines)),
                 "distinct_lines": len(parsed),
-                "distinct_queries": len(matcher.queries),
+                "distinct_queries": len({t.key for t in parsed.values() if t is not None}),
                 "distinct_terms": len(matcher.terms),
                 "matches": matched,
-                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_mb": peak_mb(),
                 "rss_data_mb": rss_before,
             }
         )

@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from peak import peak_mb  # this process's own peak RSS
 
 KEYWORDS = ["Diffusion Model for Recommendation", "Graph Neural Network", "Large Language Model"]
 KEYSETS = ["", KEYWORDS[1], f"{KEYWORDS[0]};{KEYWORDS[2]}", f"{KEYWORDS[1]};{KEYWORDS[2]}"]
@@ -263,7 +264,7 @@ def child(folder: Path, profile: Path | None = None, memory: int = 0) -> None:
                 "planned": planning.planned,
                 "editions": planning.editions,
                 "plan_seconds": planned,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_mb(),
                 **extra,
             }
         )

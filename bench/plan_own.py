@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plan_mix  # the shared bench data: keyword sets and history
+from peak import peak_mb  # this process's own peak RSS
 
 READERS, LINES, SHARED, PAPERS = 10_000, 5, 0.30, 2_000
 QUIET = "quiet.txt"  # in a folder whose keywords have no news today
@@ -133,7 +133,7 @@ def child(folder: Path, make: bool = False) -> None:
             "FROM editions WHERE cycle_id = ?",
             [cycle_id],
         ).fetchone()
-        plan_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        plan_rss = peak_mb()
         made = 0.0
         if make:
             ids = [row[0] for row in store.db.execute(
@@ -149,7 +149,7 @@ def child(folder: Path, make: bool = False) -> None:
         "planned": planning.planned, "editions": planning.editions, "seconds": seconds,
         "rss_mb": plan_rss, "bodies_mb": (size or 0) / 2**20, "recipes": recipes,
         "recipes_mb": (recipes_size or 0) / 2**20, "made_seconds": made,
-        "made_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "made_rss_mb": peak_mb(),
     }))  # fmt: skip
 
 
@@ -172,7 +172,7 @@ def matching() -> dict[str, float]:
         "seconds": seconds,
         "distinct": len(parsed),
         "median_hits": statistics.median(hits),
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": peak_mb(),
     }
 
 

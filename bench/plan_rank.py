@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plan_mix  # the shared bench data: keyword sets and history
 import plan_own  # the day's made-up papers
+from peak import peak_mb  # this process's own peak RSS
 
 READERS, VOTERS, VOTES = 10_000, 3_333, 10
 RATIO_TARGET, RSS_TARGET = 1.25, 50.0
@@ -80,7 +80,7 @@ def child(folder: Path, ranked: bool) -> None:
         seconds = time.perf_counter() - started
     print(json.dumps({
         "planned": planning.planned, "editions": planning.editions, "seconds": seconds,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": peak_mb(),
     }))  # fmt: skip
 
 
