@@ -61,7 +61,6 @@ class EditionBuilder:
         self.plains: dict[tuple, Plain] = {}  # each topic set's sections in the plain order
         self.listing: dict[tuple, bool] = {}  # whether a set of keywords has news (_listed)
         self.with_arrivals: dict[int | None, dict[str, Paper]] = {}  # for own topics' ranking
-        self.made_own = False  # whether `own` is this builder's to close
 
     @classmethod
     def for_cycle(cls, settings: Settings, store: Store, cycle_id: int) -> EditionBuilder:
@@ -77,13 +76,11 @@ class EditionBuilder:
         ranker = Ranker(store, moment, settings.top_picks, settings.max_per_topic)
         day = moment.astimezone(settings.timezone).date()
         news = store.news_between(cycle_id - 1, cycle_id + 1)
-        builder = cls(settings, store, cycle_id, day, news, own, ranker)
-        builder.made_own = True
-        return builder
+        return cls(settings, store, cycle_id, day, news, own, ranker)
 
     def close(self) -> None:
-        """Free the own topics' indexes, if this builder made them (for_cycle)."""
-        if self.own is not None and self.made_own:
+        """Free the own topics' indexes (a builder of `for_cycle`: planning closes its own)."""
+        if self.own is not None:
             self.own.close()
 
     def order_for(self, reader: Reader, due: Due) -> Order | None:
